@@ -1,0 +1,144 @@
+"""The `civicbot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.config import Settings, settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def nlu_train(args: argparse.Namespace, config: Settings) -> int:
+    """Train the NLU model when it is missing or older than its inputs."""
+    from bot.nlu import server
+
+    path = server.train(config, force=args.force)
+    print(path)
+    return 0
+
+
+def nlu_serve(args: argparse.Namespace, config: Settings) -> int:
+    """Run the Rasa server in the foreground on loopback."""
+    from bot.nlu import server
+
+    if not config.nlu_model_path.exists():
+        server.train(config)
+    running = server.start(config, port=args.port, quiet=False)
+    print(f"NLU server at {running.url} (token in CIVICBOT_NLU_TOKEN)", file=sys.stderr)
+    try:
+        running.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop(running)
+    return 0
+
+
+def nlu_parse(args: argparse.Namespace, config: Settings) -> int:
+    """Print one JSON object per message (PRODUCT.md §4)."""
+    from bot.nlu import server
+    from bot.nlu.client import NluClient
+
+    if args.jsonl == (args.text is not None):
+        print("Give either TEXT or --jsonl.", file=sys.stderr)
+        return 2
+
+    async def run(url: str, token: str) -> None:
+        async with NluClient(url, token, timeout=config.nlu_timeout_seconds,
+                             max_chars=config.nlu_max_chars) as client:  # fmt: skip
+            lines = (line.rstrip("\n") for line in sys.stdin) if args.jsonl else [args.text]
+            for line in lines:
+                result = await client.parse(line)
+                print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+
+    with server.local_server(config) as (url, token):
+        asyncio.run(run(url, token))
+    return 0
+
+
+def nlu_eval(args: argparse.Namespace, config: Settings) -> int:
+    """Score the NLU on a labelled CSV and print (and optionally write) the report."""
+    from bot.nlu import evaluate, server
+    from bot.nlu.client import NluClient
+
+    examples = evaluate.read_examples(Path(args.file))
+
+    async def run(url: str, token: str) -> evaluate.Report:
+        async with NluClient(url, token, timeout=config.nlu_timeout_seconds,
+                             max_chars=config.nlu_max_chars) as client:  # fmt: skip
+            await client.parse("xin chào")  # warm-up, not counted
+            return await evaluate.evaluate(client, examples)
+
+    with server.local_server(config) as (url, token):
+        report = asyncio.run(run(url, token))
+    command = "civicbot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    text = evaluate.markdown(report, source=args.file, command=command)
+    print(text)
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(text + "\n", encoding="utf-8")
+    if args.chart:
+        evaluate.confusion_chart(report, Path(args.chart))
+    return 0
+
+
+def run(args: argparse.Namespace, config: Settings) -> int:
+    """Run the product: for now the NLU server (channels come with the conversation)."""
+    return nlu_serve(argparse.Namespace(port=args.port), config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All commands and their options."""
+    parser = argparse.ArgumentParser(prog="civicbot", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    nlu = commands.add_parser("nlu", help="the Vietnamese NLU (Rasa)").add_subparsers(
+        dest="nlu_command", required=True
+    )
+    train = nlu.add_parser("train", help="train the model if missing or stale")
+    train.add_argument("--force", action="store_true", help="train even if up to date")
+    train.set_defaults(handler=nlu_train)
+
+    serve = nlu.add_parser("serve", help="run the Rasa server on loopback")
+    serve.add_argument("--port", type=int, default=5005)
+    serve.set_defaults(handler=nlu_serve)
+
+    parse = nlu.add_parser("parse", help="print what the NLU understands, as JSON")
+    parse.add_argument("text", nargs="?", help="the message")
+    parse.add_argument("--jsonl", action="store_true", help="one message per stdin line")
+    parse.set_defaults(handler=nlu_parse)
+
+    evaluate = nlu.add_parser("eval", help="accuracy, F1, confusion, latency on a CSV")
+    evaluate.add_argument("file", help="CSV with text,intent,category,procedure")
+    evaluate.add_argument("--report", help="also write the Markdown report here")
+    evaluate.add_argument("--chart", help="also write the confusion matrices as PNG here")
+    evaluate.set_defaults(handler=nlu_eval)
+
+    run_parser = commands.add_parser("run", help="run the product")
+    run_parser.add_argument("--port", type=int, default=5005)
+    run_parser.set_defaults(handler=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `civicbot`."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The app's client of the Rasa NLU server: one long-lived httpx client, a retry, a fallback."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import httpx
+
+from bot.nlu import fallback
+from bot.nlu.exceptions import NluResponseError
+from bot.nlu.location import Location, gazetteer
+from bot.nlu.result import (
+    ASPECTS,
+    CATEGORIES,
+    INTENTS,
+    PROCEDURES,
+    LocationResult,
+    NluResult,
+    RankedIntent,
+)
+
+logger = logging.getLogger(__name__)
+
+# Control characters other than tab and newline become spaces (one for one, so that
+# offsets still point into the text as the citizen sent it).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_RANKING_SIZE = 5
+_JOINER = re.compile(r"[\s.,;:/\-–]*")
+
+
+class NluClient:
+    """Parses messages with the Rasa server; falls back to keywords when it is down."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 5.0,
+        max_chars: int = 1000,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._token = token
+        self._max_chars = max_chars
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+            transport=transport,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def __aenter__(self) -> NluClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def parse(self, text: str) -> NluResult:
+        """Understand one message. Never raises for bad input or a server that is down."""
+        cleaned = _CONTROL.sub(" ", text)
+        lead = len(cleaned) - len(cleaned.lstrip())
+        # Rasa strips the text it gets; send it stripped and shift offsets back by `lead`.
+        sent = cleaned[lead : lead + self._max_chars].rstrip()
+        try:
+            raw = await self._post_parse(sent)
+            return _from_rasa(text, raw, lead)
+        except (httpx.HTTPError, NluResponseError) as error:
+            logger.warning("NLU server unavailable (%s); using the keyword fallback.", error)
+            result = fallback.classify(text)
+            found = gazetteer().find(text[: lead + self._max_chars])
+            if found:
+                result.location = _location_result(found[0][2])
+            return result
+
+    async def _post_parse(self, text: str) -> dict[str, Any]:
+        """POST /model/parse, retried once on a transport error or a 5xx answer."""
+        for attempt in (1, 2):
+            try:
+                response = await self._http.post(
+                    "/model/parse", params={"token": self._token}, json={"text": text}
+                )
+                if response.status_code >= 500 and attempt == 1:
+                    continue
+                response.raise_for_status()
+                data = response.json()
+                if not isinstance(data, dict) or "intent" not in data:
+                    raise NluResponseError(f"unexpected parse answer: {str(data)[:200]}")
+                return data
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+        raise NluResponseError("unreachable")  # pragma: no cover
+
+
+def _from_rasa(original: str, raw: dict[str, Any], offset: int) -> NluResult:
+    """Map Rasa's parse answer to the PRODUCT.md §4 shape."""
+    intent_info = raw.get("intent") or {}
+    intent = intent_info.get("name") or "out_of_scope"
+    if intent not in INTENTS:
+        intent = "out_of_scope"
+    ranking = [
+        RankedIntent(intent=item["name"], confidence=float(item["confidence"]))
+        for item in raw.get("intent_ranking", [])[:_RANKING_SIZE]
+        if item.get("name") in INTENTS
+    ]
+    entities: list[dict[str, Any]] = raw.get("entities") or []
+
+    def first_value(kind: str, allowed: tuple[str, ...] | None = None) -> str | None:
+        for entity in entities:
+            value = entity.get("value")
+            if entity.get("entity") == kind and (allowed is None or value in allowed):
+                return str(value)
+        return None
+
+    return NluResult(
+        text=original,
+        intent=intent,
+        confidence=float(intent_info.get("confidence") or 0.0),
+        category=_label(raw, "category", CATEGORIES) if intent == "report_problem" else None,
+        procedure=_label(raw, "procedure", PROCEDURES) if intent == "ask_procedure" else None,
+        aspect=first_value("aspect", ASPECTS) if intent == "ask_procedure" else None,
+        location=_location(original, entities, offset),
+        ticket_code=first_value("ticket_code"),
+        phone=first_value("phone"),
+        source="rasa",
+        ranking=ranking,
+    )
+
+
+def _label(raw: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str | None:
+    name = (raw.get(key) or {}).get("name")
+    return name if name in allowed else None
+
+
+def _location(original: str, entities: list[dict[str, Any]], offset: int) -> LocationResult | None:
+    """The place named: the model's spans, resolved on the map; else any map name in the text.
+
+    The model splits a place at punctuation ("p. Bạch Đằng"), so spans separated only by
+    spaces and punctuation are joined first.
+    """
+    places = gazetteer()
+    spans = _joined_spans(
+        sorted(
+            (int(e["start"]) + offset, int(e["end"]) + offset)
+            for e in entities
+            if e.get("entity") == "location"
+        ),
+        original,
+    )
+    for start, end in spans:
+        span = original[start:end]
+        location = places.resolve(span)
+        if location.ward or location.candidates:
+            return _location_result(location)
+        inside = places.find(span)
+        if inside:
+            return _location_result(inside[0][2]).model_copy(update={"text": span})
+    # A street the map does not know: a ward named elsewhere in the text still places it.
+    found = places.find(original)
+    if found:
+        result = _location_result(found[0][2])
+        return (
+            result.model_copy(update={"text": original[spans[0][0] : spans[0][1]]})
+            if spans
+            else result
+        )
+    return LocationResult(text=original[spans[0][0] : spans[0][1]]) if spans else None
+
+
+def _joined_spans(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and _JOINER.fullmatch(text[joined[-1][1] : start]):
+            joined[-1] = (joined[-1][0], max(end, joined[-1][1]))
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _location_result(location: Location) -> LocationResult:
+    return LocationResult.model_validate(location.as_json())

@@ -1,0 +1,329 @@
+"""The degraded-mode classifier used when the Rasa server cannot be reached.
+
+Keywords on folded text: coarse, but it still recognises complaints and their category,
+check-status requests with their code and the procedure asked about, so that a citizen is
+never lost while the model is down. Results are marked ``"source": "fallback"``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from civicbot_nlu.normalize import words
+from civicbot_nlu.patterns import find_aspects, find_phones, find_ticket_codes, match_phrases
+
+from bot.nlu.result import NluResult, RankedIntent
+
+CATEGORY_CUES: dict[str, tuple[str, ...]] = {
+    "sidewalk": (
+        "via he",
+        "long duong",
+        "lan chiem",
+        "hang rong",
+        "ban hang rong",
+        "quan nuoc",
+        "mai che",
+        "mai hien",
+        "bay ban",
+        "chiem dung",
+        "bien quang cao",
+    ),
+    "construction": (
+        "xay dung",
+        "xay nha",
+        "xay them",
+        "xay trai phep",
+        "xay khong phep",
+        "sai phep",
+        "coi noi",
+        "co noi",
+        "lan dat cong",
+        "nut tuong",
+        "tang tang",
+        "xay lan",
+        "khong giay phep xay",
+    ),
+    "waste": (
+        "rac",
+        "rac thai",
+        "do rac",
+        "vut rac",
+        "xa rac",
+        "thu gom",
+        "phe thai",
+        "dong rac",
+        "bai rac",
+        "phe lieu",
+        "xa than",
+        "ve sinh moi truong",
+    ),
+    "pollution": (
+        "o nhiem",
+        "khoi",
+        "bui",
+        "mui hoi",
+        "boc mui",
+        "hoi thoi",
+        "tieng on",
+        "on ao",
+        "karaoke",
+        "dot rac",
+        "ca chet",
+        "nuoc ho",
+        "nuoc kenh",
+        "song to lich",
+    ),
+    "infrastructure": (
+        "o ga",
+        "ho ga",
+        "den duong",
+        "den chieu sang",
+        "ngap",
+        "ngap ung",
+        "cong thoat",
+        "thoat nuoc",
+        "nap cong",
+        "mat nap",
+        "cay do",
+        "cay gay",
+        "cay xanh",
+        "mat duong",
+        "sut lun",
+        "hu hong",
+        "nut via",
+        "cot dien",
+    ),
+    "traffic": (
+        "un tac",
+        "tac duong",
+        "ket xe",
+        "tac nghen",
+        "den giao thong",
+        "den tin hieu",
+        "xe tai",
+        "xe container",
+        "nguoc chieu",
+        "di nguoc",
+        "dua xe",
+        "giao thong",
+        "vuot den do",
+        "gio cam",
+    ),
+    "parking": (
+        "trong giu xe",
+        "gui xe",
+        "bai xe",
+        "giu xe",
+        "chat chem",
+        "ve xe",
+        "bai do",
+        "thu tien gui",
+        "do xe",
+    ),
+    "water": (
+        "mat nuoc",
+        "nuoc sach",
+        "nuoc ban",
+        "nuoc yeu",
+        "khong co nuoc",
+        "nuoc duc",
+        "vo ong",
+        "ong nuoc",
+        "cap nuoc",
+        "nuoc vang",
+        "nuoc may",
+        "cup nuoc",
+    ),
+    "fire_safety": (
+        "chay",
+        "chay no",
+        "pccc",
+        "phong chay",
+        "chua chay",
+        "binh chua chay",
+        "loi thoat hiem",
+        "thoat hiem",
+        "chuong cop",
+        "xang",
+        "binh gas",
+    ),
+    "misconduct": (
+        "nhung nhieu",
+        "hach sach",
+        "doi tien",
+        "boi tron",
+        "thai do",
+        "hoi lo",
+        "tieu cuc",
+        "vang mat",
+        "bo vi tri",
+        "quat nat",
+        "can bo phuong",
+        "an tien",
+        "lam kho",
+    ),
+    "procedure_delay": (
+        "tre hen",
+        "cham tra",
+        "qua han",
+        "chua tra ket qua",
+        "bat bo sung",
+        "bo sung ho so",
+        "hen lai",
+        "mat ho so",
+        "ho so cham",
+        "chua co ket qua",
+    ),
+    "other": ("cho tha rong", "cho hoang", "cho can", "chan nuoi"),
+}
+
+PROCEDURE_CUES: dict[str, tuple[str, ...]] = {
+    "khai_sinh": ("khai sinh", "khai sanh", "giay khai sinh"),
+    "ket_hon": ("ket hon", "dang ky cuoi", "giay dang ky ket hon"),
+    "khai_tu": ("khai tu", "bao tu", "giay bao tu"),
+    "xac_nhan_hon_nhan": ("tinh trang hon nhan", "xac nhan doc than", "xac nhan hon nhan"),
+    "cai_chinh_ho_tich": (
+        "cai chinh",
+        "sua ten",
+        "doi ten",
+        "doi ho",
+        "bo sung ho tich",
+        "thay doi ho tich",
+        "sua ngay sinh",
+    ),
+    "thuong_tru": ("thuong tru", "ho khau", "nhap khau"),
+    "tam_tru": ("tam tru",),
+    "can_cuoc": ("can cuoc", "the can cuoc", "can cuoc cong dan", "chung minh nhan dan"),
+    "ho_chieu": ("ho chieu", "passport", "pasport"),
+    "ly_lich_tu_phap": ("ly lich tu phap", "lltp", "phieu ly lich"),
+    "chung_thuc": ("chung thuc", "sao y", "cong chung ban sao", "ban sao chung thuc"),
+    "giay_phep_xay_dung": ("giay phep xay dung", "xin phep xay", "phep xay nha"),
+    "so_do": ("so do", "so hong", "giay chung nhan quyen su dung dat", "cap so"),
+    "sang_ten_dat": (
+        "sang ten so",
+        "sang ten dat",
+        "chuyen nhuong dat",
+        "tang cho",
+        "thua ke",
+        "mua ban dat",
+        "sang ten so do",
+        "sang ten nha",
+    ),
+    "ho_kinh_doanh": ("ho kinh doanh", "dang ky kinh doanh", "giay phep kinh doanh"),
+    "thanh_lap_doanh_nghiep": (
+        "thanh lap doanh nghiep",
+        "thanh lap cong ty",
+        "mo cong ty",
+        "lap cong ty",
+        "doanh nghiep",
+    ),
+    "dang_ky_xe": ("dang ky xe", "sang ten xe", "bien so", "cavet", "ca vet"),
+    "giay_phep_lai_xe": ("giay phep lai xe", "bang lai", "doi bang", "bang lai xe"),
+}
+
+INTENT_CUES: dict[str, tuple[str, ...]] = {
+    "report_problem": (
+        "phan anh",
+        "kien nghi",
+        "khieu nai",
+        "to cao",
+        "phan nan",
+        "to giac",
+        "bao cao",
+        "gop y",
+    ),
+    "check_status": (
+        "den dau roi",
+        "sao roi",
+        "xu ly chua",
+        "tien do",
+        "tra cuu",
+        "da xu ly chua",
+        "ket qua xu ly",
+        "don cua toi",
+    ),
+    "ask_procedure": (
+        "thu tuc",
+        "ho so",
+        "le phi",
+        "can gi",
+        "can giay to",
+        "lam the nao",
+        "o dau",
+        "bao lau",
+        "online",
+        "truc tuyen",
+        "dang ky",
+        "cap lai",
+        "cap doi",
+        "lam lai",
+    ),
+    "greet": ("chao", "xin chao", "alo", "hello", "hi", "chao ban", "chao admin"),
+    "goodbye": ("tam biet", "bye", "hen gap lai"),
+    "thank": ("cam on",),
+    "affirm": ("dung roi", "vang", "u", "ok", "dong y", "xac nhan", "chinh xac", "chuan"),
+    "deny": ("khong phai", "sai roi", "khong dung", "nham roi", "khong"),
+    "cancel": ("huy", "thoi", "dung lai", "bo qua", "khong gui nua"),
+    "help": ("giup duoc gi", "huong dan", "menu", "lam duoc gi", "tro giup", "ho tro gi"),
+    "human": (
+        "gap can bo",
+        "nguoi that",
+        "nhan vien",
+        "tong dai",
+        "duong day nong",
+        "gap nguoi",
+        "noi chuyen voi nguoi",
+    ),
+    "rate": ("hai long", "sao", "danh gia", "cham diem", "tot lam", "te qua"),
+}
+
+# How sure a keyword verdict is: meant to be read as "coarse", never as a model's score.
+_CONFIDENCE_STRONG = 0.6
+_CONFIDENCE_WEAK = 0.3
+
+
+def classify(text: str) -> NluResult:
+    """Understand a message from keywords alone."""
+    folded = words(text)
+    codes = find_ticket_codes(text)
+    phones = find_phones(text)
+    category = _best(match_phrases(folded, CATEGORY_CUES))
+    procedure = _best(match_phrases(folded, PROCEDURE_CUES))
+    intents = Counter(key for key, *_ in match_phrases(folded, INTENT_CUES))
+
+    if codes or intents["check_status"]:
+        intent = "check_status"
+    elif category or intents["report_problem"]:
+        intent = "report_problem"
+    elif procedure or intents["ask_procedure"]:
+        intent = "ask_procedure"
+    elif intents:
+        intent = intents.most_common(1)[0][0]
+    else:
+        intent = "out_of_scope"
+
+    confidence = _CONFIDENCE_WEAK if intent == "out_of_scope" else _CONFIDENCE_STRONG
+    aspects = find_aspects(text) if intent == "ask_procedure" else []
+    return NluResult(
+        text=text,
+        intent=intent,
+        confidence=confidence,
+        category=category if intent == "report_problem" else None,
+        procedure=procedure if intent == "ask_procedure" else None,
+        aspect=aspects[0].value if aspects else None,
+        ticket_code=codes[0].value if codes else None,
+        phone=phones[0].value if phones else None,
+        source="fallback",
+        ranking=[RankedIntent(intent=intent, confidence=confidence)],
+    )
+
+
+def _best(matches: list[tuple[str, str, int, int]]) -> str | None:
+    """The key with the most matched words; ties go to the first mentioned."""
+    if not matches:
+        return None
+    weight: Counter[str] = Counter()
+    for key, _phrase, i, j in matches:
+        weight[key] += j - i
+    top = max(weight.values())
+    return next(key for key, *_ in matches if weight[key] == top)

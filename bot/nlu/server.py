@@ -1,0 +1,167 @@
+"""Training and running the Rasa NLU server from its own Python 3.10 environment."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bot.config import NLU_DIR, ROOT, Settings
+from bot.nlu.exceptions import NluServerError
+
+logger = logging.getLogger(__name__)
+
+MODEL_INPUTS = ("config.yml", "data", "civicbot_nlu")
+STARTUP_TIMEOUT_SECONDS = 180.0
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A local Rasa server: where it listens and the token it wants."""
+
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+
+
+def rasa_command(settings: Settings) -> list[str]:
+    """The `rasa` entry point of the NLU environment."""
+    rasa = settings.nlu_python.parent / "rasa"
+    if not rasa.exists():
+        raise NluServerError(f"Rasa is not installed at {rasa}; run `make setup` first.")
+    return [str(rasa)]
+
+
+def rasa_env() -> dict[str, str]:
+    """Environment for Rasa: our components importable, no telemetry, no GPU probing."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NLU_DIR), env.get("PYTHONPATH")]))
+    env.update(
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        CUDA_VISIBLE_DEVICES="-1",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+        PYTHONWARNINGS="ignore",
+        # The training cache keys on config and data, not on our components' code.
+        RASA_MAX_CACHE_SIZE="0",
+    )
+    return env
+
+
+def model_is_stale(settings: Settings) -> bool:
+    """Whether the model is missing or older than any of its inputs."""
+    model = settings.nlu_model_path
+    if not model.exists():
+        return True
+    built = model.stat().st_mtime
+    inputs = [ROOT / "domain.yml", *(NLU_DIR / name for name in MODEL_INPUTS)]
+    return any(
+        path.stat().st_mtime > built
+        for root in inputs
+        for path in ([root] if root.is_file() else root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    )
+
+
+def train(settings: Settings, *, force: bool = False) -> Path:
+    """Train the NLU model when it is missing or stale (or always, with `force`)."""
+    model = settings.nlu_model_path
+    if not force and not model_is_stale(settings):
+        logger.info("NLU model %s is up to date.", model)
+        return model
+    model.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        *rasa_command(settings), "train", "nlu",
+        "--config", str(NLU_DIR / "config.yml"),
+        "--nlu", str(NLU_DIR / "data"),
+        "--domain", str(ROOT / "domain.yml"),
+        "--out", str(model.parent),
+        "--fixed-model-name", model.name.removesuffix(".tar.gz"),
+    ]  # fmt: skip
+    started = time.monotonic()
+    subprocess.run(command, cwd=NLU_DIR, env=rasa_env(), check=True)
+    logger.info("Trained %s in %.1f s.", model, time.monotonic() - started)
+    return model
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start(settings: Settings, *, port: int | None = None, quiet: bool = True) -> RunningServer:
+    """Start a Rasa server on loopback with the trained model and wait until it answers."""
+    if not settings.nlu_model_path.exists():
+        raise NluServerError(
+            f"No NLU model at {settings.nlu_model_path}; run `civicbot nlu train` first."
+        )
+    port = port or free_port()
+    command = [
+        *rasa_command(settings), "run",
+        "--enable-api",
+        "--interface", "127.0.0.1",
+        "--port", str(port),
+        "--auth-token", settings.nlu_token,
+        "--model", str(settings.nlu_model_path),
+    ]  # fmt: skip
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(command, cwd=NLU_DIR, env=rasa_env(), stdout=output, stderr=output)
+    server = RunningServer(f"http://127.0.0.1:{port}", settings.nlu_token, process)
+    try:
+        wait_until_ready(server)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def wait_until_ready(server: RunningServer, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+    """Poll the server's status endpoint until the model is loaded."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise NluServerError(f"Rasa exited with code {server.process.returncode}.")
+            try:
+                response = client.get(f"{server.url}/status", params={"token": server.token})
+                if response.status_code == 200 and response.json().get("model_file"):
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+    raise NluServerError(f"Rasa did not answer at {server.url} within {timeout:.0f} s.")
+
+
+def stop(server: RunningServer) -> None:
+    """Stop the server, politely first."""
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@contextlib.contextmanager
+def local_server(settings: Settings) -> Iterator[tuple[str, str]]:
+    """The NLU server to use: `CIVICBOT_NLU_URL` if set, else a local one for the block."""
+    if settings.nlu_url:
+        yield settings.nlu_url, settings.nlu_token
+        return
+    server = start(settings)
+    try:
+        yield server.url, server.token
+    finally:
+        stop(server)
