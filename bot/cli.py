@@ -68,8 +68,9 @@ def nlu_eval(args: argparse.Namespace, config: Settings) -> int:
     """Score the NLU on a labelled CSV and print (and optionally write) the report."""
     from bot.nlu import evaluate, server
     from bot.nlu.client import NluClient
+    from bot.nlu.training_data import training_examples
 
-    examples = evaluate.read_examples(Path(args.file))
+    examples = evaluate.read_examples(Path(args.file), (e.text for e in training_examples()))
 
     async def run(url: str, token: str) -> evaluate.Report:
         async with NluClient(url, token, timeout=config.nlu_timeout_seconds,

@@ -70,7 +70,7 @@ class NluClient:
         try:
             raw = await self._post_parse(sent)
             return _from_rasa(text, raw, lead)
-        except (httpx.HTTPError, NluResponseError) as error:
+        except (httpx.HTTPError, NluResponseError, ValueError) as error:  # ValueError: not JSON
             logger.warning("NLU server unavailable (%s); using the keyword fallback.", error)
             result = fallback.classify(text)
             found = gazetteer().find(text[: lead + self._max_chars])

@@ -7,9 +7,10 @@ never lost while the model is down. Results are marked ``"source": "fallback"``.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 
-from civicbot_nlu.normalize import words
+from civicbot_nlu.normalize import Word, has_diacritics, words
 from civicbot_nlu.patterns import find_aspects, find_phones, find_ticket_codes, match_phrases
 
 from bot.nlu.result import NluResult, RankedIntent
@@ -72,6 +73,7 @@ CATEGORY_CUES: dict[str, tuple[str, ...]] = {
         "nuoc ho",
         "nuoc kenh",
         "song to lich",
+        "nuoc thai",
     ),
     "infrastructure": (
         "o ga",
@@ -274,8 +276,27 @@ INTENT_CUES: dict[str, tuple[str, ...]] = {
         "gap nguoi",
         "noi chuyen voi nguoi",
     ),
-    "rate": ("hai long", "sao", "danh gia", "cham diem", "tot lam", "te qua"),
+    "rate": (
+        "hai long",
+        "1 sao",
+        "2 sao",
+        "3 sao",
+        "4 sao",
+        "5 sao",
+        "nam sao",
+        "danh gia",
+        "cham diem",
+        "tot lam",
+        "te qua",
+    ),
 }
+
+# Folded cue words that are also other words once marks are gone: when the citizen typed
+# marks, the cue counts only in its own spelling ("vàng" is gold, not "vâng").
+ACCENTED_CUES: dict[str, str] = {
+    "vang": "vâng", "thoi": "thôi", "chay": "cháy", "khoi": "khói", "rac": "rác",
+    "bui": "bụi", "huy": "hủy", "ngap": "ngập", "xang": "xăng", "chao": "chào",
+}  # fmt: skip
 
 # How sure a keyword verdict is: meant to be read as "coarse", never as a model's score.
 _CONFIDENCE_STRONG = 0.6
@@ -287,15 +308,20 @@ def classify(text: str) -> NluResult:
     folded = words(text)
     codes = find_ticket_codes(text)
     phones = find_phones(text)
-    category = _best(match_phrases(folded, CATEGORY_CUES))
-    procedure = _best(match_phrases(folded, PROCEDURE_CUES))
-    intents = Counter(key for key, *_ in match_phrases(folded, INTENT_CUES))
+    category = _best(_matches(text, folded, CATEGORY_CUES))
+    procedure = _best(_matches(text, folded, PROCEDURE_CUES))
+    intents = Counter(key for key, *_ in _matches(text, folded, INTENT_CUES))
+    asking = bool(intents["ask_procedure"])
+    complaining = bool(intents["report_problem"])
 
-    if codes or intents["check_status"]:
+    if codes or (intents["check_status"] and not procedure):
         intent = "check_status"
-    elif category or intents["report_problem"]:
+    elif procedure and (asking or find_aspects(text)) and not complaining:
+        # "xin giấy phép xây dựng cần gì" names a procedure, though "xây dựng" is a category cue.
+        intent = "ask_procedure"
+    elif category or complaining:
         intent = "report_problem"
-    elif procedure or intents["ask_procedure"]:
+    elif procedure or asking:
         intent = "ask_procedure"
     elif intents:
         intent = intents.most_common(1)[0][0]
@@ -316,6 +342,25 @@ def classify(text: str) -> NluResult:
         source="fallback",
         ranking=[RankedIntent(intent=intent, confidence=confidence)],
     )
+
+
+def _matches(
+    text: str, folded: list[Word], table: dict[str, tuple[str, ...]]
+) -> list[tuple[str, str, int, int]]:
+    """Phrase matches whose ambiguous words were typed in the cue's own spelling or bare."""
+    return [
+        (key, phrase, i, j)
+        for key, phrase, i, j in match_phrases(folded, table)
+        if all(_spelled_as_cue(text, word) for word in folded[i:j])
+    ]
+
+
+def _spelled_as_cue(text: str, word: Word) -> bool:
+    accented = ACCENTED_CUES.get(word.text)
+    if accented is None:
+        return True
+    typed = unicodedata.normalize("NFC", text[word.start : word.end]).lower()
+    return not has_diacritics(typed) or typed == accented
 
 
 def _best(matches: list[tuple[str, str, int, int]]) -> str | None:

@@ -1,8 +1,8 @@
 """Light text classifiers for the Rasa pipeline: intents, and finer labels of one intent.
 
-Both are TF-IDF n-grams of the folded text (words and characters) with logistic
-regression: on this data they beat DIET on accuracy and train in seconds on two cores
-(docs/nlu-report.md).
+`TfidfFeaturizer` computes TF-IDF n-grams of the folded text (words and characters) once
+per message; each classifier is a logistic regression on them. On this data they match
+DIET's accuracy and train in seconds on two cores (docs/nlu-report.md).
 
 The finer label comes from intent-level metadata in the training data, so one intent is
 written in several blocks without splitting it into many intents:
@@ -23,6 +23,7 @@ import logging
 import pickle
 from typing import Any, Dict, List, Optional, Text
 
+import scipy.sparse
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -41,16 +42,24 @@ NO_LABEL = "__none__"
 _MODEL_FILE = "text_classifier.pkl"
 
 
-def text_pipeline(c: float) -> Pipeline:
-    """TF-IDF of folded word 1–2-grams and character 2–5-grams, then logistic regression."""
+FEATURES = "civicbot_tfidf"  # message key of the shared features; never in the output
+
+
+def tfidf_features() -> FeatureUnion:
+    """TF-IDF of folded word 1–2-grams and character 2–5-grams."""
     words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
-    return Pipeline(
-        [
-            ("features", FeatureUnion([("words", words), ("chars", chars)])),
-            ("classifier", LogisticRegression(C=c, max_iter=3000, class_weight="balanced")),
-        ]
-    )
+    return FeatureUnion([("words", words), ("chars", chars)])
+
+
+def classifier(c: float) -> LogisticRegression:
+    """Logistic regression with classes weighted by their rarity."""
+    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+
+
+def text_pipeline(c: float) -> Pipeline:
+    """Features and classifier in one estimator (for cross-validation)."""
+    return Pipeline([("features", tfidf_features()), ("classifier", classifier(c))])
 
 
 def folded_text(message: Message) -> str:
@@ -59,13 +68,22 @@ def folded_text(message: Message) -> str:
     return " ".join(token.text for token in tokens) or (message.get(TEXT) or "")
 
 
-class _TextClassifier(GraphComponent):
-    """Shared life cycle: train a `text_pipeline`, persist it, load it, rank labels."""
+def _persist(model_storage: ModelStorage, resource: Resource, model: Any) -> None:
+    with model_storage.write_to(resource) as directory:
+        (directory / _MODEL_FILE).write_bytes(pickle.dumps(model))
 
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        """`C` is the inverse regularisation strength."""
-        return {"C": 10.0}
+
+def _restore(model_storage: ModelStorage, resource: Resource) -> Any:
+    try:
+        with model_storage.read_from(resource) as directory:
+            return pickle.loads((directory / _MODEL_FILE).read_bytes())
+    except (ValueError, FileNotFoundError):
+        return None
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
+class TfidfFeaturizer(GraphComponent):
+    """Computes the TF-IDF features once per message for all the classifiers below."""
 
     @staticmethod
     def required_components() -> List[type]:
@@ -74,12 +92,81 @@ class _TextClassifier(GraphComponent):
 
     def __init__(
         self,
+        model_storage: ModelStorage,
+        resource: Resource,
+        features: Optional[FeatureUnion] = None,
+    ) -> None:
+        """Creates the featurizer around optional fitted vectorizers."""
+        self._model_storage = model_storage
+        self._resource = resource
+        self._features = features
+
+    @classmethod
+    def create(
+        cls,
         config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        model: Optional[Pipeline] = None,
+        execution_context: ExecutionContext,
+    ) -> TfidfFeaturizer:
+        """Creates an unfitted featurizer."""
+        return cls(model_storage, resource)
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> TfidfFeaturizer:
+        """Loads the fitted vectorizers."""
+        return cls(model_storage, resource, _restore(model_storage, resource))
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fits the vocabulary and IDF weights on every training text."""
+        self._features = tfidf_features()
+        self._features.fit([folded_text(m) for m in training_data.training_examples])
+        _persist(self._model_storage, self._resource, self._features)
+        return self._resource
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Adds the features to every training message."""
+        self.process(training_data.training_examples)
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Adds the features to each message, in one batch."""
+        if self._features is None or not messages:
+            return messages
+        rows = self._features.transform([folded_text(m) for m in messages])
+        for i, message in enumerate(messages):
+            message.set(FEATURES, rows[i])
+        return messages
+
+
+class _TextClassifier(GraphComponent):
+    """Shared life cycle: fit a classifier on the shared features, persist, load, rank."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """`C` is the inverse regularisation strength."""
+        return {"C": 10.0}
+
+    @staticmethod
+    def required_components() -> List[type]:
+        """Needs the shared TF-IDF features."""
+        return [TfidfFeaturizer]
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[LogisticRegression] = None,
     ) -> None:
-        """Creates the component around an optional trained scikit-learn pipeline."""
+        """Creates the component around an optional trained classifier."""
         self._config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
@@ -105,26 +192,23 @@ class _TextClassifier(GraphComponent):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> _TextClassifier:
-        """Loads the trained scikit-learn pipeline, if training produced one."""
-        try:
-            with model_storage.read_from(resource) as directory:
-                model = pickle.loads((directory / _MODEL_FILE).read_bytes())
-        except (ValueError, FileNotFoundError):
+        """Loads the trained classifier, if training produced one."""
+        model = _restore(model_storage, resource)
+        if model is None:
             logger.warning("%s has no trained model.", cls.__name__)
-            model = None
         return cls(config, model_storage, resource, model)
 
-    def _fit(self, texts: List[str], labels: List[str]) -> Resource:
-        self._model = text_pipeline(self._config["C"])
-        self._model.fit(texts, labels)
-        with self._model_storage.write_to(self._resource) as directory:
-            (directory / _MODEL_FILE).write_bytes(pickle.dumps(self._model))
+    def _fit(self, messages: List[Message], labels: List[str]) -> Resource:
+        self._model = classifier(self._config["C"])
+        self._model.fit(scipy.sparse.vstack([m.get(FEATURES) for m in messages]), labels)
+        _persist(self._model_storage, self._resource, self._model)
         return self._resource
 
     def _rankings(self, messages: List[Message]) -> List[List[Dict[str, Any]]]:
         """For each message, every label with its probability, best first."""
         assert self._model is not None
-        probabilities = self._model.predict_proba([folded_text(m) for m in messages])
+        features = scipy.sparse.vstack([m.get(FEATURES) for m in messages])
+        probabilities = self._model.predict_proba(features)
         classes = [None if c == NO_LABEL else str(c) for c in self._model.classes_]
         return [
             sorted(
@@ -150,7 +234,7 @@ class TfidfIntentClassifier(_TextClassifier):
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the classifier on all intent examples."""
         examples = training_data.intent_examples
-        return self._fit([folded_text(m) for m in examples], [m.get(INTENT) for m in examples])
+        return self._fit(examples, [m.get(INTENT) for m in examples])
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent` and `intent_ranking` like Rasa's own classifiers."""
@@ -187,17 +271,17 @@ class MetadataLabelClassifier(_TextClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the label classifier on the examples of the configured intent."""
-        texts, labels = [], []
+        examples, labels = [], []
         for example in training_data.intent_examples:
             if example.get(INTENT) != self._intent:
                 continue
             metadata = (example.get(METADATA) or {}).get(METADATA_INTENT) or {}
-            texts.append(folded_text(example))
+            examples.append(example)
             labels.append(str(metadata.get(self._label) or NO_LABEL))
         if len(set(labels)) < 2:
             logger.warning("No %s labels to learn for intent %s.", self._label, self._intent)
             return self._resource
-        return self._fit(texts, labels)
+        return self._fit(examples, labels)
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets the output key `<label>` to the best label and its probability."""

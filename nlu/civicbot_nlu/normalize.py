@@ -73,8 +73,11 @@ _AMOUNT_AFTER = frozenset(
     "tien ngay lau phi thang nam gio tuoi lan buoc dong nghin ngan k trieu cai loai giay".split()
 )
 _AMOUNT_BEFORE = frozenset("mat het phi ton la gia tien gom lau".split())
-_ADDRESSEE_BEFORE = frozenset("on chao cam voi cua giup hoi".split())
+_ADDRESSEE_BEFORE = frozenset("on chao cam voi cua giup hoi hi hello ok".split())
 _PARTICLES = frozenset(("", "vay", "the", "a", "ha", "nhi", "nhe", "z", "day", "ah", "ak"))
+
+
+_D = str.maketrans("đĐðÐ", "dDdD")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ def strip_marks(text: str) -> str:
     """Remove Vietnamese tone and vowel marks; ``đ`` becomes ``d``. Case is kept."""
     decomposed = unicodedata.normalize("NFD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return bare.replace("đ", "d").replace("Đ", "D")
+    # Đ/đ and the look-alike Icelandic Ð/ð that some keyboards produce.
+    return bare.translate(_D)
 
 
 def fold(text: str) -> str:
@@ -117,7 +121,8 @@ def words(text: str) -> list[Word]:
     raw = raw_words(text)
     out: list[Word] = []
     for i, word in enumerate(raw):
-        previous = raw[i - 1].text if i > 0 else ""
+        # The previous word as expanded, so that "tks bn" reads like "cam on bn".
+        previous = _expand(raw[i - 1].text, "", word.text)[-1] if i > 0 else ""
         following = raw[i + 1].text if i + 1 < len(raw) else ""
         for piece in _expand(word.text, previous, following):
             out.append(Word(piece, word.start, word.end))
@@ -139,4 +144,6 @@ def _expand(word: str, previous: str, following: str) -> tuple[str, ...]:
     if word in ABBREVIATIONS:
         return ABBREVIATIONS[word]
     squeezed = _REPEATS.sub(r"\1", word)  # "chiếmmmm" → "chiem"; after lookup, so "cccd" stays
+    if len(squeezed) == 1:
+        return (squeezed,)  # "kkk" is laughter, not "k" (không)
     return ABBREVIATIONS.get(squeezed, (squeezed,))

@@ -16,7 +16,9 @@ TICKET_CODE = re.compile(r"(?<![\w])PA[\s\-_./]*(20\d\d)[\s\-_./]*(\d{6})(?!\d)"
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s.\-()]{6,16}\d(?!\d)")
 _MOBILE = re.compile(r"0[35789]\d{8}")
 _LANDLINE = re.compile(r"02\d{9}")
-_HOTLINE = re.compile(r"1[89]00\d{4,6}")
+_HOTLINE = re.compile(r"1[89]00\d{4}|1[89]00\d{6}")
+# "18.000.000" is an amount of money, not a hotline.
+_THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 
 # Folded word sequences that say what about a procedure is asked. Longer phrases win
 # over the shorter ones they contain ("mat bao nhieu ngay" is a duration, not a fee).
@@ -152,16 +154,41 @@ def find_phones(text: str) -> list[Match]:
     """Vietnamese mobile, landline and hotline numbers, as 0XXXXXXXXX digits."""
     codes = [(m.start, m.end) for m in find_ticket_codes(text)]
     found = []
-    for m in _PHONE_CANDIDATE.finditer(text):
-        if any(start <= m.start() < end for start, end in codes):
+    for candidate in _PHONE_CANDIDATE.finditer(text):
+        if any(start <= candidate.start() < end for start, end in codes):
             continue
-        digits = re.sub(r"\D", "", m.group())
-        if m.group().startswith("+") or digits.startswith("84"):
-            digits = "0" + digits[2:] if digits.startswith("84") else digits
-        if _MOBILE.fullmatch(digits) or _LANDLINE.fullmatch(digits) or _HOTLINE.fullmatch(digits):
-            raw = m.group().rstrip(" .-(")
-            found.append(Match("phone", digits, m.start(), m.start() + len(raw)))
+        match = _longest_phone(text, candidate.start(), candidate.end())
+        if match:
+            found.append(match)
     return found
+
+
+def _longest_phone(text: str, start: int, end: int) -> Match | None:
+    """The longest run of digit groups from `start` that is a valid number.
+
+    The candidate may have swallowed a following number ("0912345678 2 lần").
+    """
+    groups = list(re.finditer(r"\d+", text[start:end]))
+    for count in range(len(groups), 0, -1):
+        stop = start + groups[count - 1].end()
+        first = start + groups[0].start()
+        surface = text[start:stop]
+        if _THOUSANDS.fullmatch(surface.lstrip("+(")):
+            continue
+        digits = _national("".join(g.group() for g in groups[:count]), surface)
+        if _MOBILE.fullmatch(digits) or _LANDLINE.fullmatch(digits) or _HOTLINE.fullmatch(digits):
+            opened = surface.startswith("(") and ")" in surface
+            begin = start if surface.startswith("+") or opened else first
+            return Match("phone", digits, begin, stop)
+    return None
+
+
+def _national(digits: str, surface: str) -> str:
+    """+84 912…, 84912…, +84 0912… → 0912…"""
+    if digits.startswith("84") and (surface.startswith("+") or len(digits) >= 11):
+        digits = digits[2:]
+        return digits if digits.startswith("0") else "0" + digits
+    return digits
 
 
 def find_aspects(text: str) -> list[Match]:

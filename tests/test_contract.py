@@ -1,0 +1,90 @@
+"""Code and data in step: PRODUCT.md, domain.yml, training data, dev set and fallback."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+
+import pytest
+import yaml
+from civicbot_nlu.normalize import has_diacritics, normalize
+
+from bot.config import ROOT
+from bot.nlu import fallback
+from bot.nlu.result import CATEGORIES, INTENTS, PROCEDURES
+from bot.nlu.training_data import training_examples
+
+PRODUCT = ROOT.parent / "shared" / "PRODUCT.md"
+DEV_SET = ROOT / "tests" / "data" / "nlu_dev.csv"
+
+
+def product_table(section: str) -> list[str]:
+    """The backticked first column of a table in a PRODUCT.md section."""
+    if not PRODUCT.exists():
+        pytest.skip(f"{PRODUCT} is not beside the repository")
+    text = PRODUCT.read_text(encoding="utf-8")
+    body = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z_]+)` \|", body, flags=re.MULTILINE)
+
+
+def test_intents_categories_procedures_match_the_product_contract() -> None:
+    assert list(INTENTS) == product_table("1.")
+    assert list(CATEGORIES) == product_table("2.")
+    assert list(PROCEDURES) == product_table("3.")
+
+
+def test_domain_declares_exactly_the_intents_and_entities() -> None:
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    assert domain["intents"] == list(INTENTS)
+    assert set(domain["entities"]) == {"location", "procedure", "ticket_code", "phone", "aspect"}
+
+
+def test_training_data_covers_every_intent_category_and_procedure() -> None:
+    examples = training_examples()
+    intents = Counter(e.intent for e in examples)
+    categories = Counter(
+        e.metadata.get("category") for e in examples if e.intent == "report_problem"
+    )
+    procedures = Counter(
+        e.metadata.get("procedure") for e in examples if e.intent == "ask_procedure"
+    )
+    assert set(intents) == set(INTENTS)
+    assert len(examples) / len(INTENTS) >= 40
+    assert set(categories) - {None} == set(CATEGORIES)
+    assert min(categories[c] for c in CATEGORIES) >= 30
+    assert set(procedures) - {None} == set(PROCEDURES)
+    without = sum(not has_diacritics(e.text) for e in examples)
+    assert without / len(examples) >= 1 / 3
+
+
+def read_dev_set() -> list[dict[str, str]]:
+    with DEV_SET.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_dev_set_is_large_varied_and_valid() -> None:
+    rows = read_dev_set()
+    assert len(rows) >= 300
+    assert sum(not has_diacritics(r["text"]) for r in rows) >= len(rows) / 2
+    for field, allowed in (
+        ("intent", INTENTS),
+        ("category", CATEGORIES),
+        ("procedure", PROCEDURES),
+    ):
+        values = {v for r in rows for v in r[field].split("|") if v}
+        assert values <= set(allowed), field
+        assert values == set(allowed), f"dev set misses some {field}"
+
+
+def test_dev_set_has_enough_messages_never_seen_in_training() -> None:
+    """Short replies ("ok", "vâng") recur by nature; the report scores unseen ones apart."""
+    trained = {normalize(e.text) for e in training_examples()}
+    unseen = [r for r in read_dev_set() if normalize(r["text"]) not in trained]
+    assert len(unseen) >= 300
+    assert sum(not has_diacritics(r["text"]) for r in unseen) >= len(unseen) / 2
+
+
+def test_fallback_knows_every_category_and_procedure() -> None:
+    assert set(fallback.CATEGORY_CUES) == set(CATEGORIES)
+    assert set(fallback.PROCEDURE_CUES) == set(PROCEDURES)
