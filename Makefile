@@ -29,7 +29,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 nlu-eval: setup
-	$(CIVICBOT) nlu eval tests/data/nlu_dev.csv --report docs/nlu-report.md --chart docs/nlu-confusion.png
+	$(CIVICBOT) nlu eval tests/data/nlu_dev.csv --report docs/nlu-eval.md --chart docs/nlu-confusion.png
 
 bench: setup
 	$(CIVICBOT) bench

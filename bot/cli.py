@@ -91,6 +91,19 @@ def nlu_eval(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
+def bench(args: argparse.Namespace, config: Settings) -> int:
+    """Measure the NLU's latency and throughput on loopback."""
+    from bot.bench import run_nlu_bench
+    from bot.nlu import server
+
+    with server.local_server(config) as (url, token):
+        lines = asyncio.run(run_nlu_bench(url, token, rounds=args.rounds))
+    command = "civicbot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(f"# {command}")
+    print("\n".join(lines))
+    return 0
+
+
 def run(args: argparse.Namespace, config: Settings) -> int:
     """Run the product: for now the NLU server (channels come with the conversation)."""
     return nlu_serve(argparse.Namespace(port=args.port), config)
@@ -123,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--report", help="also write the Markdown report here")
     evaluate.add_argument("--chart", help="also write the confusion matrices as PNG here")
     evaluate.set_defaults(handler=nlu_eval)
+
+    bench_parser = commands.add_parser("bench", help="measure NLU latency and throughput")
+    bench_parser.add_argument("--rounds", type=int, default=2, help="passes over the workload")
+    bench_parser.set_defaults(handler=bench)
 
     run_parser = commands.add_parser("run", help="run the product")
     run_parser.add_argument("--port", type=int, default=5005)
