@@ -66,9 +66,10 @@ def nlu_parse(args: argparse.Namespace, config: Settings) -> int:
 
 def nlu_eval(args: argparse.Namespace, config: Settings) -> int:
     """Score the NLU on a labelled CSV and print (and optionally write) the report."""
+    from civicbot_nlu.data import training_examples
+
     from bot.nlu import evaluate, server
     from bot.nlu.client import NluClient
-    from bot.nlu.training_data import training_examples
 
     examples = evaluate.read_examples(Path(args.file), (e.text for e in training_examples()))
 

@@ -8,12 +8,12 @@ from collections import Counter
 
 import pytest
 import yaml
+from civicbot_nlu.data import training_examples
 from civicbot_nlu.normalize import has_diacritics, normalize
 
 from bot.config import ROOT
 from bot.nlu import fallback
 from bot.nlu.result import CATEGORIES, INTENTS, PROCEDURES
-from bot.nlu.training_data import training_examples
 
 PRODUCT = ROOT.parent / "shared" / "PRODUCT.md"
 DEV_SET = ROOT / "tests" / "data" / "nlu_dev.csv"
