@@ -25,7 +25,8 @@ test: setup lint
 	$(VENV)/bin/pytest
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check bot storage tests nlu/civicbot_nlu
+	$(VENV)/bin/ruff check bot storage tests scripts nlu/civicbot_nlu
+	$(VENV)/bin/ruff format --check bot storage tests scripts nlu/civicbot_nlu
 	$(VENV)/bin/mypy
 
 nlu-eval: setup

@@ -1,0 +1,1 @@
+"""The channel-free conversation: messages in, replies out. It imports no channel."""

@@ -1,0 +1,106 @@
+"""What channels hand to the conversation and what they get back.
+
+A channel turns its updates into `IncomingMessage` and renders each `Reply` as well as it
+can: buttons as an inline keyboard where the platform has one, as numbered choices where it
+has none, an image as a photo or a link. `CollectingOutput` keeps replies for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+ChannelName = Literal["telegram", "zalo", "web"]
+
+
+@dataclass(frozen=True)
+class GeoPoint:
+    """A shared location pin."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file the citizen sent, by the channel's own file id."""
+
+    file_id: str
+    kind: Literal["photo", "document", "voice", "sticker", "video", "other"]
+    mime_type: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One update from a citizen, whatever the channel.
+
+    `text` is what they typed (or the caption); `button` is the data of a pressed button;
+    `message_id` is the channel's id of this update, used to handle a redelivery once.
+    """
+
+    channel: ChannelName
+    chat_id: str
+    user_id: str
+    message_id: str
+    text: str = ""
+    button: str | None = None
+    location: GeoPoint | None = None
+    attachments: tuple[Attachment, ...] = ()
+    edited: bool = False
+    display_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice offered to the citizen: the label shown and the data sent back."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to the citizen: text, optional buttons and an optional image."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    image_url: str | None = None
+
+    def as_plain_text(self) -> str:
+        """The reply for a channel without buttons: choices numbered under the text."""
+        if not self.buttons:
+            return self.text
+        choices = "\n".join(f"{i}. {b.label}" for i, b in enumerate(self.buttons, start=1))
+        return f"{self.text}\n\n{choices}\n(Anh/chị trả lời bằng số thứ tự.)"
+
+
+class OutputChannel(Protocol):
+    """Where replies go."""
+
+    async def send(self, chat_id: str, reply: Reply) -> str | None:
+        """Send one reply; returns the channel's message id when it has one."""
+        ...
+
+
+@dataclass
+class CollectingOutput:
+    """An output that keeps what was sent, for tests."""
+
+    sent: list[tuple[str, Reply]] = field(default_factory=list)
+
+    async def send(self, chat_id: str, reply: Reply) -> str | None:
+        self.sent.append((chat_id, reply))
+        return str(len(self.sent))
+
+    def texts(self, chat_id: str | None = None) -> list[str]:
+        return [r.text for c, r in self.sent if chat_id is None or c == chat_id]
+
+
+class ConversationHandler(Protocol):
+    """What channels call: handle one incoming message, replying through `output`."""
+
+    async def handle(self, message: IncomingMessage, output: OutputChannel) -> None:
+        """Store, understand and answer one message."""
+        ...
