@@ -23,6 +23,7 @@ import logging
 import pickle
 from typing import Any, Dict, List, Optional, Text
 
+import numpy as np
 import scipy.sparse
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -66,6 +67,23 @@ def folded_text(message: Message) -> str:
     """The message as the tokenizer folded it: no marks, teencode expanded."""
     tokens = message.get(TEXT_TOKENS) or []
     return " ".join(token.text for token in tokens) or (message.get(TEXT) or "")
+
+
+def fast_transform(features: FeatureUnion, texts: List[str]) -> scipy.sparse.csr_matrix:
+    """`features.transform(texts)` without FeatureUnion's joblib overhead (≈1 ms a call)."""
+    parts = [vectorizer.transform(texts) for _, vectorizer in features.transformer_list]
+    return scipy.sparse.hstack(parts, format="csr")
+
+
+def fast_probabilities(model: LogisticRegression, features: Any) -> np.ndarray:
+    """`model.predict_proba(features)` without scikit-learn's input validation overhead."""
+    scores = features @ model.coef_.T + model.intercept_
+    if scores.shape[1] == 1:  # two classes: the logistic function
+        positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return np.column_stack([1.0 - positive, positive])
+    scores = scores - scores.max(axis=1, keepdims=True)
+    exponentials = np.exp(scores)
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 def _persist(model_storage: ModelStorage, resource: Resource, model: Any) -> None:
@@ -140,7 +158,7 @@ class TfidfFeaturizer(GraphComponent):
         """Adds the features to each message, in one batch."""
         if self._features is None or not messages:
             return messages
-        rows = self._features.transform([folded_text(m) for m in messages])
+        rows = fast_transform(self._features, [folded_text(m) for m in messages])
         for i, message in enumerate(messages):
             message.set(FEATURES, rows[i])
         return messages
@@ -208,7 +226,7 @@ class _TextClassifier(GraphComponent):
         """For each message, every label with its probability, best first."""
         assert self._model is not None
         features = scipy.sparse.vstack([m.get(FEATURES) for m in messages])
-        probabilities = self._model.predict_proba(features)
+        probabilities = fast_probabilities(self._model, features)
         classes = [None if c == NO_LABEL else str(c) for c in self._model.classes_]
         return [
             sorted(
