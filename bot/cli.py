@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import shlex
@@ -106,8 +107,24 @@ def bench(args: argparse.Namespace, config: Settings) -> int:
 
 
 def run(args: argparse.Namespace, config: Settings) -> int:
-    """Run the product: for now the NLU server (channels come with the conversation)."""
-    return nlu_serve(argparse.Namespace(port=args.port), config)
+    """Run the product: web chat, webhooks and every configured channel."""
+    from bot.app import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config))
+    return 0
+
+
+def db_upgrade(args: argparse.Namespace, config: Settings) -> int:
+    """Migrate the database (CIVICBOT_DATABASE_URL) to the newest schema."""
+    from sqlalchemy.engine import make_url
+
+    from storage import migrate
+
+    migrate.upgrade(config.database_url, revision=args.revision)
+    where = make_url(config.database_url).render_as_string(hide_password=True)
+    print(f"{where}: at revision {migrate.current_revision(config.database_url)}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,9 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--rounds", type=int, default=2, help="passes over the workload")
     bench_parser.set_defaults(handler=bench)
 
-    run_parser = commands.add_parser("run", help="run the product")
-    run_parser.add_argument("--port", type=int, default=5005)
+    run_parser = commands.add_parser("run", help="run the product (web chat at CIVICBOT_HTTP_*)")
     run_parser.set_defaults(handler=run)
+
+    db = commands.add_parser("db", help="the database").add_subparsers(
+        dest="db_command", required=True
+    )
+    upgrade = db.add_parser("upgrade", help="migrate the database to the newest schema")
+    upgrade.add_argument("revision", nargs="?", default="head", help="target (default: head)")
+    upgrade.set_defaults(handler=db_upgrade)
     return parser
 
 

@@ -7,6 +7,7 @@ has none, an image as a photo or a link. `CollectingOutput` keeps replies for te
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -84,15 +85,18 @@ class OutputChannel(Protocol):
         ...
 
 
+_collected_ids = itertools.count(1)
+
+
 @dataclass
 class CollectingOutput:
-    """An output that keeps what was sent, for tests."""
+    """An output that keeps what was sent, for tests (ids unique, as a channel's are)."""
 
     sent: list[tuple[str, Reply]] = field(default_factory=list)
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         self.sent.append((chat_id, reply))
-        return str(len(self.sent))
+        return f"collected-{next(_collected_ids)}"
 
     def texts(self, chat_id: str | None = None) -> list[str]:
         return [r.text for c, r in self.sent if chat_id is None or c == chat_id]

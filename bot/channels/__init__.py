@@ -1,0 +1,1 @@
+"""Channels: Telegram, Zalo and the local web chat turn their updates into IncomingMessage."""

@@ -1,0 +1,186 @@
+"""The local web chat channel: JSON in, the replies of that message out.
+
+A browser posts ``{session_id, message_id, text}`` (or ``button`` or ``location``) and gets
+the replies as ``[{text, buttons: [{label, data}], image_url}]``. The client-generated
+``message_id`` makes a retried post safe: the same (session, message id) is handled once
+and its replies are returned again, also to a retry that arrives while the first is still
+being handled. That memory is in-process and bounded (the oldest ids are forgotten first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.conversation.messages import ConversationHandler, GeoPoint, IncomingMessage, Reply
+
+MAX_TEXT_CHARS = 10_000
+MAX_BUTTON_CHARS = 256
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+ReplyJson = dict[str, Any]
+
+
+def reply_to_json(reply: Reply) -> ReplyJson:
+    """One reply as the web chat shows it."""
+    return {
+        "text": reply.text,
+        "buttons": [{"label": b.label, "data": b.data} for b in reply.buttons],
+        "image_url": reply.image_url,
+    }
+
+
+@dataclass
+class WebOutput:
+    """Collects the replies to one message, for the HTTP response."""
+
+    replies: list[Reply] = field(default_factory=list)
+
+    async def send(self, chat_id: str, reply: Reply) -> str | None:
+        """Keep the reply; the web has no message ids of its own, so one is made up."""
+        self.replies.append(reply)
+        return f"web-{uuid.uuid4().hex}"
+
+    def as_json(self) -> list[ReplyJson]:
+        """The collected replies, in order."""
+        return [reply_to_json(r) for r in self.replies]
+
+
+class WebInputError(ValueError):
+    """A request the web chat refuses: HTTP status, short code, Vietnamese explanation."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def as_json(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+def _bad(message: str) -> WebInputError:
+    return WebInputError(400, "bad_request", message)
+
+
+def parse_message(payload: Any, *, max_text_chars: int = MAX_TEXT_CHARS) -> IncomingMessage:
+    """Validate one posted message. Raises `WebInputError`."""
+    if not isinstance(payload, dict):
+        raise _bad("Yêu cầu phải là một đối tượng JSON.")
+    session_id = payload.get("session_id")
+    if not isinstance(session_id, str) or not _ID.match(session_id):
+        raise _bad("Thiếu hoặc sai session_id (1–128 ký tự chữ, số, - _ . :).")
+    client_id = payload.get("message_id")
+    if client_id is None:
+        client_id = uuid.uuid4().hex  # no retry protection without a client id
+    if not isinstance(client_id, str) or not _ID.match(client_id):
+        raise _bad("Sai message_id (1–128 ký tự chữ, số, - _ . :).")
+
+    text = payload.get("text", "")
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise _bad("Trường text phải là chuỗi ký tự.")
+    if len(text) > max_text_chars:
+        raise WebInputError(
+            413,
+            "text_too_long",
+            f"Tin nhắn dài quá {max_text_chars:,} ký tự".replace(",", ".")
+            + ". Anh/chị vui lòng rút gọn hoặc chia thành nhiều tin nhắn nhỏ hơn.",
+        )
+
+    button = payload.get("button")
+    if button is not None and (
+        not isinstance(button, str) or not button or len(button) > MAX_BUTTON_CHARS
+    ):
+        raise _bad("Trường button phải là chuỗi 1–256 ký tự.")
+
+    location = None
+    if payload.get("location") is not None:
+        location = _location(payload["location"])
+
+    if not text.strip() and button is None and location is None:
+        raise _bad("Tin nhắn trống: cần text, button hoặc location.")
+    return IncomingMessage(
+        channel="web",
+        chat_id=session_id,
+        user_id=session_id,
+        message_id=f"{session_id}/{client_id}",
+        text=text,
+        button=button,
+        location=location,
+    )
+
+
+def _location(value: Any) -> GeoPoint:
+    if not isinstance(value, dict):
+        raise _bad("Trường location phải có dạng {lat, lon}.")
+    lat, lon = _coordinate(value.get("lat")), _coordinate(value.get("lon"))
+    if lat is None or lon is None:
+        raise _bad("Vị trí phải gồm hai số lat, lon.")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise _bad("Vị trí nằm ngoài phạm vi hợp lệ.")
+    return GeoPoint(lat=lat, lon=lon)
+
+
+def _coordinate(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+class WebChat:
+    """The web channel: validates, handles each (session, message id) once, collects replies."""
+
+    def __init__(
+        self,
+        conversation: ConversationHandler,
+        *,
+        max_text_chars: int = MAX_TEXT_CHARS,
+        remembered: int = 10_000,
+    ) -> None:
+        self.conversation = conversation
+        self.max_text_chars = max_text_chars
+        self._remembered = remembered
+        self._results: OrderedDict[str, asyncio.Future[list[ReplyJson]]] = OrderedDict()
+
+    async def handle(self, payload: Any) -> list[ReplyJson]:
+        """The replies to one posted message. Raises `WebInputError` for a bad request.
+
+        An exception of the conversation propagates and is not remembered: a retry runs
+        the message again.
+        """
+        message = parse_message(payload, max_text_chars=self.max_text_chars)
+        known = self._results.get(message.message_id)
+        if known is not None:
+            return list(await asyncio.shield(known))
+        result: asyncio.Future[list[ReplyJson]] = asyncio.get_running_loop().create_future()
+        self._results[message.message_id] = result
+        self._forget_oldest()
+        output = WebOutput()
+        try:
+            await self.conversation.handle(message, output)
+        except BaseException as error:
+            del self._results[message.message_id]
+            if isinstance(error, Exception):
+                result.set_exception(error)
+                result.exception()  # retrieved: no "never retrieved" warning without waiters
+            else:
+                result.cancel()
+            raise
+        replies = output.as_json()
+        result.set_result(replies)
+        return list(replies)
+
+    def _forget_oldest(self) -> None:
+        while len(self._results) > self._remembered:
+            oldest = next(iter(self._results))
+            if not self._results[oldest].done():
+                break
+            del self._results[oldest]

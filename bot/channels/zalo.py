@@ -1,0 +1,682 @@
+"""Zalo channel: the Zalo Bot Platform API (bot-api.zaloplatforms.com).
+
+What was confirmed from the platform's documentation (as mirrored in public repositories and
+SDKs; the official site bot.zaloplatforms.com/docs could not be read directly):
+
+- Methods are called as ``{base}/bot{TOKEN}/{method}`` with POST and a JSON body: ``getMe``,
+  ``getUpdates`` (``timeout`` in seconds, documented as a *string*, default 30),
+  ``setWebhook`` (``url``, ``secret_token`` of 8–256 characters), ``deleteWebhook``,
+  ``getWebhookInfo``, ``sendMessage`` (``chat_id``, ``text`` of 1–2000 characters),
+  ``sendPhoto`` (``chat_id``, ``photo`` URL, optional ``caption`` of 1–2000 characters),
+  ``sendChatAction`` (``chat_id``, ``action``: only ``typing`` is available).
+- Answers are ``{"ok": true, "result": …}`` or ``{"ok": false, "error_code": n,
+  "description": "…"}``; documented codes include 400, 401 (bad token), 404, 408 (request
+  timeout), 429 (quota exceeded).
+- ``getUpdates`` and webhooks are mutually exclusive: ``getUpdates`` does not work while a
+  webhook is set. Webhook requests carry the secret in ``X-Bot-Api-Secret-Token``.
+- An update is ONE object, ``{"ok": true, "result": {"event_name": …, "message": {…}}}``;
+  there is no ``update_id`` and no ``offset`` (unlike Telegram). The message has ``from``
+  (``id``, ``display_name``, ``is_bot``), ``chat`` (``id``, ``chat_type`` PRIVATE or GROUP),
+  ``text``, ``message_id``, ``date`` (milliseconds). Events: ``message.text.received``,
+  ``message.image.received``, ``message.sticker.received``, ``message.voice.received``,
+  ``message.unsupported.received`` (sent instead of the content for protected senders).
+
+Assumptions, where sources disagree or say nothing:
+
+- A long poll that ends without an update answers ``ok: false`` with ``error_code`` 408 (as
+  the OpenClaw Zalo plugin treats it) or ``ok: true`` without a result; both mean "no update".
+  A list in ``result`` is accepted too, should the API ever batch.
+- The image URL is ``photo_url`` (python-zalo-bot, the platform's own SDK) or ``photo``
+  (documentation tables); both are read. The sender's name is ``display_name`` (webhook
+  sample), ``name`` or ``first_name`` (getUpdates sample); the first present is used.
+- The 2000-character limit is counted in UTF-16 code units (safe whichever way Zalo counts).
+- The webhook answers 200 quickly and handles the update afterwards; what Zalo does with a
+  slow or failed webhook (retries?) is not documented, and a redelivered update keeps its
+  ``message_id`` so the conversation can handle it once.
+
+Zalo has no buttons, so a `Reply`'s buttons become numbered choices (`Reply.as_plain_text`).
+`ChoiceMemory` keeps, per chat and in memory only, the buttons last offered, so that "2" (or
+the label typed, with or without accents) comes back as that button's data on the next
+message. The memory is lost on restart, is bounded and expires; the conversation must (and
+does) also accept the plain-text answer. Each incoming message consumes the choices of its chat.
+
+The token is part of every URL: errors never quote URLs, and a logging filter on the
+``httpx`` logger (which logs each request's URL at INFO) replaces known tokens by ``<token>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.conversation.messages import (
+    Attachment,
+    Button,
+    ConversationHandler,
+    IncomingMessage,
+    Reply,
+)
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://bot-api.zaloplatforms.com"
+SECRET_HEADER = "X-Bot-Api-Secret-Token"
+MAX_TEXT_UNITS = 2000
+WEBHOOK_MAX_BYTES = 256 * 1024
+POLL_TIMEOUT_ERROR = 408
+
+EVENT_TEXT = "message.text.received"
+EVENT_IMAGE = "message.image.received"
+EVENT_STICKER = "message.sticker.received"
+EVENT_VOICE = "message.voice.received"
+EVENT_UNSUPPORTED = "message.unsupported.received"
+KNOWN_EVENTS = frozenset({EVENT_TEXT, EVENT_IMAGE, EVENT_STICKER, EVENT_VOICE, EVENT_UNSUPPORTED})
+
+
+class ZaloApiError(Exception):
+    """A Zalo Bot API call failed: transport error, HTTP error or ``ok: false``.
+
+    The message never contains the bot token (it is part of every URL).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        description: str,
+        *,
+        error_code: int | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        code = f" (error_code {error_code})" if error_code is not None else ""
+        super().__init__(f"Zalo {method} failed: {description}{code}")
+        self.method = method
+        self.description = description
+        self.error_code = error_code
+        self.status_code = status_code
+
+    @property
+    def is_poll_timeout(self) -> bool:
+        """A long poll that ended without an update."""
+        return self.error_code == POLL_TIMEOUT_ERROR
+
+
+class _RedactTokens(logging.Filter):
+    """Hides bot tokens in httpx's request log lines (they log the full URL at INFO)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.tokens:
+            message = record.getMessage()
+            redacted = message
+            for token in self.tokens:
+                redacted = redacted.replace(token, "<token>")
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        return True
+
+
+_redactor = _RedactTokens()
+
+
+def _hide_token_in_logs(token: str) -> None:
+    if _redactor not in logging.getLogger("httpx").filters:
+        logging.getLogger("httpx").addFilter(_redactor)
+    _redactor.tokens.add(token)
+
+
+class ZaloClient:
+    """The Zalo Bot API over one long-lived httpx client."""
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("A Zalo bot token is required.")
+        _hide_token_in_logs(token)
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=f"{base_url.rstrip('/')}/bot{token}",
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            headers={"User-Agent": "CivicBot"},
+        )
+
+    @classmethod
+    def from_settings(cls, config: Settings) -> ZaloClient | None:
+        """The client configured by CIVICBOT_ZALO_BOT_TOKEN/BASE_URL; None when Zalo is off."""
+        if not config.zalo_bot_token:
+            return None
+        return cls(config.zalo_bot_token, config.zalo_bot_base_url)
+
+    async def __aenter__(self) -> ZaloClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def call(
+        self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Call one method; returns its ``result``. Raises `ZaloApiError`."""
+        request_timeout = (
+            httpx.Timeout(timeout, connect=5.0) if timeout else httpx.USE_CLIENT_DEFAULT
+        )
+        try:
+            response = await self._http.post(
+                f"/{method}", json=dict(params or {}), timeout=request_timeout
+            )
+        except httpx.TimeoutException:
+            raise ZaloApiError(method, "timed out") from None
+        except httpx.HTTPError as error:  # the message may contain the URL, hence the token
+            raise ZaloApiError(method, f"network error ({type(error).__name__})") from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise ZaloApiError(
+                method, f"HTTP {response.status_code}, not JSON", status_code=response.status_code
+            ) from None
+        if not isinstance(body, dict) or body.get("ok") is not True:
+            body = body if isinstance(body, dict) else {}
+            code = body.get("error_code")
+            raise ZaloApiError(
+                method,
+                str(body.get("description") or f"HTTP {response.status_code}"),
+                error_code=code if isinstance(code, int) else None,
+                status_code=response.status_code,
+            )
+        return body.get("result")
+
+    async def get_me(self) -> dict[str, Any]:
+        """The bot's identity (``id``, ``account_name``…): checks the token."""
+        result = await self.call("getMe")
+        return result if isinstance(result, dict) else {}
+
+    async def get_updates(self, timeout: int = 30) -> list[dict[str, Any]]:
+        """Long-poll for updates; an empty list when none came within `timeout` seconds."""
+        try:
+            result = await self.call(
+                "getUpdates", {"timeout": str(timeout)}, timeout=timeout + 10.0
+            )
+        except ZaloApiError as error:
+            if error.is_poll_timeout:
+                return []
+            raise
+        if isinstance(result, list):
+            return [u for u in result if isinstance(u, dict)]
+        if isinstance(result, dict) and result:
+            return [result]
+        return []
+
+    async def set_webhook(self, url: str, secret_token: str) -> dict[str, Any]:
+        """Have Zalo post updates to `url` (HTTPS) with `secret_token` in the header."""
+        result = await self.call("setWebhook", {"url": url, "secret_token": secret_token})
+        return result if isinstance(result, dict) else {}
+
+    async def delete_webhook(self) -> dict[str, Any]:
+        """Remove the webhook (needed before long polling works again)."""
+        result = await self.call("deleteWebhook")
+        return result if isinstance(result, dict) else {}
+
+    async def get_webhook_info(self) -> dict[str, Any]:
+        """``{"url": …, "updated_at": …}``; an empty url when no webhook is set."""
+        result = await self.call("getWebhookInfo")
+        return result if isinstance(result, dict) else {}
+
+    async def send_message(self, chat_id: str, text: str) -> str | None:
+        """Send a text (1–2000 characters); returns Zalo's message id."""
+        result = await self.call("sendMessage", {"chat_id": chat_id, "text": text})
+        return _message_id(result)
+
+    async def send_photo(self, chat_id: str, photo: str, caption: str | None = None) -> str | None:
+        """Send an image by URL, with an optional caption; returns Zalo's message id."""
+        params = {"chat_id": chat_id, "photo": photo}
+        if caption:
+            params["caption"] = caption
+        return _message_id(await self.call("sendPhoto", params))
+
+    async def send_chat_action(self, chat_id: str, action: str = "typing") -> None:
+        """Show "typing…" in the chat for a moment."""
+        await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
+
+
+def _message_id(result: Any) -> str | None:
+    if isinstance(result, dict) and result.get("message_id") is not None:
+        return str(result["message_id"])
+    return None
+
+
+# --- Turning updates into messages ---------------------------------------------------------
+
+
+def update_to_message(
+    update: Mapping[str, Any], choices: ChoiceMemory | None = None
+) -> IncomingMessage | None:
+    """The `IncomingMessage` of one update (webhook body or getUpdates result), or None.
+
+    None for updates that are not a citizen's message: unknown events, messages from bots,
+    no chat. With `choices`, an answer to the numbered choices last offered in the chat
+    becomes that button's data (and the chat's choices are consumed).
+    """
+    result = update.get("result") if "result" in update else update
+    if not isinstance(result, Mapping):
+        return None
+    event = str(result.get("event_name") or "")
+    message = result.get("message")
+    if not isinstance(message, Mapping):
+        return None
+    if event not in KNOWN_EVENTS:
+        logger.info("Ignoring a Zalo update with event %r.", event)
+        return None
+    sender = _mapping(message.get("from"))
+    chat = _mapping(message.get("chat"))
+    chat_id = _text(chat.get("id")) or _text(sender.get("id"))
+    if not chat_id or sender.get("is_bot") is True:
+        return None
+    user_id = _text(sender.get("id")) or chat_id
+    name = sender.get("display_name") or sender.get("name") or sender.get("first_name")
+
+    text = ""
+    attachments: tuple[Attachment, ...] = ()
+    if event == EVENT_TEXT:
+        text = _text(message.get("text"))
+    elif event == EVENT_IMAGE:
+        text = _text(message.get("caption")) or _text(message.get("text"))
+        photo = _text(message.get("photo_url")) or _text(message.get("photo"))
+        if photo:
+            attachments = (Attachment(file_id=photo, kind="photo"),)
+    elif event == EVENT_STICKER:
+        sticker = _text(message.get("sticker")) or _text(message.get("url"))
+        attachments = (Attachment(file_id=sticker or "sticker", kind="sticker"),)
+    elif event == EVENT_VOICE:
+        voice = _text(message.get("voice_url")) or _text(message.get("url"))
+        if voice:
+            attachments = (Attachment(file_id=voice, kind="voice", mime_type="audio/aac"),)
+
+    metadata: dict[str, Any] = {"event_name": event}
+    if chat.get("chat_type"):
+        metadata["chat_type"] = str(chat["chat_type"])
+    if isinstance(message.get("date"), int | float):
+        metadata["date_ms"] = message["date"]
+    if event == EVENT_UNSUPPORTED:
+        metadata["unsupported"] = True
+
+    incoming = IncomingMessage(
+        channel="zalo",
+        chat_id=chat_id,
+        user_id=user_id,
+        message_id=_text(message.get("message_id")) or _derived_id(message),
+        text=text,
+        attachments=attachments,
+        display_name=str(name) if name else None,
+        metadata=metadata,
+    )
+    if choices is not None:
+        button = choices.resolve(chat_id, text if event == EVENT_TEXT else "")
+        if button is not None:
+            incoming = replace(incoming, button=button)
+    return incoming
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, bool | dict | list):
+        return ""
+    return str(value)
+
+
+def _derived_id(message: Mapping[str, Any]) -> str:
+    """A stable id for a message without one: the same update gives the same id."""
+    digest = hashlib.sha256(
+        json.dumps(message, sort_keys=True, ensure_ascii=False, default=str).encode()
+    )
+    return "sha256:" + digest.hexdigest()[:32]
+
+
+# --- Numbered choices ----------------------------------------------------------------------
+
+_CHOICE_NUMBER = re.compile(r"^(?:so|chon|lua chon)?\s*#?(\d{1,3})\s*[.)]?$")
+
+
+def _fold(text: str) -> str:
+    """Lower case, no accents, single spaces, no trailing punctuation: for matching labels."""
+    decomposed = unicodedata.normalize("NFD", text.casefold().replace("đ", "d"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.split()).strip(" .!?,;:\"'")
+
+
+class ChoiceMemory:
+    """Per chat, the buttons last offered; in memory, bounded, expiring, lost on restart."""
+
+    def __init__(
+        self,
+        *,
+        max_chats: int = 10_000,
+        ttl_seconds: float = 24 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._offered: OrderedDict[str, tuple[float, tuple[Button, ...]]] = OrderedDict()
+        self._max_chats = max_chats
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._offered)
+
+    def remember(self, chat_id: str, buttons: Iterable[Button]) -> None:
+        """The buttons just offered in `chat_id` (replacing earlier ones)."""
+        offered = tuple(buttons)
+        if not offered:
+            return
+        self._offered.pop(chat_id, None)
+        self._offered[chat_id] = (self._clock(), offered)
+        while len(self._offered) > self._max_chats:
+            self._offered.popitem(last=False)
+
+    def offered(self, chat_id: str) -> tuple[Button, ...]:
+        """The buttons currently remembered for `chat_id` (without consuming them)."""
+        entry = self._offered.get(chat_id)
+        if entry is None or self._clock() - entry[0] > self._ttl:
+            return ()
+        return entry[1]
+
+    def resolve(self, chat_id: str, text: str) -> str | None:
+        """Consume the chat's choices; the data of the button `text` picks, if any.
+
+        "2", "2.", "số 2" pick the second button; the label itself (any case, with or
+        without accents) picks that button.
+        """
+        buttons = self.offered(chat_id)
+        self._offered.pop(chat_id, None)
+        answer = _fold(text)
+        if not buttons or not answer:
+            return None
+        number = _CHOICE_NUMBER.match(answer)
+        if number:
+            index = int(number.group(1))
+            return buttons[index - 1].data if 1 <= index <= len(buttons) else None
+        matches = [b for b in buttons if _fold(b.label) == answer]
+        return matches[0].data if len(matches) == 1 else None
+
+
+# --- Sending -------------------------------------------------------------------------------
+
+
+def _units(text: str) -> int:
+    """Length in UTF-16 code units."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+def _prefix_within(text: str, limit: int) -> int:
+    """The number of characters of the longest prefix of at most `limit` UTF-16 units."""
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(text)
+
+
+def split_text(text: str, limit: int = MAX_TEXT_UNITS) -> list[str]:
+    """Cut `text` into non-empty pieces of at most `limit` UTF-16 units.
+
+    Cuts at a paragraph break, else a line break, else a space, in the second half of the
+    piece; a hard cut only for a long run without spaces.
+    """
+    if limit < 16:
+        raise ValueError("limit must be at least 16")
+    pieces: list[str] = []
+    rest = text.strip()
+    while rest:
+        if _units(rest) <= limit:
+            pieces.append(rest)
+            break
+        cut = _prefix_within(rest, limit)
+        window = rest[:cut]
+        for separator in ("\n\n", "\n", " "):
+            at = window.rfind(separator)
+            if at >= cut // 2:
+                cut = at
+                break
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return pieces
+
+
+class ZaloOutput:
+    """Renders replies for Zalo: plain text with numbered choices, photos, split long texts."""
+
+    def __init__(
+        self,
+        client: ZaloClient,
+        *,
+        max_chars: int = MAX_TEXT_UNITS,
+        choices: ChoiceMemory | None = None,
+    ) -> None:
+        self.client = client
+        self.max_chars = max_chars
+        self.choices = choices if choices is not None else ChoiceMemory()
+
+    async def send(self, chat_id: str, reply: Reply) -> str | None:
+        """Send one reply; returns the Zalo id of the last message sent."""
+        text = reply.as_plain_text().strip()
+        self.choices.remember(chat_id, reply.buttons)
+        sent: str | None = None
+        if reply.image_url:
+            caption = text if text and _units(text) <= self.max_chars else None
+            sent = await self.client.send_photo(chat_id, reply.image_url, caption)
+            if caption is not None or not text:
+                return sent
+        for piece in split_text(text, self.max_chars):
+            sent = await self.client.send_message(chat_id, piece)
+        return sent
+
+
+# --- Receiving: polling and webhook --------------------------------------------------------
+
+
+class ZaloDispatcher:
+    """Hands updates to the conversation: in order within a chat, concurrently across chats."""
+
+    def __init__(
+        self, conversation: ConversationHandler, output: ZaloOutput, *, typing: bool = True
+    ) -> None:
+        self.conversation = conversation
+        self.output = output
+        self.typing = typing
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    async def dispatch(self, update: Mapping[str, Any]) -> bool:
+        """Handle one update; True when it reached the conversation. Never raises."""
+        try:
+            chat_id = _chat_of(update)
+            if chat_id is None:
+                logger.info("Ignoring a Zalo update without a chat.")
+                return False
+            async with self._chat_lock(chat_id):
+                message = update_to_message(update, self.output.choices)
+                if message is None:
+                    return False
+                if self.typing:
+                    with contextlib.suppress(ZaloApiError):
+                        await self.output.client.send_chat_action(message.chat_id)
+                await self.conversation.handle(message, self.output)
+                return True
+        except Exception:
+            logger.exception("Handling a Zalo update failed.")
+            return False
+
+    @contextlib.asynccontextmanager
+    async def _chat_lock(self, chat_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        self._users[chat_id] = self._users.get(chat_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[chat_id] -= 1
+            if not self._users[chat_id]:
+                del self._users[chat_id], self._locks[chat_id]
+
+
+def _chat_of(update: Mapping[str, Any]) -> str | None:
+    result = update.get("result") if "result" in update else update
+    message = result.get("message") if isinstance(result, Mapping) else None
+    if not isinstance(message, Mapping):
+        return None
+    for holder in (message.get("chat"), message.get("from")):
+        if isinstance(holder, Mapping) and _text(holder.get("id")):
+            return _text(holder.get("id"))
+    return None
+
+
+async def run_polling(
+    client: ZaloClient,
+    conversation: ConversationHandler,
+    stop_event: asyncio.Event,
+    *,
+    output: ZaloOutput | None = None,
+    poll_timeout: int = 30,
+    retry_delay: float = 1.0,
+    max_retry_delay: float = 60.0,
+    shutdown_grace: float = 10.0,
+) -> None:
+    """Long-poll getUpdates until `stop_event` is set, handing each update over.
+
+    Errors back off exponentially (`retry_delay` doubling up to `max_retry_delay`); setting
+    `stop_event` aborts the poll in flight at once and lets handlers in progress finish
+    for up to `shutdown_grace` seconds. A webhook must not be set (see `delete_webhook`).
+    """
+    dispatcher = ZaloDispatcher(conversation, output or ZaloOutput(client))
+    in_flight: set[asyncio.Task[bool]] = set()
+    delay = retry_delay
+    await _warn_if_webhook_set(client)
+    stopped = asyncio.ensure_future(stop_event.wait())
+    poll: asyncio.Future[list[dict[str, Any]]] | None = None
+    try:
+        while not stop_event.is_set():
+            poll = asyncio.ensure_future(client.get_updates(timeout=poll_timeout))
+            await asyncio.wait({poll, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not poll.done():
+                break
+            try:
+                updates = poll.result()
+            except Exception as error:
+                if isinstance(error, ZaloApiError):
+                    level = logging.ERROR if error.error_code in (401, 403) else logging.WARNING
+                    logger.log(level, "Zalo polling: %s; retrying in %.1f s.", error, delay)
+                else:
+                    logger.exception("Zalo polling failed; retrying in %.1f s.", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stopped), delay)
+                delay = min(delay * 2, max_retry_delay)
+                continue
+            delay = retry_delay
+            for update in updates:
+                task = asyncio.create_task(dispatcher.dispatch(update))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+    finally:
+        stopped.cancel()
+        if poll is not None and not poll.done():
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await poll
+        if in_flight:
+            _, late = await asyncio.wait(in_flight, timeout=shutdown_grace)
+            for task in late:
+                task.cancel()
+
+
+async def _warn_if_webhook_set(client: ZaloClient) -> None:
+    """getUpdates does not work while a webhook is set; say so (but change nothing)."""
+    try:
+        info = await client.get_webhook_info()
+    except ZaloApiError as error:
+        logger.warning("Zalo getWebhookInfo: %s", error)
+        return
+    if info.get("url"):
+        logger.warning(
+            "A Zalo webhook is set (%s): getUpdates will fail until it is deleted "
+            "(ZaloClient.delete_webhook).",
+            info["url"],
+        )
+
+
+def zalo_webhook_route(
+    conversation: ConversationHandler,
+    client: ZaloClient,
+    secret: str,
+    path: str = "/zalo/webhook",
+    *,
+    output: ZaloOutput | None = None,
+    max_bytes: int = WEBHOOK_MAX_BYTES,
+) -> Route:
+    """A Starlette route receiving Zalo's webhook posts.
+
+    The `X-Bot-Api-Secret-Token` header must equal `secret` (constant-time comparison),
+    else 403 and nothing is read or handled. A good update is acknowledged with 200 at once
+    and handled right after the response is sent.
+    """
+    if len(secret) < 8:
+        logger.warning("The Zalo webhook secret is shorter than 8 characters: Zalo refuses it.")
+    expected = secret.encode()
+    dispatcher = ZaloDispatcher(conversation, output or ZaloOutput(client))
+
+    async def webhook(request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+        if not expected or not hmac.compare_digest(given, expected):
+            return JSONResponse({"ok": False, "description": "Forbidden"}, status_code=403)
+        size = request.headers.get("content-length", "")
+        if size.isdigit() and int(size) > max_bytes:
+            return JSONResponse({"ok": False, "description": "Too large"}, status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                return JSONResponse({"ok": False, "description": "Too large"}, status_code=413)
+        try:
+            update = json.loads(body)
+        except ValueError:
+            return JSONResponse({"ok": False, "description": "Bad JSON"}, status_code=400)
+        if not isinstance(update, dict):
+            return JSONResponse({"ok": False, "description": "Not an update"}, status_code=400)
+        return JSONResponse({"ok": True}, background=BackgroundTask(dispatcher.dispatch, update))
+
+    return Route(path, webhook, methods=["POST"], name="zalo_webhook")

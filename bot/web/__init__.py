@@ -1,0 +1,1 @@
+"""The ASGI app: local web chat, webhooks and health check."""

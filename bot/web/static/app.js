@@ -1,0 +1,304 @@
+// CivicBot local web chat. No dependencies: talks to POST /api/web/messages.
+(function () {
+  "use strict";
+
+  var API = "/api/web/messages";
+  var SESSION_KEY = "civicbot.session";
+  var HISTORY_KEY = "civicbot.history";
+  var MAX_CHARS = 10000;
+  var MAX_HISTORY = 200;
+  var RETRY_DELAYS = [1000, 3000];
+  var ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+  var scroller = document.getElementById("scroller");
+  var list = document.getElementById("messages");
+  var intro = document.getElementById("intro");
+  var typing = document.getElementById("typing");
+  var toast = document.getElementById("toast");
+  var form = document.getElementById("composer");
+  var input = document.getElementById("text");
+  var sendButton = document.getElementById("send");
+  var locationButton = document.getElementById("location");
+  var resetButton = document.getElementById("reset");
+
+  var memory = {};
+  var store = {
+    get: function (key) {
+      try { return window.localStorage.getItem(key); } catch (e) { return memory[key] || null; }
+    },
+    set: function (key, value) {
+      try { window.localStorage.setItem(key, value); } catch (e) { memory[key] = value; }
+    },
+    remove: function (key) {
+      try { window.localStorage.removeItem(key); } catch (e) { delete memory[key]; }
+    }
+  };
+
+  function newId() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
+  function sessionId() {
+    var id = store.get(SESSION_KEY);
+    if (!id || !ID_PATTERN.test(id)) {
+      id = "web-" + newId();
+      store.set(SESSION_KEY, id);
+    }
+    return id;
+  }
+
+  var history = [];
+  try { history = JSON.parse(store.get(HISTORY_KEY) || "[]"); } catch (e) { history = []; }
+  if (!Array.isArray(history)) history = [];
+
+  function saveHistory() {
+    if (history.length > MAX_HISTORY) history = history.slice(-MAX_HISTORY);
+    store.set(HISTORY_KEY, JSON.stringify(history));
+  }
+
+  // --- Rendering ---------------------------------------------------------------------
+
+  var URL_PATTERN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]])/g;
+
+  function appendText(parent, text) {
+    var last = 0;
+    text.replace(URL_PATTERN, function (url, _group, offset) {
+      if (offset > last) parent.appendChild(document.createTextNode(text.slice(last, offset)));
+      var link = document.createElement("a");
+      link.href = url;
+      link.textContent = url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      parent.appendChild(link);
+      last = offset + url.length;
+      return url;
+    });
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function safeImage(url) {
+    return typeof url === "string" && (/^https?:\/\//i.test(url) || /^\/[^/]/.test(url));
+  }
+
+  function render(entry) {
+    var item = document.createElement("li");
+    item.className = "msg " + (entry.from === "user" ? "user" : "bot") +
+      (entry.failed ? " failed" : "");
+    var bubble = document.createElement("div");
+    bubble.className = "bubble";
+    if (entry.image_url && safeImage(entry.image_url)) {
+      var image = document.createElement("img");
+      image.src = entry.image_url;
+      image.alt = "Hình ảnh";
+      image.loading = "lazy";
+      bubble.appendChild(image);
+    }
+    if (entry.text) appendText(bubble, entry.text);
+    item.appendChild(bubble);
+    if (entry.buttons && entry.buttons.length) {
+      var chips = document.createElement("div");
+      chips.className = "chips";
+      entry.buttons.forEach(function (button) {
+        var chip = document.createElement("button");
+        chip.type = "button";
+        chip.className = "chip";
+        chip.textContent = button.label;
+        chip.addEventListener("click", function () {
+          chip.classList.add("chosen");
+          send({ button: button.data, text: button.label }, button.label);
+        });
+        chips.appendChild(chip);
+      });
+      item.appendChild(chips);
+    }
+    return item;
+  }
+
+  function refreshChips() {
+    var items = list.children;
+    for (var i = 0; i < items.length; i++) {
+      var live = i === items.length - 1 && items[i].classList.contains("bot") && !busy;
+      var chips = items[i].querySelectorAll(".chip");
+      for (var j = 0; j < chips.length; j++) chips[j].disabled = !live;
+    }
+  }
+
+  function scrollToEnd() {
+    scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  function add(entry, keep) {
+    intro.hidden = true;
+    var item = render(entry);
+    list.appendChild(item);
+    if (keep !== false) {
+      history.push(entry);
+      saveHistory();
+    }
+    refreshChips();
+    scrollToEnd();
+    return item;
+  }
+
+  function showError(message) {
+    toast.textContent = message;
+    toast.hidden = false;
+    clearTimeout(showError.timer);
+    showError.timer = setTimeout(function () { toast.hidden = true; }, 8000);
+  }
+
+  // --- Sending -----------------------------------------------------------------------
+
+  var busy = false;
+
+  function setBusy(value) {
+    busy = value;
+    sendButton.disabled = value;
+    locationButton.disabled = value;
+    typing.hidden = !value;
+    refreshChips();
+    if (value) scrollToEnd();
+  }
+
+  function wait(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  // One message, retried with the same message_id: the server handles it once.
+  function post(body) {
+    var attempt = 0;
+    function once() {
+      return fetch(API, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body)
+      }).then(function (response) {
+        if ([502, 503, 504].indexOf(response.status) >= 0 && attempt < RETRY_DELAYS.length) {
+          return wait(RETRY_DELAYS[attempt++]).then(once);
+        }
+        return response.json().catch(function () { return null; }).then(function (data) {
+          return { status: response.status, data: data };
+        });
+      }, function (error) {
+        if (attempt < RETRY_DELAYS.length) return wait(RETRY_DELAYS[attempt++]).then(once);
+        throw error;
+      });
+    }
+    return once();
+  }
+
+  function send(fields, shown) {
+    if (busy) return Promise.resolve(false);
+    var body = { session_id: sessionId(), message_id: newId() };
+    Object.keys(fields).forEach(function (key) { body[key] = fields[key]; });
+    var entry = { from: "user", text: shown };
+    var mine = add(entry);
+    function failed(message) {
+      entry.failed = true;
+      saveHistory();
+      mine.classList.add("failed");
+      showError(message);
+      return false;
+    }
+    setBusy(true);
+    toast.hidden = true;
+    return post(body).then(function (result) {
+      if (result.status === 200 && Array.isArray(result.data)) {
+        result.data.forEach(function (reply) {
+          add({
+            from: "bot",
+            text: reply.text || "",
+            buttons: Array.isArray(reply.buttons) ? reply.buttons : [],
+            image_url: reply.image_url || null
+          });
+        });
+        return true;
+      }
+      return failed((result.data && result.data.message) ||
+        "Không gửi được tin nhắn (mã lỗi " + result.status + ").");
+    }, function () {
+      return failed("Không kết nối được máy chủ. Anh/chị kiểm tra mạng rồi thử lại.");
+    }).then(function (ok) {
+      setBusy(false);
+      input.focus();
+      return ok;
+    });
+  }
+
+  function sendText() {
+    var text = input.value.trim();
+    if (!text || busy) return;
+    if (text.length > MAX_CHARS) {
+      showError("Tin nhắn dài quá 10.000 ký tự. Anh/chị vui lòng rút gọn.");
+      return;
+    }
+    input.value = "";
+    autosize();
+    send({ text: text }, text);
+  }
+
+  function sendLocation() {
+    if (!window.isSecureContext || !navigator.geolocation) {
+      showError("Trình duyệt không cho phép lấy vị trí trên trang này.");
+      return;
+    }
+    locationButton.disabled = true;
+    navigator.geolocation.getCurrentPosition(function (position) {
+      locationButton.disabled = busy;
+      var lat = Math.round(position.coords.latitude * 1e6) / 1e6;
+      var lon = Math.round(position.coords.longitude * 1e6) / 1e6;
+      send({ location: { lat: lat, lon: lon } }, "📍 Vị trí của tôi: " + lat + ", " + lon);
+    }, function (error) {
+      locationButton.disabled = busy;
+      var reasons = {
+        1: "Anh/chị chưa cho phép trình duyệt truy cập vị trí.",
+        2: "Không xác định được vị trí hiện tại.",
+        3: "Lấy vị trí quá lâu, anh/chị thử lại nhé."
+      };
+      showError(reasons[error.code] || "Không lấy được vị trí.");
+    }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
+  }
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 2, window.innerHeight * 0.4) + "px";
+  }
+
+  // --- Wiring ------------------------------------------------------------------------
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    sendText();
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendText();
+    }
+  });
+  input.addEventListener("input", autosize);
+  locationButton.addEventListener("click", sendLocation);
+  resetButton.addEventListener("click", function () {
+    if (!window.confirm("Bắt đầu cuộc trò chuyện mới? Tin nhắn cũ trên máy này sẽ bị xoá.")) return;
+    store.remove(SESSION_KEY);
+    store.remove(HISTORY_KEY);
+    history = [];
+    list.textContent = "";
+    intro.hidden = false;
+    toast.hidden = true;
+    input.focus();
+  });
+  Array.prototype.forEach.call(document.querySelectorAll(".suggestions .chip"), function (chip) {
+    chip.addEventListener("click", function () {
+      send({ text: chip.getAttribute("data-text") }, chip.getAttribute("data-text"));
+    });
+  });
+
+  history.forEach(function (entry) { add(entry, false); });
+  sessionId();
+})();

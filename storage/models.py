@@ -1,0 +1,433 @@
+"""Database tables (SQLModel) and their create/public shapes.
+
+One family per entity, as in the FastAPI full-stack template: `XBase` holds the shared
+fields, `XCreate` what a caller supplies, `X(table=True)` the row, `XPublic` what may leave
+the app. Timestamps are `datetime` fields, which SQLModel stores as `UTCDateTime`: aware
+values in, aware UTC values out, on SQLite as on PostgreSQL.
+
+Enumerations are stored as short strings (no native PostgreSQL ENUM type), so that adding a
+value later needs no `ALTER TYPE`; Python validates them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+# Deterministic constraint names: Alembic's batch mode (SQLite) and later migrations refer to
+# constraints by name. Set before any table is defined.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSON documents: JSONB on PostgreSQL, JSON text on SQLite. Python `None` is SQL NULL.
+JSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _enum(enum_class: type[StrEnum], length: int = 16) -> sa.Enum:
+    """A string column holding the enum's values (not its names); no database ENUM type."""
+    return sa.Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Channel(StrEnum):
+    """Where a citizen talks to the bot."""
+
+    telegram = "telegram"
+    zalo = "zalo"
+    web = "web"
+
+
+class Direction(StrEnum):
+    """Whether a message came from the citizen or went to them."""
+
+    incoming = "in"
+    outgoing = "out"
+
+
+class TicketStatus(StrEnum):
+    """PRODUCT.md §6."""
+
+    received = "received"
+    accepted = "accepted"
+    need_info = "need_info"
+    resolved = "resolved"
+    closed = "closed"
+    rejected = "rejected"
+
+
+OPEN311_CLOSED = frozenset({TicketStatus.resolved, TicketStatus.rejected, TicketStatus.closed})
+
+
+class TicketEventKind(StrEnum):
+    """What a ticket event records. Stored as a plain string: other kinds may be added."""
+
+    created = "created"
+    status = "status"
+    unit = "unit"
+    deadline = "deadline"
+    content = "content"
+    note = "note"
+    rating = "rating"
+    attachment = "attachment"
+
+
+class OutboxStatus(StrEnum):
+    """`pending` until sent; `failed` once the attempts are used up."""
+
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+
+
+# --- Citizens and their identities on each channel ----------------------------------------
+
+
+class CitizenBase(SQLModel):
+    display_name: str | None = Field(default=None, max_length=255)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+class CitizenCreate(CitizenBase):
+    pass
+
+
+class Citizen(CitizenBase, table=True):
+    __tablename__ = "citizen"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CitizenPublic(CitizenBase):
+    id: int
+    created_at: datetime
+
+
+class ChannelIdentityBase(SQLModel):
+    channel: Channel = Field(sa_type=_enum(Channel))
+    external_user_id: str = Field(max_length=128)
+    display_name: str | None = Field(default=None, max_length=255)
+
+
+class ChannelIdentityCreate(ChannelIdentityBase):
+    citizen_id: int
+
+
+class ChannelIdentity(ChannelIdentityBase, table=True):
+    """One account of a citizen on one channel; an account belongs to one citizen."""
+
+    __tablename__ = "channel_identity"
+    __table_args__ = (sa.UniqueConstraint("channel", "external_user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    citizen_id: int = Field(foreign_key="citizen.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ChannelIdentityPublic(ChannelIdentityBase):
+    id: int
+    citizen_id: int
+    created_at: datetime
+
+
+# --- Conversations: the dialogue state of one chat, persisted across restarts ---------------
+
+
+class ConversationBase(SQLModel):
+    channel: Channel = Field(sa_type=_enum(Channel))
+    chat_id: str = Field(max_length=128)
+    state: str = Field(default="idle", max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+
+class ConversationCreate(ConversationBase):
+    citizen_id: int | None = None
+
+
+class Conversation(ConversationBase, table=True):
+    """One row per chat. `data` holds the form being filled in; replace it, don't mutate it."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (sa.UniqueConstraint("channel", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    citizen_id: int | None = Field(
+        default=None, foreign_key="citizen.id", index=True, ondelete="SET NULL"
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationPublic(ConversationBase):
+    id: int
+    citizen_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Messages: every update in and every reply out ---------------------------------------
+
+
+class MessageBase(SQLModel):
+    direction: Direction = Field(sa_type=_enum(Direction, length=8))
+    channel: Channel = Field(sa_type=_enum(Channel))
+    chat_id: str = Field(max_length=128)
+    user_id: str | None = Field(default=None, max_length=128)
+    channel_message_id: str | None = Field(default=None, max_length=128)
+    text: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    nlu: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+
+
+class MessageCreate(MessageBase):
+    citizen_id: int | None = None
+    conversation_id: int | None = None
+
+
+class Message(MessageBase, table=True):
+    """`(channel, chat_id, direction, channel_message_id)` is unique: a redelivered update is
+    found, not stored twice. Outgoing messages may have no channel id (NULLs never clash)."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "channel", "chat_id", "direction", "channel_message_id", name="uq_message_channel_id"
+        ),
+        sa.Index("ix_message_chat_created", "channel", "chat_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    citizen_id: int | None = Field(
+        default=None, foreign_key="citizen.id", index=True, ondelete="SET NULL"
+    )
+    conversation_id: int | None = Field(
+        default=None, foreign_key="conversation.id", index=True, ondelete="SET NULL"
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    handled_at: datetime | None = None
+
+
+class MessagePublic(MessageBase):
+    id: int
+    created_at: datetime
+    handled_at: datetime | None
+
+
+# --- Tickets (PRODUCT.md §6) ---------------------------------------------------------------
+
+
+class TicketBase(SQLModel):
+    category: str | None = Field(default=None, max_length=32)
+    description: str
+    location_text: str | None = None
+    ward_code: str | None = Field(default=None, max_length=16)
+    ward_name: str | None = Field(default=None, max_length=128)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    anonymous: bool = False
+
+
+class TicketCreate(TicketBase):
+    contact_phone: str | None = Field(default=None, max_length=32)
+    citizen_id: int | None = None
+    channel: Channel | None = None
+    lead_unit_id: str | None = Field(default=None, max_length=64)
+    accept_by: datetime | None = None
+    resolve_by: datetime | None = None
+
+
+class TicketUpdate(SQLModel):
+    """Fields an official (or the workflow) may change; each change becomes an event."""
+
+    status: TicketStatus | None = None
+    category: str | None = Field(default=None, max_length=32)
+    description: str | None = None
+    location_text: str | None = None
+    ward_code: str | None = Field(default=None, max_length=16)
+    ward_name: str | None = Field(default=None, max_length=128)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    contact_phone: str | None = Field(default=None, max_length=32)
+    lead_unit_id: str | None = Field(default=None, max_length=64)
+    accept_by: datetime | None = None
+    resolve_by: datetime | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+
+
+class Ticket(TicketBase, table=True):
+    __tablename__ = "ticket"
+    __table_args__ = (
+        sa.Index("ix_ticket_citizen_created", "citizen_id", "created_at"),
+        sa.Index("ix_ticket_unit_status", "lead_unit_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    status: TicketStatus = Field(
+        default=TicketStatus.received, sa_type=_enum(TicketStatus), index=True
+    )
+    contact_phone: str | None = Field(default=None, max_length=32)
+    citizen_id: int | None = Field(default=None, foreign_key="citizen.id", ondelete="SET NULL")
+    channel: Channel | None = Field(default=None, sa_type=_enum(Channel))
+    lead_unit_id: str | None = Field(default=None, max_length=64)
+    accept_by: datetime | None = None
+    resolve_by: datetime | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    ward_code: str | None = Field(default=None, max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TicketPublic(TicketBase):
+    """What a citizen or an Open311 client may see: no phone, no citizen id."""
+
+    code: str
+    status: TicketStatus
+    lead_unit_id: str | None
+    accept_by: datetime | None
+    resolve_by: datetime | None
+    rating: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TicketCounter(SQLModel, table=True):
+    """The last sequence number given out in each year (`PA-YYYY-NNNNNN`)."""
+
+    __tablename__ = "ticket_counter"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last_value: int = 0
+
+
+class TicketEventBase(SQLModel):
+    kind: str = Field(max_length=32)
+    actor: str = Field(max_length=128)
+    note: str | None = None
+    old_value: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    new_value: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+
+
+class TicketEventCreate(TicketEventBase):
+    pass
+
+
+class TicketEvent(TicketEventBase, table=True):
+    """The audit trail: who changed what, when and why. Never updated, never deleted."""
+
+    __tablename__ = "ticket_event"
+    __table_args__ = (sa.Index("ix_ticket_event_ticket_at", "ticket_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", ondelete="CASCADE")
+    at: datetime = Field(default_factory=utcnow)
+
+
+class TicketEventPublic(TicketEventBase):
+    id: int
+    at: datetime
+
+
+# --- Attachments: files by the channel's own id, on a ticket or a message ------------------
+
+
+class AttachmentBase(SQLModel):
+    channel: Channel = Field(sa_type=_enum(Channel))
+    file_id: str = Field(max_length=512)
+    kind: str = Field(default="other", max_length=16)
+    mime_type: str | None = Field(default=None, max_length=128)
+    size: int | None = Field(default=None, ge=0)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+
+class AttachmentCreate(AttachmentBase):
+    ticket_id: int | None = None
+    message_id: int | None = None
+
+
+class Attachment(AttachmentBase, table=True):
+    __tablename__ = "attachment"
+    __table_args__ = (
+        sa.CheckConstraint("ticket_id IS NOT NULL OR message_id IS NOT NULL", name="owner"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(
+        default=None, foreign_key="ticket.id", index=True, ondelete="CASCADE"
+    )
+    message_id: int | None = Field(
+        default=None, foreign_key="message.id", index=True, ondelete="SET NULL"
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AttachmentPublic(AttachmentBase):
+    id: int
+    created_at: datetime
+
+
+# --- Outbox: messages waiting to be sent, retried with backoff ------------------------------
+
+
+class OutboxMessageBase(SQLModel):
+    channel: Channel = Field(sa_type=_enum(Channel))
+    recipient: str = Field(max_length=128)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    dedupe_key: str | None = Field(default=None, max_length=255)
+
+
+class OutboxMessageCreate(OutboxMessageBase):
+    pass
+
+
+class OutboxMessage(OutboxMessageBase, table=True):
+    """A message to send. `dedupe_key` (when given) makes enqueueing idempotent.
+
+    A claimed row stays `pending` with `next_attempt_at` pushed forward by a lease, so a
+    sender that dies mid-send leaves it due again once the lease is over.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        sa.UniqueConstraint("dedupe_key"),
+        sa.Index("ix_outbox_message_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=_enum(OutboxStatus))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxMessagePublic(OutboxMessageBase):
+    id: int
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+    created_at: datetime

@@ -1,0 +1,608 @@
+"""Query functions: keyword-only, each takes a `Session`, and those that write commit.
+
+A function that writes commits what the session already holds, does its work in a new
+transaction and commits it (`storage.db.begin_write`): compose them freely, but do not count on
+rolling back a caller's pending changes after calling one.
+
+Inserts that may race (a redelivered update, the same outbox key, a new chat) use
+`INSERT … ON CONFLICT` on the unique constraint, so the loser of a race gets the winner's row
+instead of an error. Both SQLite (3.35+) and PostgreSQL support it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.config import settings
+from storage.db import begin_write
+from storage.models import (
+    Attachment,
+    AttachmentCreate,
+    Channel,
+    ChannelIdentity,
+    Citizen,
+    Conversation,
+    Direction,
+    Message,
+    OutboxMessage,
+    OutboxMessageCreate,
+    OutboxStatus,
+    Ticket,
+    TicketCounter,
+    TicketCreate,
+    TicketEvent,
+    TicketEventCreate,
+    TicketEventKind,
+    TicketStatus,
+    TicketUpdate,
+    utcnow,
+)
+
+# --- Helpers --------------------------------------------------------------------------------
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """The dialect's INSERT construct (it has `on_conflict_do_nothing/update`)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"Unsupported database: {dialect}")
+
+
+# --- Citizens ---------------------------------------------------------------------------
+
+
+def get_or_create_citizen(
+    *,
+    session: Session,
+    channel: Channel,
+    external_user_id: str,
+    display_name: str | None = None,
+) -> Citizen:
+    """The citizen behind a channel account, created with the account on first contact."""
+    statement = (
+        select(Citizen)
+        .join(ChannelIdentity)
+        .where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_user_id == external_user_id
+        )
+    )
+    found = session.exec(statement).first()
+    if found is not None:
+        return found
+    begin_write(session)
+    try:
+        with session.begin_nested():
+            citizen = Citizen(display_name=display_name)
+            session.add(citizen)
+            session.flush()
+            assert citizen.id is not None
+            identity = ChannelIdentity(
+                citizen_id=citizen.id,
+                channel=channel,
+                external_user_id=external_user_id,
+                display_name=display_name,
+            )
+            session.add(identity)
+            session.flush()
+    except IntegrityError:  # another request created this account just now
+        session.rollback()
+        return session.exec(statement).one()
+    session.commit()
+    session.refresh(citizen)
+    return citizen
+
+
+# --- Messages -------------------------------------------------------------------------------
+
+
+def store_incoming(
+    *,
+    session: Session,
+    channel: Channel,
+    chat_id: str,
+    channel_message_id: str,
+    text: str,
+    payload: dict[str, Any],
+    user_id: str | None = None,
+    citizen_id: int | None = None,
+    conversation_id: int | None = None,
+) -> tuple[Message, bool]:
+    """Store an incoming message before anything else is done with it.
+
+    Returns the stored row and True, or, when the channel delivered this message before,
+    the row stored then and False (the caller must not handle it again).
+    """
+    begin_write(session)
+    values = {
+        "direction": Direction.incoming,
+        "channel": channel,
+        "chat_id": chat_id,
+        "user_id": user_id,
+        "channel_message_id": channel_message_id,
+        "text": text,
+        "payload": payload,
+        "citizen_id": citizen_id,
+        "conversation_id": conversation_id,
+        "created_at": utcnow(),
+    }
+    statement = (
+        _insert(session, Message)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=["channel", "chat_id", "direction", "channel_message_id"]
+        )
+        .returning(col(Message.id))
+    )
+    new_id = session.exec(statement).scalar_one_or_none()
+    session.commit()
+    if new_id is not None:
+        message = session.get_one(Message, new_id)
+        return message, True
+    existing = session.exec(
+        select(Message).where(
+            Message.channel == channel,
+            Message.chat_id == chat_id,
+            Message.direction == Direction.incoming,
+            Message.channel_message_id == channel_message_id,
+        )
+    ).one()
+    return existing, False
+
+
+def store_outgoing(
+    *,
+    session: Session,
+    channel: Channel,
+    chat_id: str,
+    text: str,
+    payload: dict[str, Any] | None = None,
+    channel_message_id: str | None = None,
+    citizen_id: int | None = None,
+    conversation_id: int | None = None,
+) -> Message:
+    """Record a message sent (or about to be sent) to a citizen."""
+    begin_write(session)
+    message = Message(
+        direction=Direction.outgoing,
+        channel=channel,
+        chat_id=chat_id,
+        text=text,
+        payload=payload or {},
+        channel_message_id=channel_message_id,
+        citizen_id=citizen_id,
+        conversation_id=conversation_id,
+    )
+    session.add(message)
+    session.commit()
+    session.refresh(message)
+    return message
+
+
+def set_message_nlu(*, session: Session, message: Message, nlu: dict[str, Any]) -> Message:
+    """Attach what the NLU understood to a stored message."""
+    begin_write(session)
+    message.nlu = nlu
+    session.add(message)
+    session.commit()
+    session.refresh(message)
+    return message
+
+
+def flag_message(*, session: Session, message: Message, **flags: Any) -> Message:
+    """Add flags to a stored message's payload (e.g. `human_request=True`)."""
+    begin_write(session)
+    message.payload = {**message.payload, **flags}
+    session.add(message)
+    session.commit()
+    session.refresh(message)
+    return message
+
+
+def mark_message_handled(*, session: Session, message: Message) -> Message:
+    """Note that a message has been answered (a redelivery after this needs nothing)."""
+    begin_write(session)
+    message.handled_at = utcnow()
+    session.add(message)
+    session.commit()
+    session.refresh(message)
+    return message
+
+
+def messages_of_chat(
+    *, session: Session, channel: Channel, chat_id: str, limit: int = 50
+) -> Sequence[Message]:
+    """The latest messages of a chat, oldest first."""
+    latest = session.exec(
+        select(Message)
+        .where(Message.channel == channel, Message.chat_id == chat_id)
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
+        .limit(limit)
+    ).all()
+    return list(reversed(latest))
+
+
+# --- Conversations --------------------------------------------------------------------------
+
+
+def get_conversation(*, session: Session, channel: Channel, chat_id: str) -> Conversation | None:
+    """The saved dialogue state of a chat, if any."""
+    return session.exec(
+        select(Conversation).where(Conversation.channel == channel, Conversation.chat_id == chat_id)
+    ).first()
+
+
+def save_conversation(
+    *,
+    session: Session,
+    channel: Channel,
+    chat_id: str,
+    state: str,
+    data: dict[str, Any],
+    citizen_id: int | None = None,
+) -> Conversation:
+    """Create or replace the dialogue state of a chat (one row per chat, race-safe)."""
+    begin_write(session)
+    now = utcnow()
+    insert = _insert(session, Conversation).values(
+        channel=channel,
+        chat_id=chat_id,
+        state=state,
+        data=data,
+        citizen_id=citizen_id,
+        created_at=now,
+        updated_at=now,
+    )
+    table = Conversation.__table__  # type: ignore[attr-defined]
+    statement = insert.on_conflict_do_update(
+        index_elements=["channel", "chat_id"],
+        set_={
+            "state": insert.excluded.state,
+            "data": insert.excluded.data,
+            "updated_at": insert.excluded.updated_at,
+            "citizen_id": sa.func.coalesce(insert.excluded.citizen_id, table.c.citizen_id),
+        },
+    ).returning(col(Conversation.id))
+    conversation_id = session.exec(statement).scalar_one()
+    session.commit()
+    return session.get_one(Conversation, conversation_id, populate_existing=True)
+
+
+# --- Tickets --------------------------------------------------------------------------------
+
+# Separators may stand between the parts only: "PA-26-000123" is no code, not year 2600.
+TICKET_CODE = re.compile(r"^PA[\s\-_./–—]*(\d{4})[\s\-_./–—]*(\d{1,7})$", re.IGNORECASE)
+
+
+def format_ticket_code(year: int, number: int) -> str:
+    """`PA-YYYY-NNNNNN`."""
+    return f"PA-{year:04d}-{number:06d}"
+
+
+def normalize_ticket_code(text: str) -> str | None:
+    """The canonical code for what a citizen typed: any case, dashes or not.
+
+    "pa2026000123", "PA 2026 123" and "pa-2026-000123" all give "PA-2026-000123";
+    anything else gives None.
+    """
+    match = TICKET_CODE.match(text.strip())
+    if match is None:
+        return None
+    return format_ticket_code(int(match[1]), int(match[2]))
+
+
+def next_ticket_code(*, session: Session, year: int) -> str:
+    """Take the next number of `year`, atomically, in the caller's transaction.
+
+    An upsert on the year's counter row: concurrent callers queue on that row (PostgreSQL)
+    or on the write lock (SQLite), so no two get the same number, and a rolled-back ticket
+    gives its number back. The caller commits (`create_ticket` does).
+    """
+    insert = _insert(session, TicketCounter).values(year=year, last_value=1)
+    table = TicketCounter.__table__  # type: ignore[attr-defined]
+    statement = insert.on_conflict_do_update(
+        index_elements=["year"], set_={"last_value": table.c.last_value + 1}
+    ).returning(table.c.last_value)
+    number: int = session.exec(statement).scalar_one()
+    return format_ticket_code(year, number)
+
+
+def create_ticket(
+    *,
+    session: Session,
+    ticket_in: TicketCreate,
+    actor: str = "citizen",
+    now: datetime | None = None,
+) -> Ticket:
+    """File a ticket: a new code in the year of filing (local time), and a `created` event."""
+    begin_write(session)
+    filed_at = now or utcnow()
+    year = filed_at.astimezone(ZoneInfo(settings.timezone)).year
+    code = next_ticket_code(session=session, year=year)
+    ticket = Ticket.model_validate(
+        ticket_in, update={"code": code, "created_at": filed_at, "updated_at": filed_at}
+    )
+    session.add(ticket)
+    session.flush()
+    assert ticket.id is not None
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            kind=TicketEventKind.created,
+            actor=actor,
+            new_value={"status": ticket.status.value, "code": code},
+            at=filed_at,
+        )
+    )
+    session.commit()
+    session.refresh(ticket)
+    return ticket
+
+
+def get_ticket_by_code(*, session: Session, code: str) -> Ticket | None:
+    """The ticket a citizen names, however they typed the code."""
+    normalized = normalize_ticket_code(code)
+    if normalized is None:
+        return None
+    return session.exec(select(Ticket).where(Ticket.code == normalized)).first()
+
+
+def tickets_of_citizen(
+    *,
+    session: Session,
+    citizen_id: int,
+    statuses: Sequence[TicketStatus] | None = None,
+    limit: int = 20,
+) -> Sequence[Ticket]:
+    """A citizen's tickets, newest first."""
+    statement = select(Ticket).where(Ticket.citizen_id == citizen_id)
+    if statuses:
+        statement = statement.where(col(Ticket.status).in_(list(statuses)))
+    statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
+    return session.exec(statement.limit(limit)).all()
+
+
+def add_ticket_event(
+    *, session: Session, ticket: Ticket, event_in: TicketEventCreate, at: datetime | None = None
+) -> TicketEvent:
+    """Append one event to a ticket's audit trail."""
+    begin_write(session)
+    assert ticket.id is not None
+    event = TicketEvent.model_validate(
+        event_in, update={"ticket_id": ticket.id, "at": at or utcnow()}
+    )
+    session.add(event)
+    ticket.updated_at = event.at
+    session.add(ticket)
+    session.commit()
+    session.refresh(event)
+    return event
+
+
+def ticket_events(*, session: Session, ticket_id: int) -> Sequence[TicketEvent]:
+    """A ticket's audit trail in the order it happened."""
+    return session.exec(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket_id)
+        .order_by(col(TicketEvent.at), col(TicketEvent.id))
+    ).all()
+
+
+_EVENT_KIND_OF_FIELD = {
+    "status": TicketEventKind.status,
+    "lead_unit_id": TicketEventKind.unit,
+    "accept_by": TicketEventKind.deadline,
+    "resolve_by": TicketEventKind.deadline,
+    "rating": TicketEventKind.rating,
+}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def update_ticket(
+    *,
+    session: Session,
+    db_ticket: Ticket,
+    ticket_in: TicketUpdate,
+    actor: str,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> Ticket:
+    """Change a ticket and record each kind of change (status, unit, deadline, rating,
+    content) as one event with the old and new values. A rejection needs a reason.
+
+    The ticket's row is locked and read afresh first, so two concurrent changes are applied
+    one after the other and each event's old values are the ones it replaced.
+    """
+    begin_write(session)
+    session.refresh(db_ticket, with_for_update=True)
+    changes = ticket_in.model_dump(exclude_unset=True)
+    if changes.get("status") == TicketStatus.rejected and not (note and note.strip()):
+        raise ValueError("Rejecting a ticket needs a reason (note).")
+    when = at or utcnow()
+    grouped: dict[TicketEventKind, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for field, new in changes.items():
+        old = getattr(db_ticket, field)
+        if old == new:
+            continue
+        kind = _EVENT_KIND_OF_FIELD.get(field, TicketEventKind.content)
+        olds, news = grouped.setdefault(kind, ({}, {}))
+        olds[field] = _json_value(old)
+        news[field] = _json_value(new)
+    if not grouped:
+        return db_ticket
+    changed = {field for _olds, news in grouped.values() for field in news}
+    db_ticket.sqlmodel_update({field: changes[field] for field in changed})
+    db_ticket.updated_at = when
+    session.add(db_ticket)
+    assert db_ticket.id is not None
+    for kind, (olds, news) in grouped.items():
+        session.add(
+            TicketEvent(
+                ticket_id=db_ticket.id,
+                kind=kind,
+                actor=actor,
+                note=note,
+                old_value=olds,
+                new_value=news,
+                at=when,
+            )
+        )
+    session.commit()
+    session.refresh(db_ticket)
+    return db_ticket
+
+
+# --- Attachments ----------------------------------------------------------------------------
+
+
+def add_attachment(*, session: Session, attachment_in: AttachmentCreate) -> Attachment:
+    """Record a file (by the channel's file id) on a ticket and/or a message."""
+    if attachment_in.ticket_id is None and attachment_in.message_id is None:
+        raise ValueError("An attachment belongs to a ticket or a message.")
+    begin_write(session)
+    attachment = Attachment.model_validate(attachment_in)
+    session.add(attachment)
+    session.commit()
+    session.refresh(attachment)
+    return attachment
+
+
+def attachments_of_ticket(*, session: Session, ticket_id: int) -> Sequence[Attachment]:
+    return session.exec(
+        select(Attachment).where(Attachment.ticket_id == ticket_id).order_by(col(Attachment.id))
+    ).all()
+
+
+# --- Outbox ---------------------------------------------------------------------------------
+
+OUTBOX_LEASE = timedelta(seconds=60)
+OUTBOX_BACKOFF_BASE = timedelta(seconds=30)
+OUTBOX_BACKOFF_MAX = timedelta(hours=1)
+OUTBOX_MAX_ATTEMPTS = 8
+
+
+def enqueue_outbox(
+    *, session: Session, message_in: OutboxMessageCreate, not_before: datetime | None = None
+) -> OutboxMessage:
+    """Queue a message to send. With a `dedupe_key` already queued, returns that row."""
+    begin_write(session)
+    values = message_in.model_dump()
+    now = utcnow()
+    values.update(
+        status=OutboxStatus.pending, attempts=0, next_attempt_at=not_before or now, created_at=now
+    )
+    statement = _insert(session, OutboxMessage).values(**values)
+    if message_in.dedupe_key is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    new_id = session.exec(statement.returning(col(OutboxMessage.id))).scalar_one_or_none()
+    session.commit()
+    if new_id is not None:
+        return session.get_one(OutboxMessage, new_id)
+    return session.exec(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key == message_in.dedupe_key)
+    ).one()
+
+
+def claim_due_outbox(
+    *,
+    session: Session,
+    limit: int = 20,
+    lease: timedelta = OUTBOX_LEASE,
+    now: datetime | None = None,
+) -> Sequence[OutboxMessage]:
+    """Claim up to `limit` due messages for sending, oldest first.
+
+    One UPDATE … RETURNING: a claimed row counts an attempt and is not due again until the
+    lease is over (PostgreSQL skips rows another sender is claiming: SKIP LOCKED). Call
+    `mark_outbox_sent` or `mark_outbox_failed` for each.
+    """
+    begin_write(session)
+    now = now or utcnow()
+    due = (
+        select(col(OutboxMessage.id))
+        .where(OutboxMessage.status == OutboxStatus.pending, OutboxMessage.next_attempt_at <= now)
+        .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
+        .where(
+            col(OutboxMessage.status) == OutboxStatus.pending,
+            col(OutboxMessage.next_attempt_at) <= now,
+        )
+        .values(attempts=col(OutboxMessage.attempts) + 1, next_attempt_at=now + lease)
+        .returning(col(OutboxMessage.id))
+    )
+    ids = list(session.exec(statement).scalars())
+    session.commit()
+    if not ids:
+        return []
+    return session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(ids))
+        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        .execution_options(populate_existing=True)
+    ).all()
+
+
+def mark_outbox_sent(
+    *, session: Session, message: OutboxMessage, now: datetime | None = None
+) -> OutboxMessage:
+    begin_write(session)
+    message.status = OutboxStatus.sent
+    message.sent_at = now or utcnow()
+    message.last_error = None
+    session.add(message)
+    session.commit()
+    session.refresh(message)
+    return message
+
+
+def outbox_backoff(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed attempt: 30 s, 1 min, 2 min, … up to 1 h."""
+    exponent = max(attempts - 1, 0)
+    if exponent >= 20:
+        return OUTBOX_BACKOFF_MAX
+    return min(OUTBOX_BACKOFF_BASE * (1 << exponent), OUTBOX_BACKOFF_MAX)
+
+
+def mark_outbox_failed(
+    *,
+    session: Session,
+    message: OutboxMessage,
+    error: str,
+    now: datetime | None = None,
+    max_attempts: int = OUTBOX_MAX_ATTEMPTS,
+    permanent: bool = False,
+) -> OutboxMessage:
+    """Record a failed attempt: due again after the backoff, or `failed` for good when the
+    attempts are used up or the error is `permanent` (e.g. the user blocked the bot)."""
+    begin_write(session)
+    now = now or utcnow()
+    message.last_error = error[:2000]
+    if permanent or message.attempts >= max_attempts:
+        message.status = OutboxStatus.failed
+    else:
+        message.next_attempt_at = now + outbox_backoff(message.attempts)
+    session.add(message)
+    session.commit()
+    session.refresh(message)
+    return message
