@@ -22,6 +22,7 @@ from fake_telegram import FakeTelegram
 from starlette.applications import Starlette
 from telegram import Bot
 
+from bot.channels.common import split_text, utf16_length
 from bot.channels.telegram import (
     APOLOGY,
     SECRET_HEADER,
@@ -29,9 +30,7 @@ from bot.channels.telegram import (
     TelegramOutput,
     build_application,
     running_telegram,
-    split_text,
     telegram_webhook_route,
-    text_length,
     webhook_path,
 )
 from bot.conversation.messages import (
@@ -302,24 +301,26 @@ async def test_long_reply_is_split_and_long_message_passes(
     assert message.text == incoming
     sent = fake.calls_to("sendMessage")
     assert len(sent) == 3
-    assert all(text_length(c.params["text"]) <= 4096 for c in sent)
-    assert "\n".join(c.params["text"] for c in sent) == long_reply  # cut at line ends
+    assert all(utf16_length(c.params["text"]) <= 4096 for c in sent)
+    # cut at line ends; the splitter drops the spaces it cuts at
+    lines = [line.rstrip() for line in long_reply.split("\n")]
+    joined = "\n".join(c.params["text"] for c in sent)
+    assert [line.rstrip() for line in joined.split("\n")] == lines
     assert [("reply_markup" in c.params) for c in sent] == [False, False, True]
 
 
 def test_split_text_edges() -> None:
-    assert split_text("") == []
-    assert split_text("  \n\n ") == []
-    assert split_text("một\nhai") == ["một\nhai"]
+    assert split_text_tg("") == []
+    assert split_text_tg("  \n\n ") == []
+    assert split_text_tg("một\nhai") == ["một\nhai"]
     one_line = "chữ " * 3000  # 12,000 characters, no line break: cut at spaces
-    pieces = split_text(one_line)
-    assert all(len(p) <= 4096 for p in pieces) and "".join(pieces) == one_line.strip("\n")
-    assert all(p.endswith(" ") for p in pieces[:-1])
+    pieces = split_text_tg(one_line)
+    assert all(len(p) <= 4096 for p in pieces) and " ".join(pieces) == one_line.strip()
     emoji = "😀" * 3000  # two UTF-16 units each
-    pieces = split_text(emoji)
-    assert [text_length(p) for p in pieces] == [4096, 1904] and "".join(pieces) == emoji
+    pieces = split_text_tg(emoji)
+    assert [utf16_length(p) for p in pieces] == [4096, 1904] and "".join(pieces) == emoji
     no_space = "x" * 5000
-    assert [len(p) for p in split_text(no_space)] == [4096, 904]
+    assert [len(p) for p in split_text_tg(no_space)] == [4096, 904]
 
 
 async def test_burst_in_one_chat_keeps_order_and_other_chat_is_not_blocked(
@@ -412,7 +413,7 @@ async def test_image_with_long_text_is_photo_then_text(fake: FakeTelegram) -> No
         [photo] = fake.calls_to("sendPhoto")
         [message] = fake.calls_to("sendMessage")
         assert "caption" not in photo.params and "reply_markup" not in photo.params
-        assert message.params["text"] == text and "reply_markup" in message.params
+        assert message.params["text"] == text.strip() and "reply_markup" in message.params
 
 
 async def test_unfetchable_image_is_uploaded_or_linked(fake: FakeTelegram) -> None:
@@ -536,3 +537,7 @@ async def test_webhook_secret_must_be_what_telegram_accepts(
         telegram_webhook_route(app, "has space")
     assert webhook_path("https://x.example/hooks/tg") == "/hooks/tg"
     assert webhook_path(None) == webhook_path("https://x.example") == "/telegram/webhook"
+
+
+def split_text_tg(text: str) -> list[str]:
+    return split_text(text, 4096)

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from fake_zalo import FakeZalo, event_update, image_update, text_update
 
+from bot.channels.common import split_text
 from bot.channels.zalo import (
     ChoiceMemory,
     ZaloApiError,
     ZaloClient,
     ZaloOutput,
     run_polling,
-    split_text,
     update_to_message,
     zalo_webhook_route,
 )
@@ -344,8 +344,8 @@ def test_choice_memory() -> None:
 
 
 def test_split_text() -> None:
-    assert split_text("  ngắn  ") == ["ngắn"]
-    assert split_text("") == []
+    assert split_text("  ngắn  ", 2000) == ["ngắn"]
+    assert split_text("", 2000) == []
     emoji = "😀" * 1500  # 3000 UTF-16 units, no spaces: hard cuts
     pieces = split_text(emoji, 2000)
     assert "".join(pieces) == emoji

@@ -70,6 +70,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.channels.common import hide_token_in_logs, split_text, utf16_length
 from bot.config import Settings
 from bot.conversation.messages import (
     Attachment,
@@ -216,55 +217,6 @@ def _button_label(message: Message, data: str) -> str | None:
 # --- Outgoing: Reply -> Bot API calls ----------------------------------------------------
 
 
-def text_length(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _prefix_within(text: str, limit: int) -> int:
-    """How many characters of `text` fit in `limit` UTF-16 code units."""
-    units = 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > limit:
-            return index
-    return len(text)
-
-
-def _split_line(line: str, limit: int) -> list[str]:
-    """A line cut into pieces of at most `limit` units, at a space when there is one."""
-    pieces: list[str] = []
-    while text_length(line) > limit:
-        cut = _prefix_within(line, limit)
-        space = line.rfind(" ", 0, cut)
-        if space > cut // 2:
-            cut = space + 1
-        pieces.append(line[:cut])
-        line = line[cut:]
-    pieces.append(line)
-    return pieces
-
-
-def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """`text` in messages of at most `limit` UTF-16 units, cut at line ends when possible.
-
-    Blank pieces are dropped (Telegram refuses an empty message).
-    """
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in text.split("\n"):
-        for piece in _split_line(line, limit):
-            units = text_length(piece)
-            if current and size + 1 + units > limit:
-                chunks.append("\n".join(current))
-                current, size = [], 0
-            size += units + (1 if current else 0)
-            current.append(piece)
-    chunks.append("\n".join(current))
-    return [chunk.strip("\n") for chunk in chunks if chunk.strip()]
-
-
 def inline_keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     """One button per row; refuses what Telegram would refuse, before anything is sent."""
     if not buttons:
@@ -306,17 +258,17 @@ class TelegramOutput:
         data over 64 bytes), before sending anything.
         """
         markup = inline_keyboard(reply.buttons)
-        chunks = split_text(reply.text)
+        chunks = split_text(reply.text, MESSAGE_LIMIT)
         if not chunks and not reply.image_url:
             raise ValueError("A Telegram reply needs text or an image; this one has neither")
         if reply.image_url:
-            fits = bool(chunks) and text_length(reply.text) <= CAPTION_LIMIT
+            fits = bool(chunks) and utf16_length(reply.text) <= CAPTION_LIMIT
             caption = reply.text.strip() if fits else None
             photo = await self._send_photo(
                 chat_id, reply.image_url, caption, markup if fits or not chunks else None
             )
             if photo is None:  # Telegram could not have it: send the link instead
-                chunks = split_text(f"{reply.text}\n{reply.image_url}".strip())
+                chunks = split_text(f"{reply.text}\n{reply.image_url}".strip(), MESSAGE_LIMIT)
             elif fits or not chunks:
                 return str(photo.message_id)
         sent: Message | None = None
@@ -541,26 +493,6 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # --- Wiring ------------------------------------------------------------------------------
 
 
-class _RedactToken(logging.Filter):
-    """Hides the bot token in httpx's request log lines (the token is in every URL)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, "<token>"), ()
-        return True
-
-
-def _hide_token_in_logs(token: str) -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _RedactToken) and f.token == token for f in httpx_logger.filters):
-        httpx_logger.addFilter(_RedactToken(token))
-
-
 def file_base_url(base_url: str) -> str:
     """The file download base matching a Bot API base: …/bot -> …/file/bot."""
     stripped = base_url.rstrip("/")
@@ -582,7 +514,7 @@ def build_application(
     """The Telegram application: handlers, per-chat ordering and the error handler."""
     if not token:
         raise ValueError("A Telegram bot token is required.")
-    _hide_token_in_logs(token)
+    hide_token_in_logs(token)
     application = (
         Application.builder()
         .token(token)

@@ -66,6 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.channels.common import hide_token_in_logs, split_text, utf16_length
 from bot.conversation.messages import (
     Attachment,
     Button,
@@ -120,33 +121,6 @@ class ZaloApiError(Exception):
         return self.error_code == POLL_TIMEOUT_ERROR
 
 
-class _RedactTokens(logging.Filter):
-    """Hides bot tokens in httpx's request log lines (they log the full URL at INFO)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.tokens:
-            message = record.getMessage()
-            redacted = message
-            for token in self.tokens:
-                redacted = redacted.replace(token, "<token>")
-            if redacted != message:
-                record.msg, record.args = redacted, ()
-        return True
-
-
-_redactor = _RedactTokens()
-
-
-def _hide_token_in_logs(token: str) -> None:
-    if _redactor not in logging.getLogger("httpx").filters:
-        logging.getLogger("httpx").addFilter(_redactor)
-    _redactor.tokens.add(token)
-
-
 class ZaloClient:
     """The Zalo Bot API over one long-lived httpx client."""
 
@@ -160,7 +134,7 @@ class ZaloClient:
     ) -> None:
         if not token:
             raise ValueError("A Zalo bot token is required.")
-        _hide_token_in_logs(token)
+        hide_token_in_logs(token)
         self._timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=f"{base_url.rstrip('/')}/bot{token}",
@@ -437,47 +411,6 @@ class ChoiceMemory:
 # --- Sending -------------------------------------------------------------------------------
 
 
-def _units(text: str) -> int:
-    """Length in UTF-16 code units."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
-
-
-def _prefix_within(text: str, limit: int) -> int:
-    """The number of characters of the longest prefix of at most `limit` UTF-16 units."""
-    units = 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > limit:
-            return index
-    return len(text)
-
-
-def split_text(text: str, limit: int = MAX_TEXT_UNITS) -> list[str]:
-    """Cut `text` into non-empty pieces of at most `limit` UTF-16 units.
-
-    Cuts at a paragraph break, else a line break, else a space, in the second half of the
-    piece; a hard cut only for a long run without spaces.
-    """
-    if limit < 16:
-        raise ValueError("limit must be at least 16")
-    pieces: list[str] = []
-    rest = text.strip()
-    while rest:
-        if _units(rest) <= limit:
-            pieces.append(rest)
-            break
-        cut = _prefix_within(rest, limit)
-        window = rest[:cut]
-        for separator in ("\n\n", "\n", " "):
-            at = window.rfind(separator)
-            if at >= cut // 2:
-                cut = at
-                break
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    return pieces
-
-
 class ZaloOutput:
     """Renders replies for Zalo: plain text with numbered choices, photos, split long texts."""
 
@@ -498,7 +431,7 @@ class ZaloOutput:
         self.choices.remember(chat_id, reply.buttons)
         sent: str | None = None
         if reply.image_url:
-            caption = text if text and _units(text) <= self.max_chars else None
+            caption = text if text and utf16_length(text) <= self.max_chars else None
             sent = await self.client.send_photo(chat_id, reply.image_url, caption)
             if caption is not None or not text:
                 return sent
