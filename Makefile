@@ -34,6 +34,7 @@ nlu-eval: setup
 
 bench: setup
 	$(CIVICBOT) bench
+	$(VENV)/bin/python scripts/bench_pipeline.py
 
 # The app environment (Python 3.11). uv installs the locked versions in seconds.
 $(VENV)/.installed: pyproject.toml requirements.lock

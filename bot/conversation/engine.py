@@ -153,6 +153,8 @@ class _Turn:
         )
         self.state = conversation.state if conversation else IDLE
         self.data: dict[str, Any] = dict(conversation.data) if conversation else {}
+        # End the read transaction: no pooled connection is held while the NLU is awaited.
+        self.session.commit()
         return new
 
     async def run(self) -> None:
@@ -164,6 +166,7 @@ class _Turn:
                 state=self.state, data=self.data, citizen_id=self.citizen.id,
             )  # fmt: skip
             for reply in self.replies:
+                self.session.commit()  # hold no pooled connection while the channel sends
                 sent_id = await self.output.send(self.message.chat_id, reply)
                 queries.store_outgoing(
                     session=self.session, channel=self.channel, chat_id=self.message.chat_id,
@@ -174,6 +177,7 @@ class _Turn:
                     },
                 )  # fmt: skip
             queries.mark_message_handled(session=self.session, message=self.stored)
+            self.session.commit()
 
     def reply(self, text: str, buttons: list[Button] | tuple[Button, ...] = ()) -> None:
         self.replies.append(Reply(text=text, buttons=tuple(buttons)))
@@ -202,6 +206,7 @@ class _Turn:
             self.state, self.data = IDLE, {}
             self.reply(say(COMMANDS[command]), MENU)
             return
+        self.session.commit()  # release the connection across the await (see store)
         nlu = await self.nlu.parse(m.text)
         queries.set_message_nlu(session=self.session, message=self.stored, nlu=nlu.as_json())
         if photos and self.state in FORM_STATES:
