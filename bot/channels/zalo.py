@@ -54,13 +54,13 @@ import json
 import logging
 import re
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from civicbot_nlu.normalize import fold
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -349,9 +349,7 @@ _CHOICE_NUMBER = re.compile(r"^(?:so|chon|lua chon)?\s*#?(\d{1,3})\s*[.)]?$")
 
 def _fold(text: str) -> str:
     """Lower case, no accents, single spaces, no trailing punctuation: for matching labels."""
-    decomposed = unicodedata.normalize("NFD", text.casefold().replace("đ", "d"))
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(bare.split()).strip(" .!?,;:\"'")
+    return " ".join(fold(text).split()).strip(" .!?,;:\"'")
 
 
 class ChoiceMemory:
