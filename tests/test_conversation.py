@@ -226,11 +226,16 @@ async def test_edited_message_is_stored_but_not_answered(chat: Chat) -> None:
     assert len(chat.rows(Message)) == 1
 
 
-async def test_location_pin_answers_the_place_question(chat: Chat) -> None:
+async def test_location_pin_offers_the_nearest_wards(chat: Chat) -> None:
     await chat.send("tôi muốn phản ánh")
     await chat.press("Hạ tầng đô thị")
-    replies = await chat.send(location=GeoPoint(21.02851, 105.85246))
+    # Hồ Gươm, in Phường Hoàn Kiếm.
+    replies = await chat.send(location=GeoPoint(21.02880, 105.85240))
+    assert "Phường Hoàn Kiếm" in labels(replies)
+    replies = await chat.press("Phường Hoàn Kiếm")
     assert "mô tả" in replies[-1].text
+    (state,) = chat.rows(ConversationRow)
+    assert (state.data["ward_name"], state.data["lat"]) == ("Phường Hoàn Kiếm", 21.0288)
 
 
 def test_fallback_is_what_the_keyword_nlu_uses() -> None:

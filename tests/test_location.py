@@ -462,3 +462,16 @@ def test_builds_fast_and_once() -> None:
     assert time.perf_counter() - start < 1.0
     assert gazetteer() is gazetteer()
     assert HanoiGazetteer().resolve("phường Láng").ward == LANG
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "ward"),
+    [
+        (21.0288, 105.8524, "Phường Hoàn Kiếm"),  # Hồ Gươm
+        (20.9714, 105.7788, "Phường Hà Đông"),  # Hà Đông centre
+    ],
+)
+def test_a_pin_gives_the_nearest_wards_first(lat: float, lon: float, ward: str) -> None:
+    nearest = gazetteer().nearest(lat, lon)
+    assert len(nearest) == 3
+    assert nearest[0].name == ward

@@ -443,8 +443,10 @@ class _Turn:
         form.update(
             lat=pin.lat, lon=pin.lon, place=f"Vị trí đã chia sẻ ({pin.lat:.5f}, {pin.lon:.5f})"
         )
-        # Pins carry no ward until the map has boundaries; the unit can still be chosen later.
-        form["ward_skipped"] = True
+        # The map has one reference point per ward, not boundaries: offer the closest wards.
+        nearest = gazetteer().nearest(pin.lat, pin.lon)
+        form["candidates"] = [{"ward_code": w.code, "ward_name": w.name} for w in nearest]
+        form.pop("ward_code", None)
         self.next_step(form)
 
     def add_photos(self, *, quiet: bool = False) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import sqlite3
 import threading
@@ -253,6 +254,21 @@ def _keys_of(short: str, kind: str, keywords_json: str | None) -> Iterator[tuple
 def _plain_short(short: str) -> str:
     """Drop the "(Xã)" vietnamadminunits adds to some homonyms ("Yên Viên (Xã)")."""
     return re.sub(r"\s*\([^)]*\)", "", short).strip()
+
+
+@lru_cache(maxsize=1)
+def _centroids() -> tuple[tuple[str, float, float], ...]:
+    """(code, latitude, longitude) of every 2025 Hà Nội unit, from vietnamadminunits."""
+    con = sqlite3.connect(f"file:{_vau_data_dir() / 'dataset.db'}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT wardCode, wardLat, wardLon FROM admin_units"
+            " WHERE provinceKey = ? AND wardLat IS NOT NULL AND wardLon IS NOT NULL",
+            (_PROVINCE_KEY,),
+        ).fetchall()
+    finally:
+        con.close()
+    return tuple((str(code), float(lat), float(lon)) for code, lat, lon in rows)
 
 
 def _build() -> _Data:
@@ -530,6 +546,19 @@ class HanoiGazetteer:
             "old_wards_split": sum(1 for w in d.old_wards.values() if len(w.targets) > 1),
             "keys": len(d.index),
         }
+
+    def nearest(self, lat: float, lon: float, count: int = 3) -> tuple[Ward, ...]:
+        """The units whose reference points are closest to a pin, closest first.
+
+        The packages carry one reference point per unit, not boundaries, so this is a
+        shortlist for the citizen to choose from, not a verdict.
+        """
+        scale = math.cos(math.radians(lat))  # degrees of longitude shrink with latitude
+        ranked = sorted(
+            _centroids(),
+            key=lambda c: (c[1] - lat) ** 2 + ((c[2] - lon) * scale) ** 2,
+        )
+        return tuple(self._d.new[code] for code, _, _ in ranked[:count] if code in self._d.new)
 
     def resolve(self, text: str) -> Location:
         """What a place phrase the citizen wrote means on the 2025 map.
