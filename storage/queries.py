@@ -33,6 +33,7 @@ from storage.models import (
     Conversation,
     Direction,
     Message,
+    MessageCreate,
     OutboxMessage,
     OutboxMessageCreate,
     OutboxStatus,
@@ -218,6 +219,19 @@ def mark_message_handled(*, session: Session, message: Message) -> Message:
     session.commit()
     session.refresh(message)
     return message
+
+
+def record_replies(*, session: Session, message: Message, replies: Sequence[MessageCreate]) -> None:
+    """After a turn: the replies sent and the incoming message marked handled, in one
+    transaction (one commit per turn instead of one per reply)."""
+    begin_write(session)
+    now = utcnow()
+    session.add_all(
+        Message.model_validate(reply, update={"direction": Direction.outgoing, "created_at": now})
+        for reply in replies
+    )
+    session.exec(sa.update(Message).where(col(Message.id) == message.id).values(handled_at=now))
+    session.commit()
 
 
 def messages_of_chat(

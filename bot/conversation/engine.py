@@ -28,7 +28,7 @@ from bot.nlu.location import gazetteer
 from bot.nlu.result import CATEGORIES, NluResult
 from storage import queries
 from storage.db import get_session
-from storage.models import AttachmentCreate, Channel, TicketCreate, utcnow
+from storage.models import AttachmentCreate, Channel, Direction, MessageCreate, TicketCreate, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -165,19 +165,22 @@ class _Turn:
                 session=self.session, channel=self.channel, chat_id=self.message.chat_id,
                 state=self.state, data=self.data, citizen_id=self.citizen.id,
             )  # fmt: skip
+            self.session.commit()  # hold no pooled connection while the channel sends
+            sent = []
             for reply in self.replies:
-                self.session.commit()  # hold no pooled connection while the channel sends
                 sent_id = await self.output.send(self.message.chat_id, reply)
-                queries.store_outgoing(
-                    session=self.session, channel=self.channel, chat_id=self.message.chat_id,
-                    text=reply.text, channel_message_id=sent_id, citizen_id=self.citizen.id,
-                    payload={
-                        "buttons": [asdict(b) for b in reply.buttons],
-                        "image_url": reply.image_url,
-                    },
+                sent.append(
+                    MessageCreate(
+                        direction=Direction.outgoing, channel=self.channel,
+                        chat_id=self.message.chat_id, text=reply.text,
+                        channel_message_id=sent_id, citizen_id=self.citizen.id,
+                        payload={
+                            "buttons": [asdict(b) for b in reply.buttons],
+                            "image_url": reply.image_url,
+                        },
+                    )
                 )  # fmt: skip
-            queries.mark_message_handled(session=self.session, message=self.stored)
-            self.session.commit()
+            queries.record_replies(session=self.session, message=self.stored, replies=sent)
 
     def reply(self, text: str, buttons: list[Button] | tuple[Button, ...] = ()) -> None:
         self.replies.append(Reply(text=text, buttons=tuple(buttons)))

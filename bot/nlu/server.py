@@ -7,10 +7,12 @@ import logging
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_INPUTS = ("config.yml", "data", "civicbot_nlu")
 STARTUP_TIMEOUT_SECONDS = 180.0
+NO_MODEL_GRACE_SECONDS = 20.0  # answering without a model this long: the model is unusable
 
 
 @dataclass(frozen=True)
@@ -101,12 +104,27 @@ def free_port() -> int:
 
 
 def start(settings: Settings, *, port: int | None = None, quiet: bool = True) -> RunningServer:
-    """Start a Rasa server on loopback with the trained model and wait until it answers."""
+    """Start a Rasa server on loopback with the trained model and wait until it answers.
+
+    With no `port`, a free one is picked; if another process takes it first and Rasa exits,
+    it is tried once more on another port.
+    """
     if not settings.nlu_model_path.exists():
         raise NluServerError(
             f"No NLU model at {settings.nlu_model_path}; run `civicbot nlu train` first."
         )
-    port = port or free_port()
+    attempts = 1 if port else 2
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_once(settings, port or free_port(), quiet=quiet)
+        except _RasaExited:
+            if attempt == attempts:
+                raise
+            logger.warning("Rasa did not start; trying another port.", exc_info=True)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_once(settings: Settings, port: int, *, quiet: bool) -> RunningServer:
     command = [
         *rasa_command(settings), "run",
         "--enable-api",
@@ -115,28 +133,50 @@ def start(settings: Settings, *, port: int | None = None, quiet: bool = True) ->
         "--auth-token", settings.nlu_token,
         "--model", str(settings.nlu_model_path),
     ]  # fmt: skip
-    output = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(command, cwd=NLU_DIR, env=rasa_env(), stdout=output, stderr=output)
-    server = RunningServer(f"http://127.0.0.1:{port}", settings.nlu_token, process)
-    try:
-        wait_until_ready(server)
-    except BaseException:
-        stop(server)
-        raise
+    # Quiet: Rasa's output goes to a file, shown in the error if it fails to start.
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(tempfile.TemporaryFile()) if quiet else None
+        output = subprocess.STDOUT if log else None
+        process = subprocess.Popen(command, cwd=NLU_DIR, env=rasa_env(), stdout=log, stderr=output)
+        server = RunningServer(f"http://127.0.0.1:{port}", settings.nlu_token, process)
+        try:
+            wait_until_ready(server)
+        except NluServerError as error:
+            stop(server)
+            raise NluServerError(f"{error}\n{_tail(log)}") from error
+        except BaseException:
+            stop(server)
+            raise
     return server
+
+
+def _tail(log: IO[bytes] | None, lines: int = 20) -> str:
+    if log is None:
+        return ""
+    log.seek(0)
+    text = log.read().decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class _RasaExited(NluServerError):
+    """Rasa stopped while starting (e.g. its port was taken)."""
 
 
 def wait_until_ready(server: RunningServer, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
     """Poll the server's status endpoint until the model is loaded."""
     deadline = time.monotonic() + timeout
+    answering_since: float | None = None
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                raise NluServerError(f"Rasa exited with code {server.process.returncode}.")
+                raise _RasaExited(f"Rasa exited with code {server.process.returncode}.")
             try:
                 response = client.get(f"{server.url}/status", params={"token": server.token})
                 if response.status_code == 200 and response.json().get("model_file"):
                     return
+                answering_since = answering_since or time.monotonic()
+                if time.monotonic() - answering_since > NO_MODEL_GRACE_SECONDS:
+                    raise NluServerError(f"Rasa answers at {server.url} but loaded no model.")
             except httpx.TransportError:
                 pass
             time.sleep(0.5)
