@@ -32,10 +32,7 @@ async def serve(config: Settings) -> None:
     upgrade(config.database_url)
     with server.local_server(config) as (nlu_url, nlu_token):
         async with (
-            NluClient(
-                nlu_url, nlu_token, timeout=config.nlu_timeout_seconds,
-                max_chars=config.nlu_max_chars,
-            ) as nlu,
+            NluClient.from_settings(nlu_url, nlu_token, config) as nlu,
             contextlib.AsyncExitStack() as stack,
         ):  # fmt: skip
             conversation = Conversation(nlu=nlu)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,6 +17,14 @@ from bot.nlu.client import NluClient
 WORKLOAD = Path(__file__).resolve().parent.parent / "tests" / "data" / "nlu_dev.csv"
 
 
+def percentile(values: list[float] | tuple[float, ...], percent: float) -> float:
+    """Nearest-rank percentile: the smallest value with `percent` % of values at or below it."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
+
+
 @dataclass(frozen=True)
 class Latency:
     """Per-request times in milliseconds."""
@@ -23,8 +32,7 @@ class Latency:
     samples: tuple[float, ...]
 
     def percentile(self, percent: float) -> float:
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(percent / 100 * len(ordered)))]
+        return percentile(self.samples, percent)
 
     def line(self, label: str) -> str:
         return (

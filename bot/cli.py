@@ -17,6 +17,11 @@ from bot.config import Settings, settings
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
+def invocation() -> str:
+    """This command line as typed, for reports that say how they were made."""
+    return "civicbot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def nlu_train(args: argparse.Namespace, config: Settings) -> int:
     """Train the NLU model when it is missing or older than its inputs."""
     from bot.nlu import server
@@ -53,8 +58,7 @@ def nlu_parse(args: argparse.Namespace, config: Settings) -> int:
         return 2
 
     async def run(url: str, token: str) -> None:
-        async with NluClient(url, token, timeout=config.nlu_timeout_seconds,
-                             max_chars=config.nlu_max_chars) as client:  # fmt: skip
+        async with NluClient.from_settings(url, token, config) as client:
             lines = (line.rstrip("\n") for line in sys.stdin) if args.jsonl else [args.text]
             for line in lines:
                 result = await client.parse(line)
@@ -75,15 +79,13 @@ def nlu_eval(args: argparse.Namespace, config: Settings) -> int:
     examples = evaluate.read_examples(Path(args.file), (e.text for e in training_examples()))
 
     async def run(url: str, token: str) -> evaluate.Report:
-        async with NluClient(url, token, timeout=config.nlu_timeout_seconds,
-                             max_chars=config.nlu_max_chars) as client:  # fmt: skip
+        async with NluClient.from_settings(url, token, config) as client:
             await client.parse("xin chào")  # warm-up, not counted
             return await evaluate.evaluate(client, examples)
 
     with server.local_server(config) as (url, token):
         report = asyncio.run(run(url, token))
-    command = "civicbot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    text = evaluate.markdown(report, source=args.file, command=command)
+    text = evaluate.markdown(report, source=args.file, command=invocation())
     print(text)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
@@ -100,8 +102,7 @@ def bench(args: argparse.Namespace, config: Settings) -> int:
 
     with server.local_server(config) as (url, token):
         lines = asyncio.run(run_nlu_bench(url, token, rounds=args.rounds))
-    command = "civicbot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    print(f"# {command}")
+    print(f"# {invocation()}")
     print("\n".join(lines))
     return 0
 

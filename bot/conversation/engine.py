@@ -21,7 +21,7 @@ from civicbot_nlu.patterns import find_phones, find_ticket_codes
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.catalog.catalog import answer, load_catalog, suggest
+from bot.catalog.catalog import Procedure, answer, details, load_catalog, suggest
 from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Reply
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
 from bot.nlu.location import gazetteer
@@ -209,7 +209,6 @@ class _Turn:
             self.state, self.data = IDLE, {}
             self.reply(say(COMMANDS[command]), MENU)
             return
-        self.session.commit()  # release the connection across the await (see store)
         nlu = await self.nlu.parse(m.text)
         queries.set_message_nlu(session=self.session, message=self.stored, nlu=nlu.as_json())
         if photos and self.state in FORM_STATES:
@@ -262,12 +261,11 @@ class _Turn:
             self.check_status(None)
         elif data == MENU_HUMAN:
             self.request_human()
-        elif kind == "proc" and load_catalog().get(value):
-            self.reply(
-                answer(load_catalog().get(value)).text, [Button("Xem đầy đủ", f"more:{value}")]
-            )
-        elif kind == "more" and load_catalog().get(value):
-            self.reply(answer(load_catalog().get(value)).details)
+        elif kind in ("proc", "more") and (procedure := load_catalog().get(value)):
+            if kind == "proc":
+                self.reply_procedure(procedure)
+            else:
+                self.reply(details(procedure))
         elif self.state in FORM_STATES and self.form_button(kind, value, data):
             pass
         else:
@@ -278,12 +276,15 @@ class _Turn:
     def answer_procedure(self, nlu: NluResult) -> None:
         procedure = load_catalog().get(nlu.procedure)
         if procedure is not None:
-            reply = answer(procedure, nlu.aspect)
-            self.reply(reply.text, [Button("Xem đầy đủ", f"more:{procedure.id}")])
+            self.reply_procedure(procedure, nlu.aspect)
             return
         suggestion = suggest(nlu.text)
         buttons = [Button(o.label[:60], f"proc:{o.procedure_id}") for o in suggestion.options]
         self.reply(suggestion.text, buttons)
+
+    def reply_procedure(self, procedure: Procedure, aspect: str | None = None) -> None:
+        """The short answer, leading with `aspect`, and a button for the whole entry."""
+        self.reply(answer(procedure, aspect).text, [Button("Xem đầy đủ", f"more:{procedure.id}")])
 
     # --- complaints ---------------------------------------------------------------------------
 

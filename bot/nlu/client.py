@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from bot.config import Settings
 from bot.nlu import fallback
 from bot.nlu.exceptions import NluResponseError
 from bot.nlu.location import Location, gazetteer
@@ -49,6 +50,13 @@ class NluClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
             transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    @classmethod
+    def from_settings(cls, base_url: str, token: str, config: Settings) -> NluClient:
+        """A client with the configured timeout and NLU text limit."""
+        return cls(
+            base_url, token, timeout=config.nlu_timeout_seconds, max_chars=config.nlu_max_chars
         )
 
     async def __aenter__(self) -> NluClient:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from civicbot_nlu.normalize import has_diacritics, normalize
 
+from bot.bench import percentile
 from bot.nlu.client import NluClient
 from bot.nlu.result import NluResult
 
@@ -82,8 +83,8 @@ class Report:
         return labels, dict(pairs)
 
     def latency_ms(self) -> tuple[float, float]:
-        times = sorted(o.seconds * 1000 for o in self.outcomes)
-        return _percentile(times, 50), _percentile(times, 95)
+        times = [o.seconds * 1000 for o in self.outcomes]
+        return percentile(times, 50), percentile(times, 95)
 
     def sources(self) -> Counter[str]:
         return Counter(o.predicted["source"] for o in self.outcomes)
@@ -243,10 +244,3 @@ def _matrix_text(labels: list[str], counts: dict[tuple[str, str], int]) -> list[
         for g in labels
     ]
     return [head, *body]
-
-
-def _percentile(values: list[float], percent: float) -> float:
-    if not values:
-        return float("nan")
-    index = min(len(values) - 1, max(0, round(percent / 100 * len(values) + 0.5) - 1))
-    return values[index]
