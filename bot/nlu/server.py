@@ -130,7 +130,8 @@ def _start_once(settings: Settings, port: int, *, quiet: bool) -> RunningServer:
         "--enable-api",
         "--interface", "127.0.0.1",
         "--port", str(port),
-        "--auth-token", settings.nlu_token,
+        # "=" form: a generated token may start with "-", which argparse takes for an option.
+        f"--auth-token={settings.nlu_token}",
         "--model", str(settings.nlu_model_path),
     ]  # fmt: skip
     # Quiet: Rasa's output goes to a file, shown in the error if it fails to start.
