@@ -90,6 +90,34 @@ class TicketEventKind(StrEnum):
     note = "note"
     rating = "rating"
     attachment = "attachment"
+    escalation = "escalation"
+    question = "question"
+    answer = "answer"
+    reopened = "reopened"
+
+
+class UnitKind(StrEnum):
+    """A ward or commune People's Committee, a city body, or a public service company."""
+
+    ward = "ward"
+    city = "city"
+    company = "company"
+
+
+class OfficialRole(StrEnum):
+    """Handlers act on tickets; supervisors also get escalations; leaders see the whole city."""
+
+    handler = "handler"
+    supervisor = "supervisor"
+    leader = "leader"
+
+
+class Severity(StrEnum):
+    """How fast a category must be handled (deadlines in working time)."""
+
+    urgent = "urgent"
+    normal = "normal"
+    complex = "complex"
 
 
 class OutboxStatus(StrEnum):
@@ -252,9 +280,12 @@ class TicketCreate(TicketBase):
     contact_phone: str | None = Field(default=None, max_length=32)
     citizen_id: int | None = None
     channel: Channel | None = None
+    chat_id: str | None = Field(default=None, max_length=128)
     lead_unit_id: str | None = Field(default=None, max_length=64)
     accept_by: datetime | None = None
     resolve_by: datetime | None = None
+    severity: Severity | None = None
+    unrouted: bool = False
 
 
 class TicketUpdate(SQLModel):
@@ -273,6 +304,13 @@ class TicketUpdate(SQLModel):
     accept_by: datetime | None = None
     resolve_by: datetime | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
+    severity: Severity | None = None
+    unrouted: bool | None = None
+    accepted_at: datetime | None = None
+    resolved_at: datetime | None = None
+    accept_escalation: int | None = None
+    resolve_escalation: int | None = None
+    reopen_count: int | None = None
 
 
 class Ticket(TicketBase, table=True):
@@ -290,12 +328,23 @@ class Ticket(TicketBase, table=True):
     contact_phone: str | None = Field(default=None, max_length=32)
     citizen_id: int | None = Field(default=None, foreign_key="citizen.id", ondelete="SET NULL")
     channel: Channel | None = Field(default=None, sa_type=_enum(Channel))
+    # The chat the ticket was filed from: where the citizen hears of every step.
+    chat_id: str | None = Field(default=None, max_length=128)
     lead_unit_id: str | None = Field(default=None, max_length=64)
     accept_by: datetime | None = None
     resolve_by: datetime | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
     ward_code: str | None = Field(default=None, max_length=16, index=True)
-    created_at: datetime = Field(default_factory=utcnow)
+    severity: Severity | None = Field(default=None, sa_type=_enum(Severity))
+    # Set when no routing rule matched and the city intake unit got the ticket.
+    unrouted: bool = False
+    accepted_at: datetime | None = None
+    resolved_at: datetime | None = None
+    # How far each missed deadline has been escalated: 0 not yet, 1 supervisors, 2 parent unit.
+    accept_escalation: int = 0
+    resolve_escalation: int = 0
+    reopen_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -308,6 +357,10 @@ class TicketPublic(TicketBase):
     accept_by: datetime | None
     resolve_by: datetime | None
     rating: int | None
+    severity: Severity | None
+    accepted_at: datetime | None
+    resolved_at: datetime | None
+    reopen_count: int
     created_at: datetime
     updated_at: datetime
 
@@ -431,3 +484,134 @@ class OutboxMessagePublic(OutboxMessageBase):
     last_error: str | None
     sent_at: datetime | None
     created_at: datetime
+
+
+# --- Units, officials and routing (the directory, CIVICBOT_UNITS_FILE) ----------------------
+
+
+class UnitBase(SQLModel):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=255)
+    kind: UnitKind = Field(sa_type=_enum(UnitKind))
+    parent_id: str | None = Field(default=None, max_length=64)
+    # The 2025 ward or commune a ward unit is responsible for.
+    ward_code: str | None = Field(default=None, max_length=16, index=True)
+    # The unit that gets what no rule routes, and citizens' requests for a person.
+    intake: bool = False
+    active: bool = True
+
+
+class UnitCreate(UnitBase):
+    pass
+
+
+class Unit(UnitBase, table=True):
+    """A responsible unit. `parent_id` is where overdue tickets escalate after supervisors."""
+
+    __tablename__ = "unit"
+
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class UnitPublic(UnitBase):
+    pass
+
+
+class RoutingRuleBase(SQLModel):
+    """First matching rule by `position` wins. `category`/`ward_code` None match anything.
+
+    The target is `unit_id`, or with `to_ward_unit` the People's Committee of the ticket's
+    ward (a rule that needs a ward does not match a ticket without one).
+    """
+
+    position: int
+    category: str | None = Field(default=None, max_length=32)
+    ward_code: str | None = Field(default=None, max_length=16)
+    unit_id: str | None = Field(default=None, max_length=64)
+    to_ward_unit: bool = False
+
+
+class RoutingRuleCreate(RoutingRuleBase):
+    pass
+
+
+class RoutingRule(RoutingRuleBase, table=True):
+    __tablename__ = "routing_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class OfficialBase(SQLModel):
+    name: str = Field(max_length=255)
+    unit_id: str = Field(max_length=64, index=True)
+    role: OfficialRole = Field(default=OfficialRole.handler, sa_type=_enum(OfficialRole))
+    active: bool = True
+
+
+class OfficialCreate(OfficialBase):
+    pass
+
+
+class Official(OfficialBase, table=True):
+    """An official; linked to one channel account by a one-time invite code.
+
+    Only a hash of the code is kept, with its expiry; linking clears both.
+    """
+
+    __tablename__ = "official"
+    __table_args__ = (sa.UniqueConstraint("channel", "external_user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: Channel | None = Field(default=None, sa_type=_enum(Channel))
+    external_user_id: str | None = Field(default=None, max_length=128)
+    chat_id: str | None = Field(default=None, max_length=128)
+    invite_code_hash: str | None = Field(default=None, max_length=64, unique=True)
+    invite_expires_at: datetime | None = None
+    linked_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OfficialPublic(OfficialBase):
+    id: int
+    channel: Channel | None
+    linked_at: datetime | None
+
+
+class DirectoryChange(SQLModel, table=True):
+    """Every change to units, rules and officials, as FixMyStreet keeps its history."""
+
+    __tablename__ = "directory_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=128)
+    entity: str = Field(max_length=16)  # unit | rule | official
+    entity_id: str = Field(max_length=64)
+    change: str = Field(max_length=16)  # added | changed | removed | linked | invited
+    old_value: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    new_value: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+
+
+class HumanRequestStatus(StrEnum):
+    open = "open"
+    answered = "answered"
+
+
+class HumanRequest(SQLModel, table=True):
+    """A citizen asked for a person; the unit on duty answers through the bot."""
+
+    __tablename__ = "human_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    citizen_id: int | None = Field(default=None, foreign_key="citizen.id", ondelete="SET NULL")
+    channel: Channel = Field(sa_type=_enum(Channel))
+    chat_id: str = Field(max_length=128)
+    unit_id: str = Field(max_length=64)
+    text: str = ""
+    message_id: int | None = Field(default=None, foreign_key="message.id", ondelete="SET NULL")
+    status: HumanRequestStatus = Field(
+        default=HumanRequestStatus.open, sa_type=_enum(HumanRequestStatus)
+    )
+    answered_by: int | None = Field(default=None, foreign_key="official.id", ondelete="SET NULL")
+    answered_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)

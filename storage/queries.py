@@ -34,6 +34,8 @@ from storage.models import (
     Direction,
     Message,
     MessageCreate,
+    Official,
+    OfficialRole,
     OutboxMessage,
     OutboxMessageCreate,
     OutboxStatus,
@@ -419,6 +421,9 @@ _EVENT_KIND_OF_FIELD = {
     "accept_by": TicketEventKind.deadline,
     "resolve_by": TicketEventKind.deadline,
     "rating": TicketEventKind.rating,
+    "accept_escalation": TicketEventKind.escalation,
+    "resolve_escalation": TicketEventKind.escalation,
+    "reopen_count": TicketEventKind.reopened,
 }
 
 
@@ -436,14 +441,17 @@ def update_ticket(
     actor: str,
     note: str | None = None,
     at: datetime | None = None,
+    commit: bool = True,
 ) -> Ticket:
     """Change a ticket and record each kind of change (status, unit, deadline, rating,
     content) as one event with the old and new values. A rejection needs a reason.
 
     The ticket's row is locked and read afresh first, so two concurrent changes are applied
     one after the other and each event's old values are the ones it replaced.
+    `commit=False` joins the caller's write transaction (see `enqueue_outbox`).
     """
-    begin_write(session)
+    if commit:
+        begin_write(session)
     session.refresh(db_ticket, with_for_update=True)
     changes = ticket_in.model_dump(exclude_unset=True)
     if changes.get("status") == TicketStatus.rejected and not (note and note.strip()):
@@ -477,8 +485,11 @@ def update_ticket(
                 at=when,
             )
         )
-    session.commit()
-    session.refresh(db_ticket)
+    if commit:
+        session.commit()
+        session.refresh(db_ticket)
+    else:
+        session.flush()
     return db_ticket
 
 
@@ -512,10 +523,19 @@ OUTBOX_MAX_ATTEMPTS = 8
 
 
 def enqueue_outbox(
-    *, session: Session, message_in: OutboxMessageCreate, not_before: datetime | None = None
+    *,
+    session: Session,
+    message_in: OutboxMessageCreate,
+    not_before: datetime | None = None,
+    commit: bool = True,
 ) -> OutboxMessage:
-    """Queue a message to send. With a `dedupe_key` already queued, returns that row."""
-    begin_write(session)
+    """Queue a message to send. With a `dedupe_key` already queued, returns that row.
+
+    `commit=False` joins the caller's write transaction (begun with `begin_write`), so that a
+    change and the notifications about it are stored together or not at all.
+    """
+    if commit:
+        begin_write(session)
     values = message_in.model_dump()
     now = utcnow()
     values.update(
@@ -525,7 +545,8 @@ def enqueue_outbox(
     if message_in.dedupe_key is not None:
         statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
     new_id = session.exec(statement.returning(col(OutboxMessage.id))).scalar_one_or_none()
-    session.commit()
+    if commit:
+        session.commit()
     if new_id is not None:
         return session.get_one(OutboxMessage, new_id)
     return session.exec(
@@ -620,3 +641,35 @@ def mark_outbox_failed(
     session.commit()
     session.refresh(message)
     return message
+
+
+# --- Units and officials --------------------------------------------------------------------
+
+
+def officials_of_unit(
+    *,
+    session: Session,
+    unit_id: str,
+    roles: Sequence[OfficialRole] | None = None,
+    linked_only: bool = True,
+) -> Sequence[Official]:
+    """A unit's active officials (those linked to a channel account, by default), by id."""
+    statement = select(Official).where(Official.unit_id == unit_id, col(Official.active))
+    if roles:
+        statement = statement.where(col(Official.role).in_(list(roles)))
+    if linked_only:
+        statement = statement.where(col(Official.chat_id).is_not(None))
+    return session.exec(statement.order_by(col(Official.id))).all()
+
+
+def official_by_account(
+    *, session: Session, channel: Channel, external_user_id: str
+) -> Official | None:
+    """The active official linked to this channel account, if any."""
+    return session.exec(
+        select(Official).where(
+            Official.channel == channel,
+            Official.external_user_id == external_user_id,
+            col(Official.active),
+        )
+    ).first()

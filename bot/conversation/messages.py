@@ -7,6 +7,7 @@ has none, an image as a photo or a link. `CollectingOutput` keeps replies for te
 
 from __future__ import annotations
 
+import base64
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -62,12 +63,25 @@ class Button:
 
 
 @dataclass(frozen=True)
+class OutgoingFile:
+    """A file sent with a reply: a photo by the channel's file id (a citizen's photo shown to an
+    official), or generated content such as a digest's chart (PNG) or table (CSV)."""
+
+    kind: Literal["photo", "document"]
+    file_id: str | None = None
+    content: bytes | None = None
+    filename: str | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True)
 class Reply:
-    """One message to the citizen: text, optional buttons and an optional image."""
+    """One message to a citizen or an official: text, optional buttons, image and files."""
 
     text: str
     buttons: tuple[Button, ...] = ()
     image_url: str | None = None
+    files: tuple[OutgoingFile, ...] = ()
 
     def as_plain_text(self) -> str:
         """The reply for a channel without buttons: choices numbered under the text."""
@@ -75,6 +89,44 @@ class Reply:
             return self.text
         choices = "\n".join(f"{i}. {b.label}" for i, b in enumerate(self.buttons, start=1))
         return f"{self.text}\n\n{choices}\n(Anh/chị trả lời bằng số thứ tự.)"
+
+
+def reply_to_payload(reply: Reply) -> dict[str, Any]:
+    """A reply as JSON (the outbox's payload); file contents in base64."""
+    return {
+        "text": reply.text,
+        "buttons": [{"label": b.label, "data": b.data} for b in reply.buttons],
+        "image_url": reply.image_url,
+        "files": [
+            {
+                "kind": f.kind,
+                "file_id": f.file_id,
+                "content": base64.b64encode(f.content).decode() if f.content else None,
+                "filename": f.filename,
+                "mime_type": f.mime_type,
+            }
+            for f in reply.files
+        ],
+    }
+
+
+def reply_from_payload(payload: dict[str, Any]) -> Reply:
+    """The reply `reply_to_payload` stored."""
+    return Reply(
+        text=payload.get("text", ""),
+        buttons=tuple(Button(b["label"], b["data"]) for b in payload.get("buttons", [])),
+        image_url=payload.get("image_url"),
+        files=tuple(
+            OutgoingFile(
+                kind=f["kind"],
+                file_id=f.get("file_id"),
+                content=base64.b64decode(f["content"]) if f.get("content") else None,
+                filename=f.get("filename"),
+                mime_type=f.get("mime_type"),
+            )
+            for f in payload.get("files", [])
+        ),
+    )
 
 
 class OutputChannel(Protocol):

@@ -1,0 +1,1 @@
+"""The officials' side: invites, ticket actions, notifications, escalation."""

@@ -1,0 +1,66 @@
+"""Notifications to officials and citizens, always through the stored outbox.
+
+Each notification has a dedupe key derived from what caused it (a ticket event, an escalation
+step), so that doing the same work twice (a retry, a restart) never sends twice. The functions
+join the caller's write transaction (`storage.db.begin_write`): a change and the notifications
+about it are committed together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from bot.conversation.messages import Reply, reply_to_payload
+from storage import queries
+from storage.models import Channel, Official, OutboxMessageCreate, Ticket
+
+
+def notify_officials(
+    *, session: Session, officials: Sequence[Official], reply: Reply, key: str
+) -> int:
+    """Queue `reply` for each linked official; returns how many were queued."""
+    queued = 0
+    for official in officials:
+        if official.channel is None or official.chat_id is None:
+            continue  # not linked yet: nowhere to send
+        queries.enqueue_outbox(
+            session=session,
+            message_in=OutboxMessageCreate(
+                channel=official.channel,
+                recipient=official.chat_id,
+                payload=reply_to_payload(reply),
+                dedupe_key=f"{key}:official:{official.id}",
+            ),
+            commit=False,
+        )
+        queued += 1
+    return queued
+
+
+def notify_chat(
+    *, session: Session, channel: Channel, chat_id: str, reply: Reply, key: str
+) -> None:
+    """Queue `reply` for one chat."""
+    queries.enqueue_outbox(
+        session=session,
+        message_in=OutboxMessageCreate(
+            channel=channel,
+            recipient=chat_id,
+            payload=reply_to_payload(reply),
+            dedupe_key=key,
+        ),
+        commit=False,
+    )
+
+
+def notify_citizen(*, session: Session, ticket: Ticket, reply: Reply, key: str) -> bool:
+    """Queue `reply` for the chat the ticket came from; False when it has none (Open311)."""
+    if ticket.channel is None or ticket.chat_id is None:
+        return False
+    notify_chat(
+        session=session, channel=ticket.channel, chat_id=ticket.chat_id, reply=reply,
+        key=f"{key}:citizen",
+    )  # fmt: skip
+    return True
