@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import secrets
+from datetime import date, time
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU_DIR = ROOT / "nlu"
+
+
+# --- Service-level defaults (see `Settings.severity_by_category` and the fields after it) ---
+
+SeverityName = Literal["urgent", "normal", "complex"]  # the values of storage.models.Severity
+
+DEFAULT_SEVERITY_BY_CATEGORY: dict[str, SeverityName] = {
+    "fire_safety": "urgent",
+    "water": "urgent",
+    "infrastructure": "normal",
+    "traffic": "normal",
+    "sidewalk": "normal",
+    "waste": "normal",
+    "pollution": "normal",
+    "parking": "normal",
+    "procedure_delay": "normal",
+    "construction": "complex",
+    "misconduct": "complex",
+    "other": "normal",
+}
+DEFAULT_ACCEPT_HOURS: dict[SeverityName, float] = {"urgent": 4, "normal": 8, "complex": 8}
+DEFAULT_RESOLVE_DAYS: dict[SeverityName, int] = {"urgent": 1, "normal": 5, "complex": 15}
+_SERVICE_LEVEL_DEFAULTS: dict[str, Any] = {
+    "severity_by_category": DEFAULT_SEVERITY_BY_CATEGORY,
+    "accept_hours": DEFAULT_ACCEPT_HOURS,
+    "resolve_days": DEFAULT_RESOLVE_DAYS,
+}
 
 
 class Settings(BaseSettings):
@@ -39,6 +68,46 @@ class Settings(BaseSettings):
     nlu_timeout_seconds: float = 5.0
     nlu_max_chars: int = 1000
     nlu_model_path: Path = NLU_DIR / "models" / "civicbot.tar.gz"
+
+    # --- Service levels: severities, deadlines in working time, escalation -----------------
+    # (bot/directory/deadlines.py, bot/officials/escalation.py). The maps below are JSON in
+    # the environment and are merged over the defaults: `{"traffic": "urgent"}` changes one.
+    # Urgent: danger to life or a household without water. Complex: an inspection or an
+    # investigation (building permits, officials' conduct). Everything else is normal.
+    severity_by_category: dict[str, SeverityName] = Field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_BY_CATEGORY)
+    )
+    default_severity: SeverityName = "normal"  # other categories and unknown ones
+    # Working hours to accept a ticket, and working days to resolve it, per severity.
+    accept_hours: dict[SeverityName, float] = Field(
+        default_factory=lambda: dict(DEFAULT_ACCEPT_HOURS)
+    )
+    resolve_days: dict[SeverityName, int] = Field(
+        default_factory=lambda: dict(DEFAULT_RESOLVE_DAYS)
+    )
+    # Working hours after a missed deadline (supervisors told) before the parent unit is told.
+    escalation_step_hours: float = 8.0
+    # Office hours of a working day, local time; lunch is not working time.
+    work_periods: tuple[tuple[time, time], ...] = ((time(8), time(12)), (time(13), time(17)))
+    # Days `holidays.Vietnam` does not know yet (late government decisions).
+    extra_holidays: tuple[date, ...] = ()
+    extra_workdays: tuple[date, ...] = ()
+
+    # --- Open311 GeoReport v2 (bot/web/open311.py) -------------------------------------------
+    # API keys allowed to POST service requests, a JSON list in the environment:
+    # CIVICBOT_OPEN311_API_KEYS='["key-of-app-1", "key-of-app-2"]'. Empty: POST is refused.
+    open311_api_keys: list[str] = []
+
+    # --- Officials' dashboard (bot/web/dashboard.py) ------------------------------------------
+    # Signs the dashboard's session cookies; generated when unset (a restart then signs
+    # everyone out). Set it when several processes serve the dashboard.
+    dashboard_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    @field_validator("severity_by_category", "accept_hours", "resolve_days", mode="before")
+    @classmethod
+    def _merge_over_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        defaults = _SERVICE_LEVEL_DEFAULTS[info.field_name or ""]
+        return {**defaults, **value} if isinstance(value, dict) else value
 
     @cached_property
     def nlu_python(self) -> Path:
