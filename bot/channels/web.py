@@ -5,6 +5,10 @@ the replies as ``[{text, buttons: [{label, data}], image_url}]``. The client-gen
 ``message_id`` makes a retried post safe: the same (session, message id) is handled once
 and its replies are returned again, also to a retry that arrives while the first is still
 being handled. That memory is in-process and bounded (the oldest ids are forgotten first).
+
+The web has no push: notifications from the outbox (`WebOutboxOutput`) are stored as outgoing
+messages, and the page asks for them (``GET /api/updates``, `parse_updates_query`). Files are
+not shown; a line under the text says what is attached.
 """
 
 from __future__ import annotations
@@ -14,10 +18,17 @@ import math
 import re
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.conversation.messages import ConversationHandler, GeoPoint, IncomingMessage, Reply
+from bot.conversation.messages import (
+    ConversationHandler,
+    GeoPoint,
+    IncomingMessage,
+    OutgoingFile,
+    Reply,
+)
 
 MAX_TEXT_CHARS = 10_000
 MAX_BUTTON_CHARS = 256
@@ -26,10 +37,22 @@ _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 ReplyJson = dict[str, Any]
 
 
+def files_note(files: Sequence[OutgoingFile]) -> str | None:
+    """A line saying what files a reply has (the web chat does not show them), or None."""
+    photos = sum(1 for f in files if f.kind == "photo")
+    documents = [f for f in files if f.kind != "photo"]
+    parts = [f"{photos} ảnh"] if photos else []
+    if documents:
+        names = [d.filename for d in documents if d.filename]
+        parts.append(f"{len(documents)} tệp" + (f" ({', '.join(names)})" if names else ""))
+    return f"(Kèm theo {' và '.join(parts)}.)" if parts else None
+
+
 def reply_to_json(reply: Reply) -> ReplyJson:
-    """One reply as the web chat shows it."""
+    """One reply as the web chat shows it; attached files only as a line of text."""
+    note = files_note(reply.files)
     return {
-        "text": reply.text,
+        "text": f"{reply.text}\n\n{note}".strip() if note else reply.text,
         "buttons": [{"label": b.label, "data": b.data} for b in reply.buttons],
         "image_url": reply.image_url,
     }
@@ -49,6 +72,23 @@ class WebOutput:
     def as_json(self) -> list[ReplyJson]:
         """The collected replies, in order."""
         return [reply_to_json(r) for r in self.replies]
+
+
+@dataclass
+class WebOutboxOutput:
+    """The outbox worker's output for the web chat, which has no push.
+
+    Sending only checks the reply: the worker stores it as an outgoing message, and the
+    page fetches it from ``GET /api/updates``. The id is made up, as for replies.
+    """
+
+    async def send(self, chat_id: str, reply: Reply) -> str | None:
+        """Accept a reply that has something to show; ValueError for an empty one."""
+        if not _ID.match(chat_id):
+            raise ValueError(f"Not a web chat session id: {chat_id!r}")
+        if not (reply.text.strip() or reply.image_url or reply.files):
+            raise ValueError("A web chat notification needs text, an image or a file")
+        return f"web-outbox-{uuid.uuid4().hex}"
 
 
 class WebInputError(ValueError):
@@ -115,6 +155,18 @@ def parse_message(payload: Any, *, max_text_chars: int = MAX_TEXT_CHARS) -> Inco
         button=button,
         location=location,
     )
+
+
+def parse_updates_query(session_id: str | None, after: str | None) -> tuple[str, int]:
+    """The session and the last message id seen, from ``GET /api/updates``' query string.
+    Raises `WebInputError`."""
+    if session_id is None or not _ID.match(session_id):
+        raise _bad("Thiếu hoặc sai session_id (1–128 ký tự chữ, số, - _ . :).")
+    if after is None or after == "":
+        return session_id, 0
+    if not after.isascii() or not after.isdigit() or len(after) > 18:
+        raise _bad("Tham số after phải là số nguyên không âm.")
+    return session_id, int(after)
 
 
 def _location(value: Any) -> GeoPoint:

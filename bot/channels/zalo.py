@@ -34,6 +34,11 @@ Assumptions, where sources disagree or say nothing:
   slow or failed webhook (retries?) is not documented, and a redelivered update keeps its
   ``message_id`` so the conversation can handle it once.
 
+Zalo sends photos by URL only (``sendPhoto``) and has no documents. A reply's photo whose file
+id is an http(s) URL (what a Zalo citizen's photo is, see above) goes out by ``sendPhoto``
+before the text; any other file (a Telegram file id, generated content, a document) is not
+sent, and a line under the text says how many photos and which documents are attached.
+
 Zalo has no buttons, so a `Reply`'s buttons become numbered choices (`Reply.as_plain_text`).
 `ChoiceMemory` keeps, per chat and in memory only, the buttons last offered, so that "2" (or
 the label typed, with or without accents) comes back as that button's data on the next
@@ -72,6 +77,7 @@ from bot.conversation.messages import (
     Button,
     ConversationHandler,
     IncomingMessage,
+    OutgoingFile,
     Reply,
 )
 
@@ -409,6 +415,34 @@ class ChoiceMemory:
 # --- Sending -------------------------------------------------------------------------------
 
 
+def _photo_url(file: OutgoingFile) -> str | None:
+    """The URL Zalo can fetch this file from, when it is a photo that has one."""
+    url = file.file_id if file.kind == "photo" and not file.content else None
+    return url if url and url.startswith(("https://", "http://")) else None
+
+
+def files_not_sent_note(files: Iterable[OutgoingFile]) -> str | None:
+    """A line telling the reader which attached files Zalo could not show, or None."""
+    photos = documents = 0
+    names: list[str] = []
+    for file in files:
+        if file.kind == "photo":
+            photos += 1
+        else:
+            documents += 1
+            if file.filename:
+                names.append(file.filename)
+    if not photos and not documents:
+        return None
+    parts = [f"{photos} ảnh"] if photos else []
+    if documents:
+        parts.append(f"{documents} tệp" + (f" ({', '.join(names)})" if names else ""))
+    return (
+        f"(Tin nhắn này có kèm {' và '.join(parts)}; Zalo chưa hiển thị được tệp đính kèm, "
+        "anh/chị vui lòng xem trên kênh khác.)"
+    )
+
+
 class ZaloOutput:
     """Renders replies for Zalo: plain text with numbered choices, photos, split long texts."""
 
@@ -424,10 +458,19 @@ class ZaloOutput:
         self.choices = choices if choices is not None else ChoiceMemory()
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
-        """Send one reply; returns the Zalo id of the last message sent."""
+        """Send one reply; returns the Zalo id of the last message sent.
+
+        Photos with a URL go first, then the text; other files become a line of text.
+        """
+        urls = [url for url in map(_photo_url, reply.files) if url]
+        note = files_not_sent_note(f for f in reply.files if _photo_url(f) is None)
+        if note:  # above the numbered choices, if any
+            reply = replace(reply, text=f"{reply.text.strip()}\n\n{note}".strip())
         text = reply.as_plain_text().strip()
         self.choices.remember(chat_id, reply.buttons)
         sent: str | None = None
+        for url in urls:
+            sent = await self.client.send_photo(chat_id, url)
         if reply.image_url:
             caption = text if text and utf16_length(text) <= self.max_chars else None
             sent = await self.client.send_photo(chat_id, reply.image_url, caption)

@@ -1,10 +1,15 @@
-// CivicBot local web chat. No dependencies: talks to POST /api/web/messages.
+// CivicBot local web chat. No dependencies: talks to POST /api/web/messages, and polls
+// GET /api/updates for notifications (ticket progress, answers of officials) sent later.
 (function () {
   "use strict";
 
   var API = "/api/web/messages";
+  var UPDATES_API = "/api/updates";
   var SESSION_KEY = "civicbot.session";
   var HISTORY_KEY = "civicbot.history";
+  var AFTER_KEY = "civicbot.updates_after";
+  var POLL_MS = 4000;
+  var MAX_POLL_MS = 60000;
   var MAX_CHARS = 10000;
   var MAX_HISTORY = 200;
   var RETRY_DELAYS = [1000, 3000];
@@ -269,6 +274,56 @@
     input.style.height = Math.min(input.scrollHeight + 2, window.innerHeight * 0.4) + "px";
   }
 
+  // --- Notifications: the web has no push, so the page asks every few seconds -----------
+
+  var pollTimer = null;
+  var pollDelay = POLL_MS;
+  var polling = false;
+
+  function schedulePoll(ms) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, ms);
+  }
+
+  function poll() {
+    if (polling) return;
+    if (document.hidden) { schedulePoll(POLL_MS); return; }
+    polling = true;
+    var session = sessionId();
+    var after = store.get(AFTER_KEY) || "0";
+    var url = UPDATES_API + "?session_id=" + encodeURIComponent(session) +
+      "&after=" + encodeURIComponent(after);
+    fetch(url, { headers: { "Accept": "application/json" }, cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        if (session !== sessionId() || !data || !Array.isArray(data.messages)) return;
+        data.messages.forEach(function (message) {
+          add({
+            from: "bot",
+            text: message.text || "",
+            buttons: Array.isArray(message.buttons) ? message.buttons : [],
+            image_url: message.image_url || null
+          });
+        });
+        if (typeof data.after === "number") store.set(AFTER_KEY, String(data.after));
+        pollDelay = POLL_MS;
+      })
+      .catch(function () {
+        pollDelay = Math.min(pollDelay * 2, MAX_POLL_MS);  // server away: ask less often
+      })
+      .then(function () {
+        polling = false;
+        schedulePoll(pollDelay);
+      });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) schedulePoll(0);
+  });
+
   // --- Wiring ------------------------------------------------------------------------
 
   form.addEventListener("submit", function (event) {
@@ -287,6 +342,7 @@
     if (!window.confirm("Bắt đầu cuộc trò chuyện mới? Tin nhắn cũ trên máy này sẽ bị xoá.")) return;
     store.remove(SESSION_KEY);
     store.remove(HISTORY_KEY);
+    store.remove(AFTER_KEY);
     history = [];
     list.textContent = "";
     intro.hidden = false;
@@ -301,4 +357,5 @@
 
   history.forEach(function (entry) { add(entry, false); });
   sessionId();
+  schedulePoll(0);
 })();
