@@ -243,6 +243,8 @@ class Message(MessageBase, table=True):
             "channel", "chat_id", "direction", "channel_message_id", name="uq_message_channel_id"
         ),
         sa.Index("ix_message_chat_created", "channel", "chat_id", "created_at"),
+        # Weekly digests: the week's procedure questions.
+        sa.Index("ix_message_created_at", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -318,6 +320,13 @@ class Ticket(TicketBase, table=True):
     __table_args__ = (
         sa.Index("ix_ticket_citizen_created", "citizen_id", "created_at"),
         sa.Index("ix_ticket_unit_status", "lead_unit_id", "status"),
+        # Weekly digests (bot/digest): the week's tickets city-wide and per unit, by filing,
+        # acceptance and resolution time (created_at alone has its own index below).
+        sa.Index("ix_ticket_unit_created", "lead_unit_id", "created_at"),
+        sa.Index("ix_ticket_accepted_at", "accepted_at"),
+        sa.Index("ix_ticket_unit_accepted", "lead_unit_id", "accepted_at"),
+        sa.Index("ix_ticket_resolved_at", "resolved_at"),
+        sa.Index("ix_ticket_unit_resolved", "lead_unit_id", "resolved_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -390,7 +399,11 @@ class TicketEvent(TicketEventBase, table=True):
     """The audit trail: who changed what, when and why. Never updated, never deleted."""
 
     __tablename__ = "ticket_event"
-    __table_args__ = (sa.Index("ix_ticket_event_ticket_at", "ticket_id", "at"),)
+    __table_args__ = (
+        sa.Index("ix_ticket_event_ticket_at", "ticket_id", "at"),
+        # Weekly digests: the week's status changes, ratings and reopenings.
+        sa.Index("ix_ticket_event_kind_at", "kind", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", ondelete="CASCADE")
@@ -614,4 +627,26 @@ class HumanRequest(SQLModel, table=True):
     )
     answered_by: int | None = Field(default=None, foreign_key="official.id", ondelete="SET NULL")
     answered_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- Dashboard sign-in (bot/web/dashboard.py) --------------------------------------------
+
+
+class DashboardSignin(SQLModel, table=True):
+    """A one-time sign-in to the officials' dashboard: a 6-digit code sent to the official's
+    linked chat (`kind` "code") or a link printed by `civicbot official signin-link` ("link").
+
+    Only a hash is kept; `used_at` is set when it is used, `attempts` counts wrong codes.
+    """
+
+    __tablename__ = "dashboard_signin"
+
+    id: int | None = Field(default=None, primary_key=True)
+    official_id: int = Field(foreign_key="official.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=8)
+    secret_hash: str = Field(max_length=64, index=True)
+    attempts: int = 0
+    expires_at: datetime
+    used_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -12,7 +12,7 @@ instead of an error. Both SQLite (3.35+) and PostgreSQL support it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +47,7 @@ from storage.models import (
     TicketEventKind,
     TicketStatus,
     TicketUpdate,
+    Unit,
     utcnow,
 )
 
@@ -340,9 +341,13 @@ def create_ticket(
     ticket_in: TicketCreate,
     actor: str = "citizen",
     now: datetime | None = None,
+    commit: bool = True,
 ) -> Ticket:
-    """File a ticket: a new code in the year of filing (local time), and a `created` event."""
-    begin_write(session)
+    """File a ticket: a new code in the year of filing (local time), and a `created` event.
+
+    `commit=False` joins the caller's write transaction (see `enqueue_outbox`)."""
+    if commit:
+        begin_write(session)
     filed_at = now or utcnow()
     year = filed_at.astimezone(ZoneInfo(settings.timezone)).year
     code = next_ticket_code(session=session, year=year)
@@ -357,12 +362,19 @@ def create_ticket(
             ticket_id=ticket.id,
             kind=TicketEventKind.created,
             actor=actor,
-            new_value={"status": ticket.status.value, "code": code},
+            new_value={
+                "status": ticket.status.value,
+                "code": code,
+                "lead_unit_id": ticket.lead_unit_id,
+            },
             at=filed_at,
         )
     )
-    session.commit()
-    session.refresh(ticket)
+    if commit:
+        session.commit()
+        session.refresh(ticket)
+    else:
+        session.flush()
     return ticket
 
 
@@ -560,13 +572,17 @@ def claim_due_outbox(
     limit: int = 20,
     lease: timedelta = OUTBOX_LEASE,
     now: datetime | None = None,
+    channels: Collection[Channel] | None = None,
 ) -> Sequence[OutboxMessage]:
     """Claim up to `limit` due messages for sending, oldest first.
 
     One UPDATE … RETURNING: a claimed row counts an attempt and is not due again until the
     lease is over (PostgreSQL skips rows another sender is claiming: SKIP LOCKED). Call
-    `mark_outbox_sent` or `mark_outbox_failed` for each.
+    `mark_outbox_sent` or `mark_outbox_failed` for each. `channels` limits the claim to
+    those channels (the others' rows stay untouched).
     """
+    if channels is not None and not channels:
+        return []
     begin_write(session)
     now = now or utcnow()
     due = (
@@ -576,6 +592,8 @@ def claim_due_outbox(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if channels is not None:
+        due = due.where(col(OutboxMessage.channel).in_(list(channels)))
     statement = (
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
@@ -673,3 +691,171 @@ def official_by_account(
             col(Official.active),
         )
     ).first()
+
+
+# --- Missed deadlines and their escalation (bot/officials/escalation.py) --------------------
+
+# While a ticket waits in these states, its accept (resp. resolve) deadline is running.
+AWAITING_ACCEPTANCE = (TicketStatus.received,)
+AWAITING_RESOLUTION = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
+
+
+def overdue_tickets(
+    *, session: Session, now: datetime, step_at_least: timedelta
+) -> Sequence[Ticket]:
+    """Open tickets that may be due for an escalation step, by id.
+
+    Those past a deadline not yet escalated, and those at level 1 whose deadline is at least
+    `step_at_least` of clock time ago (working hours never pass faster than the clock, so this
+    only narrows the list; the caller decides in working time). Tickets at level 2 are done.
+    """
+
+    def stage(
+        statuses: Sequence[TicketStatus], deadline: Any, level: Any
+    ) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            col(Ticket.status).in_(list(statuses)),
+            deadline <= now,
+            level < 2,
+            sa.or_(level == 0, deadline <= now - step_at_least),
+        )
+
+    statement = select(Ticket).where(
+        sa.or_(
+            stage(AWAITING_ACCEPTANCE, col(Ticket.accept_by), col(Ticket.accept_escalation)),
+            stage(AWAITING_RESOLUTION, col(Ticket.resolve_by), col(Ticket.resolve_escalation)),
+        )
+    )
+    return session.exec(statement.order_by(col(Ticket.id))).all()
+
+
+def city_intake_unit(*, session: Session) -> Unit | None:
+    """The active unit marked `intake` (the city's reception desk), if any."""
+    return session.exec(
+        select(Unit).where(col(Unit.intake), col(Unit.active)).order_by(col(Unit.id))
+    ).first()
+
+
+def city_leaders(*, session: Session, linked_only: bool = True) -> Sequence[Official]:
+    """Active officials with the `leader` role, in any unit, by id."""
+    statement = select(Official).where(Official.role == OfficialRole.leader, col(Official.active))
+    if linked_only:
+        statement = statement.where(col(Official.chat_id).is_not(None))
+    return session.exec(statement.order_by(col(Official.id))).all()
+
+
+# --- Outbox delivery (bot/delivery.py) ------------------------------------------------------
+
+
+def release_outbox(
+    *,
+    session: Session,
+    message_id: int,
+    attempts: int,
+    at: datetime,
+    error: str | None = None,
+) -> bool:
+    """Give a claimed message back unsent, due at `at`, its attempt not counted.
+
+    For flood control (the channel said "wait", nothing is wrong with the message) and for a
+    sender that stops mid-batch. Only the claim that counted `attempts` is released: False
+    when the lease ran out and another sender claimed the message, or it is done.
+    """
+    begin_write(session)
+    values: dict[str, Any] = {"attempts": attempts - 1, "next_attempt_at": at}
+    if error is not None:
+        values["last_error"] = error[:2000]
+    result = session.exec(
+        sa.update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == message_id,
+            col(OutboxMessage.status) == OutboxStatus.pending,
+            col(OutboxMessage.attempts) == attempts,
+        )
+        .values(**values)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def record_outbox_sent(
+    *,
+    session: Session,
+    message_id: int,
+    text: str,
+    payload: dict[str, Any],
+    channel_message_id: str | None,
+    now: datetime | None = None,
+) -> Message:
+    """Mark an outbox message sent and store it as an outgoing `Message`, in one transaction.
+
+    The stored message is linked to the recipient's citizen and conversation when the chat
+    has them (an official's chat may have neither).
+    """
+    begin_write(session)
+    now = now or utcnow()
+    outbox = session.get_one(OutboxMessage, message_id)
+    citizen_id = session.exec(
+        select(ChannelIdentity.citizen_id).where(
+            ChannelIdentity.channel == outbox.channel,
+            ChannelIdentity.external_user_id == outbox.recipient,
+        )
+    ).first()
+    conversation_id = session.exec(
+        select(Conversation.id).where(
+            Conversation.channel == outbox.channel, Conversation.chat_id == outbox.recipient
+        )
+    ).first()
+    message = Message(
+        direction=Direction.outgoing,
+        channel=outbox.channel,
+        chat_id=outbox.recipient,
+        text=text,
+        payload=payload,
+        channel_message_id=channel_message_id,
+        citizen_id=citizen_id,
+        conversation_id=conversation_id,
+        created_at=now,
+    )
+    session.add(message)
+    outbox.status = OutboxStatus.sent
+    outbox.sent_at = now
+    outbox.last_error = None
+    session.add(outbox)
+    session.commit()
+    session.refresh(message)
+    return message
+
+
+def pending_outbox_counts(*, session: Session) -> dict[Channel, int]:
+    """How many messages wait to be sent, per channel."""
+    rows = session.exec(
+        select(OutboxMessage.channel, sa.func.count())
+        .where(OutboxMessage.status == OutboxStatus.pending)
+        .group_by(col(OutboxMessage.channel))
+    ).all()
+    return {Channel(channel): int(count) for channel, count in rows}
+
+
+def outbox_updates_of_chat(
+    *, session: Session, channel: Channel, chat_id: str, after: int = 0, limit: int = 100
+) -> tuple[Sequence[Message], int]:
+    """Outgoing messages of a chat stored after message id `after` that came from the outbox
+    (not the chat's own replies), oldest first, and the id to ask after next time.
+
+    The next id is the last one looked at, outbox message or not, so replies are skipped once.
+    """
+    rows = session.exec(
+        select(Message)
+        .where(
+            Message.channel == channel,
+            Message.chat_id == chat_id,
+            Message.direction == Direction.outgoing,
+            col(Message.id) > after,
+        )
+        .order_by(col(Message.id))
+        .limit(limit)
+    ).all()
+    last = rows[-1].id if rows else None
+    found = [m for m in rows if m.payload.get("outbox_id") is not None]
+    return found, last if last is not None else after

@@ -24,11 +24,23 @@ from sqlmodel import Session
 from bot.catalog.catalog import Procedure, answer, details, load_catalog, suggest
 from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Reply
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
+from bot.intake import expected, file_ticket, request_person
 from bot.nlu.location import gazetteer
 from bot.nlu.result import CATEGORIES, NluResult
+from bot.officials import actions
+from bot.officials.actions import ANSWER_INFO, ActionRefused
 from storage import queries
 from storage.db import get_session
-from storage.models import AttachmentCreate, Channel, Direction, MessageCreate, TicketCreate, utcnow
+from storage.models import (
+    AttachmentCreate,
+    Channel,
+    Direction,
+    MessageCreate,
+    Ticket,
+    TicketCreate,
+    TicketStatus,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +227,8 @@ class _Turn:
             self.add_photos(quiet=True)
         if nlu.intent == "cancel" and nlu.confidence >= CONFIDENT:
             self.cancel()
+        elif self.state == ANSWER_INFO:
+            self.answer_question(m.text.strip())
         elif self.state in FORM_STATES:
             await self.on_form_text(nlu)
         else:
@@ -242,7 +256,7 @@ class _Turn:
             case "human":
                 self.request_human()
             case "rate":
-                self.reply(say("utter_rate_thanks"))
+                self.rate_from_text()
             case "out_of_scope":
                 self.reply(say("utter_out_of_scope"), MENU)
             case _:  # affirm or deny out of context, or not understood
@@ -266,6 +280,8 @@ class _Turn:
                 self.reply_procedure(procedure)
             else:
                 self.reply(details(procedure))
+        elif kind in ("rate", "reopen", "ans"):
+            self.ticket_button(kind, value)
         elif self.state in FORM_STATES and self.form_button(kind, value, data):
             pass
         else:
@@ -480,8 +496,11 @@ class _Turn:
 
     def submit(self) -> None:
         form = self.data
-        ticket = queries.create_ticket(
+        photos = tuple(form.get("photos", []))
+        ticket = file_ticket(
             session=self.session,
+            photo_file_ids=photos,
+            actor="citizen",
             ticket_in=TicketCreate(
                 category=form["category"],
                 description=form.get("description") or "",
@@ -494,11 +513,12 @@ class _Turn:
                 contact_phone=None if form.get("anonymous") else form.get("phone"),
                 citizen_id=self.citizen.id,
                 channel=self.channel,
+                chat_id=self.message.chat_id,
             ),
             now=self.clock(),
         )
         assert ticket.id is not None
-        for file_id in form.get("photos", []):
+        for file_id in photos:
             queries.add_attachment(
                 session=self.session,
                 attachment_in=AttachmentCreate(
@@ -510,9 +530,85 @@ class _Turn:
                 ),
             )
         self.state, self.data = IDLE, {}
-        self.reply(say("utter_ticket_created", code=ticket.code), MENU)
+        self.reply(
+            say(
+                "utter_ticket_created", code=ticket.code,
+                unit=actions.unit_name(self.session, ticket.lead_unit_id),
+                accept_by=expected(ticket.accept_by), resolve_by=expected(ticket.resolve_by),
+            ),
+            MENU,
+        )  # fmt: skip
+
+    # --- after filing: answers to officials' questions, ratings, reopening -----------------
+
+    def own_ticket(self, code: str) -> Ticket | None:
+        ticket = queries.get_ticket_by_code(session=self.session, code=code)
+        if ticket is None or ticket.citizen_id != self.citizen.id:
+            self.reply(say("utter_ticket_not_found", code=code))  # never reveal others'
+            return None
+        return ticket
+
+    def ticket_button(self, kind: str, value: str) -> None:
+        code, _, stars = value.partition(":")
+        ticket = self.own_ticket(code)
+        if ticket is None:
+            return
+        try:
+            if kind == "ans":
+                if ticket.status != TicketStatus.need_info:
+                    raise ActionRefused(say("utter_button_expired"))
+                self.state, self.data = ANSWER_INFO, {"ticket": ticket.code}
+                self.reply(say("utter_answer_prompt", code=ticket.code), [CANCEL_BUTTON])
+            elif kind == "rate" and stars.isdigit() and 1 <= int(stars) <= 5:
+                actions.rate(session=self.session, ticket=ticket, rating=int(stars),
+                             now=self.clock())  # fmt: skip
+                self.reply(say("utter_rating_thanks", rating=stars, code=ticket.code), MENU)
+            elif kind == "reopen":
+                actions.reopen(session=self.session, ticket=ticket, now=self.clock())
+            else:
+                self.reply(say("utter_button_expired"))
+        except ActionRefused:
+            self.reply(say("utter_rating_already", code=ticket.code))
+
+    def answer_question(self, text: str) -> None:
+        ticket = self.own_ticket(str(self.data.get("ticket", "")))
+        self.state, self.data = IDLE, {}
+        if ticket is None:
+            return
+        if ticket.status != TicketStatus.need_info:
+            self.reply(say("utter_button_expired"), MENU)
+            return
+        actions.citizen_answer(session=self.session, ticket=ticket, text=text, now=self.clock())
+        self.reply(
+            say("utter_answer_sent", code=ticket.code,
+                unit=actions.unit_name(self.session, ticket.lead_unit_id))
+        )  # fmt: skip
+
+    def rate_from_text(self) -> None:
+        """ "5 sao", "rất hài lòng": rates the citizen's latest resolved ticket, if one waits."""
+        assert self.citizen.id is not None
+        waiting = queries.tickets_of_citizen(
+            session=self.session, citizen_id=self.citizen.id, statuses=[TicketStatus.resolved],
+            limit=1,
+        )  # fmt: skip
+        stars = re.search(r"\b([1-5])\b", self.message.text)
+        if not waiting:
+            self.reply(say("utter_rate_thanks"))
+        elif stars is None:
+            self.reply(
+                say("utter_ticket_resolved_ask_rating", code=waiting[0].code),
+                actions.rating_buttons(waiting[0].code),
+            )
+        else:
+            actions.rate(session=self.session, ticket=waiting[0], rating=int(stars.group(1)),
+                         now=self.clock())  # fmt: skip
+            self.reply(say("utter_rating_thanks", rating=stars.group(1), code=waiting[0].code))
 
     def cancel(self) -> None:
+        if self.state == ANSWER_INFO:
+            self.state, self.data = IDLE, {}
+            self.reply(say("utter_cancelled"), MENU)
+            return
         if self.state in FORM_STATES:
             self.state, self.data = IDLE, {}
             self.reply(say("utter_cancelled"), MENU)
@@ -554,8 +650,14 @@ class _Turn:
         )
 
     def request_human(self) -> None:
+        """Stored, sent to the city intake unit's officials, acknowledged."""
         self.data = {**self.data, "human_requested_at": self.clock().isoformat()}
         queries.flag_message(session=self.session, message=self.stored, human_request=True)
+        request_person(
+            session=self.session, channel=self.channel, chat_id=self.message.chat_id,
+            citizen_id=self.citizen.id, text=self.message.text, message_id=self.stored.id,
+            now=self.clock(),
+        )  # fmt: skip
         self.reply(say("utter_human_ack"))
 
     def not_understood(self) -> None:

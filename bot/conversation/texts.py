@@ -46,7 +46,7 @@ def response_names() -> frozenset[str]:
     return frozenset(_responses())
 
 
-def say(name: str, **values: object) -> str:
+def say(name: str, /, **values: object) -> str:
     """The text of response `name`, with its {placeholders} filled."""
     text: str = _responses()[name][0]["text"]
     return text.format(**values) if values else text

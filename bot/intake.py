@@ -1,0 +1,152 @@
+"""Filing a complaint, the same for the chat and the Open311 API.
+
+"Một việc – một đầu mối": the ticket is routed to exactly one unit, gets its working-time
+deadlines, and that unit's officials are notified, all in one transaction with the ticket.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from bot.config import settings
+from bot.conversation.messages import Button, OutgoingFile, Reply
+from bot.conversation.texts import CATEGORY_NAMES, say
+from bot.directory.calendar import WorkingCalendar
+from bot.directory.deadlines import deadlines_for, format_expected
+from bot.directory.routing import route
+from bot.directory.store import ensure_directory, intake_unit
+from bot.officials.notify import notify_officials
+from storage import queries
+from storage.db import begin_write
+from storage.models import Channel, HumanRequest, Ticket, TicketCreate, TicketStatus, Unit
+
+
+@cache
+def calendar() -> WorkingCalendar:
+    """The working-time calendar of CIVICBOT_TIMEZONE."""
+    return WorkingCalendar.from_settings(settings)
+
+
+def expected(moment: datetime | None) -> str:
+    """A deadline as citizens and officials read it, in local time."""
+    if moment is None:
+        return "—"
+    return format_expected(moment, ZoneInfo(settings.timezone))
+
+
+def file_ticket(
+    *,
+    session: Session,
+    ticket_in: TicketCreate,
+    now: datetime,
+    actor: str,
+    photo_file_ids: tuple[str, ...] = (),
+) -> Ticket:
+    """Create, route, set deadlines and notify the lead unit's officials; returns the ticket."""
+    _load_directory(session)
+    decision = route(session=session, category=ticket_in.category, ward_code=ticket_in.ward_code)
+    deadlines = deadlines_for(category=ticket_in.category, filed_at=now, calendar=calendar())
+    routed = ticket_in.model_copy(
+        update={
+            "lead_unit_id": decision.unit_id,
+            "unrouted": decision.unrouted,
+            "severity": deadlines.severity,
+            "accept_by": deadlines.accept_by,
+            "resolve_by": deadlines.resolve_by,
+        }
+    )
+    begin_write(session)
+    ticket = queries.create_ticket(
+        session=session, ticket_in=routed, actor=actor, now=now, commit=False
+    )
+    officials = queries.officials_of_unit(session=session, unit_id=decision.unit_id)
+    notify_officials(
+        session=session,
+        officials=officials,
+        reply=new_ticket_notice(ticket, photo_file_ids),
+        key=f"ticket:{ticket.code}:new",
+    )
+    session.commit()
+    session.refresh(ticket)
+    return ticket
+
+
+def _load_directory(session: Session) -> None:
+    """With no units yet (a new database), load the configured or bundled directory."""
+    if session.exec(select(Unit.id).limit(1)).first() is None:
+        ensure_directory(session=session)
+
+
+def official_buttons(code: str, status: TicketStatus = TicketStatus.received) -> tuple[Button, ...]:
+    """What an official can do with a ticket in `status` (data read by bot/officials/desk.py)."""
+    if status not in (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info):
+        return ()
+    accept = (Button("Tiếp nhận", f"t:acc:{code}"),) if status == TicketStatus.received else ()
+    return (
+        *accept,
+        Button("Hỏi thêm người dân", f"t:ask:{code}"),
+        Button("Chuyển đơn vị", f"t:tra:{code}"),
+        Button("Đã giải quyết", f"t:res:{code}"),
+        Button("Không tiếp nhận", f"t:rej:{code}"),
+    )
+
+
+def new_ticket_notice(ticket: Ticket, photo_file_ids: tuple[str, ...] = ()) -> Reply:
+    """The message a unit's officials get for a new (or transferred-in) ticket."""
+    place = ticket.location_text or "—"
+    if ticket.ward_name:
+        place = f"{place} ({ticket.ward_name})"
+    contact = "Ẩn danh" if ticket.anonymous else (ticket.contact_phone or "Không để lại")
+    text = say(
+        "utter_official_new_ticket",
+        code=ticket.code,
+        category=CATEGORY_NAMES.get(ticket.category or "other", "Khác"),
+        place=place,
+        description=ticket.description,
+        photos=len(photo_file_ids),
+        contact=contact,
+        accept_by=expected(ticket.accept_by),
+        resolve_by=expected(ticket.resolve_by),
+        flag=say("utter_official_unrouted_flag") if ticket.unrouted else "",
+    )
+    files = tuple(OutgoingFile("photo", file_id=f) for f in photo_file_ids)
+    return Reply(text=text, buttons=official_buttons(ticket.code), files=files)
+
+
+def request_person(
+    *,
+    session: Session,
+    channel: Channel,
+    chat_id: str,
+    citizen_id: int | None,
+    text: str,
+    message_id: int | None,
+    now: datetime,
+) -> HumanRequest:
+    """A citizen asks for a person: stored, and the unit on duty (city intake) is told."""
+    _load_directory(session)
+    unit = intake_unit(session=session)
+    begin_write(session)
+    request = HumanRequest(
+        citizen_id=citizen_id, channel=channel, chat_id=chat_id, unit_id=unit.id,
+        text=text[:2000], message_id=message_id, created_at=now,
+    )  # fmt: skip
+    session.add(request)
+    session.flush()
+    notify_officials(
+        session=session,
+        officials=queries.officials_of_unit(session=session, unit_id=unit.id),
+        key=f"human:{request.id}:new",
+        reply=Reply(
+            say("utter_official_human_request", id=request.id, channel=channel.value,
+                text=text[:1000]),
+            (Button("Trả lời", f"h:reply:{request.id}"),),
+        ),
+    )  # fmt: skip
+    session.commit()
+    session.refresh(request)
+    return request

@@ -1,0 +1,442 @@
+"""What officials and citizens do to a ticket, for every channel and the dashboard.
+
+Each action checks who may do it, changes the ticket (every change an event, via
+`queries.update_ticket`) and queues the notifications about it, in one transaction: the
+change and its notifications are stored together or not at all. Dedupe keys come from the
+event, so repeating a call after a crash never sends twice.
+
+Errors: `ActionRefused` (not allowed: wrong account, wrong unit, wrong status) carries the
+Vietnamese sentence to show; nothing is changed then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.conversation.messages import Button, OutgoingFile, Reply
+from bot.conversation.texts import STATUS_NAMES, say
+from bot.directory.deadlines import deadlines_for
+from bot.intake import calendar, expected, new_ticket_notice, official_buttons
+from bot.officials.notify import notify_chat, notify_citizen, notify_officials
+from storage import queries
+from storage.db import begin_write
+from storage.models import (
+    Conversation,
+    HumanRequest,
+    HumanRequestStatus,
+    Official,
+    OfficialRole,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketStatus,
+    TicketUpdate,
+    Unit,
+)
+
+logger = logging.getLogger(__name__)
+
+ACTING_ROLES = (OfficialRole.handler, OfficialRole.supervisor)
+OPEN_STATUSES = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
+# The citizen's chat state while their answer to an official's question is awaited
+# (bot/conversation/engine.py reads it).
+ANSWER_INFO = "answer_info"
+
+
+class ActionRefused(Exception):
+    """An action that is not allowed; `message` is what the person is told."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def unit_name(session: Session, unit_id: str | None) -> str:
+    """A unit's name, or its id when the directory does not know it."""
+    unit = session.get(Unit, unit_id) if unit_id else None
+    return unit.name if unit else (unit_id or "—")
+
+
+def actor_of(official: Official) -> str:
+    """How an official appears in a ticket's history."""
+    return f"official:{official.id}:{official.name}"
+
+
+def check_can_act(official: Official | None, ticket: Ticket) -> Official:
+    """The official, if they may act on `ticket`; else ActionRefused (and a log line)."""
+    if official is None or not official.active:
+        logger.warning("Refused: an unlinked account tried to act on %s.", ticket.code)
+        raise ActionRefused(say("utter_official_refused_unlinked"))
+    if official.unit_id != ticket.lead_unit_id or official.role not in ACTING_ROLES:
+        logger.warning(
+            "Refused: official %s (%s, %s) tried to act on %s of unit %s.", official.id,
+            official.unit_id, official.role.value, ticket.code, ticket.lead_unit_id,
+        )  # fmt: skip
+        raise ActionRefused(say("utter_official_refused_unit", code=ticket.code))
+    return official
+
+
+def _require_status(ticket: Ticket, allowed: Sequence[TicketStatus]) -> None:
+    if ticket.status not in allowed:
+        raise ActionRefused(
+            say(
+                "utter_official_refused_status",
+                code=ticket.code,
+                status=STATUS_NAMES[ticket.status.value],
+            )
+        )
+
+
+def _last_event_id(session: Session, ticket: Ticket) -> int:
+    """The newest event's id: the dedupe keys of the notifications about it."""
+    event_id = session.exec(
+        select(TicketEvent.id)
+        .where(TicketEvent.ticket_id == ticket.id)
+        .order_by(col(TicketEvent.id).desc())
+        .limit(1)
+    ).first()
+    assert event_id is not None
+    return event_id
+
+
+def _lead_officials(session: Session, ticket: Ticket) -> Sequence[Official]:
+    assert ticket.lead_unit_id is not None
+    return queries.officials_of_unit(session=session, unit_id=ticket.lead_unit_id)
+
+
+def _set_citizen_state(session: Session, ticket: Ticket, state: str) -> None:
+    """Put the citizen's chat in `state` for this ticket, unless they are filling in a form."""
+    if ticket.channel is None or ticket.chat_id is None:
+        return
+    conversation = session.exec(
+        select(Conversation).where(
+            Conversation.channel == ticket.channel, Conversation.chat_id == ticket.chat_id
+        )
+    ).first()
+    if conversation is None or conversation.state not in ("idle", ANSWER_INFO):
+        return
+    conversation.state = state
+    conversation.data = {"ticket": ticket.code}
+    session.add(conversation)
+
+
+def _change(
+    session: Session,
+    ticket: Ticket,
+    update: TicketUpdate,
+    *,
+    actor: str,
+    note: str | None,
+    now: datetime,
+) -> int:
+    """Apply `update` in the open transaction; the id of its (last) event."""
+    queries.update_ticket(
+        session=session, db_ticket=ticket, ticket_in=update, actor=actor, note=note, at=now,
+        commit=False,
+    )  # fmt: skip
+    return _last_event_id(session, ticket)
+
+
+def accept(*, session: Session, ticket: Ticket, official: Official | None, now: datetime) -> None:
+    """The unit takes the ticket on; the citizen is told who and by when."""
+    official = check_can_act(official, ticket)
+    _require_status(ticket, (TicketStatus.received,))
+    begin_write(session)
+    event = _change(
+        session, ticket, TicketUpdate(status=TicketStatus.accepted),
+        actor=actor_of(official), note=None, now=now,
+    )  # fmt: skip
+    ticket.accepted_at = ticket.accepted_at or now
+    session.add(ticket)
+    notify_citizen(
+        session=session, ticket=ticket, key=f"event:{event}",
+        reply=Reply(
+            say(
+                "utter_ticket_accepted", code=ticket.code,
+                unit=unit_name(session, ticket.lead_unit_id),
+                resolve_by=expected(ticket.resolve_by), note="",
+            )
+        ),
+    )  # fmt: skip
+    session.commit()
+
+
+def ask_info(
+    *, session: Session, ticket: Ticket, official: Official | None, question: str, now: datetime
+) -> None:
+    """Ask the citizen for more information; their answer comes back to the ticket."""
+    official = check_can_act(official, ticket)
+    _require_status(ticket, OPEN_STATUSES)
+    question = question.strip()
+    if not question:
+        raise ActionRefused(say("utter_official_ask_question", code=ticket.code))
+    begin_write(session)
+    event = _change(
+        session, ticket, TicketUpdate(status=TicketStatus.need_info),
+        actor=actor_of(official), note=question, now=now,
+    )  # fmt: skip
+    if ticket.accepted_at is None:
+        ticket.accepted_at = now  # asking is taking the ticket on
+        session.add(ticket)
+    _set_citizen_state(session, ticket, ANSWER_INFO)
+    notify_citizen(
+        session=session, ticket=ticket, key=f"event:{event}",
+        reply=Reply(
+            say(
+                "utter_ticket_question", code=ticket.code,
+                unit=unit_name(session, ticket.lead_unit_id), question=question,
+            ),
+            (Button("Trả lời", f"ans:{ticket.code}"),),
+        ),
+    )  # fmt: skip
+    session.commit()
+
+
+def citizen_answer(*, session: Session, ticket: Ticket, text: str, now: datetime) -> None:
+    """The citizen's answer to a question: recorded, sent to the unit, back to `accepted`."""
+    _require_status(ticket, (TicketStatus.need_info,))
+    begin_write(session)
+    event = _change(
+        session, ticket, TicketUpdate(status=TicketStatus.accepted),
+        actor="citizen", note=text, now=now,
+    )  # fmt: skip
+    notify_officials(
+        session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
+        reply=Reply(
+            say("utter_official_citizen_answer", code=ticket.code, text=text),
+            official_buttons(ticket.code, ticket.status),
+        ),
+    )  # fmt: skip
+    session.commit()
+
+
+def transfer(
+    *,
+    session: Session,
+    ticket: Ticket,
+    official: Official | None,
+    to_unit_id: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Hand the ticket to another unit (with a reason); it starts there as `received`."""
+    official = check_can_act(official, ticket)
+    _require_status(ticket, OPEN_STATUSES)
+    target = session.get(Unit, to_unit_id)
+    if target is None or not target.active or to_unit_id == ticket.lead_unit_id:
+        raise ActionRefused(say("utter_official_pick_unit", code=ticket.code))
+    if not reason.strip():
+        raise ActionRefused(say("utter_official_ask_transfer_reason", code=ticket.code,
+                                unit=target.name))  # fmt: skip
+    from_unit = unit_name(session, ticket.lead_unit_id)
+    accept_by = deadlines_for(category=ticket.category, filed_at=now, calendar=calendar()).accept_by
+    begin_write(session)
+    event = _change(
+        session, ticket,
+        TicketUpdate(
+            lead_unit_id=to_unit_id, status=TicketStatus.received, accept_by=accept_by,
+            accept_escalation=0, resolve_escalation=0,
+        ),
+        actor=actor_of(official), note=reason.strip(), now=now,
+    )  # fmt: skip
+    ticket.accepted_at = None
+    session.add(ticket)
+    notify_citizen(
+        session=session, ticket=ticket, key=f"event:{event}",
+        reply=Reply(say("utter_ticket_transferred", code=ticket.code, unit=target.name,
+                        reason=reason.strip())),
+    )  # fmt: skip
+    notice = new_ticket_notice(ticket, photo_ids(session, ticket))
+    notify_officials(
+        session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
+        reply=Reply(
+            say("utter_official_transferred_in", code=ticket.code, from_unit=from_unit,
+                reason=reason.strip()) + "\n\n" + notice.text,
+            notice.buttons, files=notice.files,
+        ),
+    )  # fmt: skip
+    session.commit()
+
+
+def resolve(
+    *,
+    session: Session,
+    ticket: Ticket,
+    official: Official | None,
+    note: str,
+    now: datetime,
+    photo_file_id: str | None = None,
+) -> None:
+    """Report the result; the citizen is asked to rate it or say it is not fixed."""
+    official = check_can_act(official, ticket)
+    _require_status(ticket, OPEN_STATUSES)
+    if not note.strip():
+        raise ActionRefused(say("utter_official_ask_resolution", code=ticket.code))
+    begin_write(session)
+    event = _change(
+        session, ticket, TicketUpdate(status=TicketStatus.resolved),
+        actor=actor_of(official), note=note.strip(), now=now,
+    )  # fmt: skip
+    ticket.resolved_at = now
+    ticket.accepted_at = ticket.accepted_at or now
+    session.add(ticket)
+    notify_citizen(
+        session=session, ticket=ticket, key=f"event:{event}",
+        reply=Reply(
+            say("utter_ticket_resolved", code=ticket.code,
+                unit=unit_name(session, ticket.lead_unit_id), note=note.strip()),
+            rating_buttons(ticket.code),
+            files=(OutgoingFile("photo", file_id=photo_file_id),) if photo_file_id else (),
+        ),
+    )  # fmt: skip
+    session.commit()
+
+
+def reject(
+    *, session: Session, ticket: Ticket, official: Official | None, reason: str, now: datetime
+) -> None:
+    """Decline the ticket; a reason is required and the citizen gets it."""
+    official = check_can_act(official, ticket)
+    _require_status(ticket, OPEN_STATUSES)
+    if not reason.strip():
+        raise ActionRefused(say("utter_official_ask_reject_reason", code=ticket.code))
+    begin_write(session)
+    event = _change(
+        session, ticket, TicketUpdate(status=TicketStatus.rejected),
+        actor=actor_of(official), note=reason.strip(), now=now,
+    )  # fmt: skip
+    notify_citizen(
+        session=session, ticket=ticket, key=f"event:{event}",
+        reply=Reply(say("utter_ticket_rejected", code=ticket.code,
+                        unit=unit_name(session, ticket.lead_unit_id), reason=reason.strip())),
+    )  # fmt: skip
+    session.commit()
+
+
+def rate(*, session: Session, ticket: Ticket, rating: int, now: datetime) -> None:
+    """The citizen's 1–5 rating of a resolved ticket, which closes it."""
+    _require_status(ticket, (TicketStatus.resolved,))
+    if not 1 <= rating <= 5:
+        raise ValueError("A rating is 1 to 5.")
+    begin_write(session)
+    event = _change(
+        session, ticket, TicketUpdate(rating=rating, status=TicketStatus.closed),
+        actor="citizen", note=None, now=now,
+    )  # fmt: skip
+    notify_officials(
+        session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
+        reply=Reply(say("utter_official_rated", code=ticket.code, rating=rating)),
+    )  # fmt: skip
+    session.commit()
+
+
+def reopen(*, session: Session, ticket: Ticket, now: datetime) -> None:
+    """ "Not fixed": back to `accepted` with a new deadline; the unit and its supervisors hear."""
+    _require_status(ticket, (TicketStatus.resolved,))
+    resolve_by = deadlines_for(
+        category=ticket.category, filed_at=now, calendar=calendar()
+    ).resolve_by
+    begin_write(session)
+    event = _change(
+        session, ticket,
+        TicketUpdate(
+            status=TicketStatus.accepted, resolve_by=resolve_by, resolve_escalation=0,
+            reopen_count=ticket.reopen_count + 1,
+        ),
+        actor="citizen", note="Người dân cho biết vấn đề chưa được giải quyết.", now=now,
+    )  # fmt: skip
+    ticket.resolved_at = None
+    session.add(ticket)
+    unit = unit_name(session, ticket.lead_unit_id)
+    notify_citizen(
+        session=session, ticket=ticket, key=f"event:{event}",
+        reply=Reply(say("utter_ticket_reopened", code=ticket.code, unit=unit,
+                        resolve_by=expected(resolve_by))),
+    )  # fmt: skip
+    notify_officials(
+        session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
+        reply=Reply(
+            say("utter_official_reopened", code=ticket.code, count=ticket.reopen_count,
+                resolve_by=expected(resolve_by)),
+            official_buttons(ticket.code, ticket.status),
+        ),
+    )  # fmt: skip
+    session.commit()
+
+
+def answer_human_request(
+    *,
+    session: Session,
+    request: HumanRequest,
+    official: Official | None,
+    text: str,
+    now: datetime,
+) -> None:
+    """An official of the unit on duty answers a citizen who asked for a person."""
+    if official is None or official.unit_id != request.unit_id or not official.active:
+        logger.warning("Refused: account %s answering human request %s.", official, request.id)
+        raise ActionRefused(say("utter_official_refused_unlinked"))
+    if not text.strip():
+        raise ActionRefused(say("utter_official_ask_human_reply"))
+    begin_write(session)
+    request.status = HumanRequestStatus.answered
+    request.answered_by = official.id
+    request.answered_at = now
+    session.add(request)
+    notify_chat(
+        session=session, channel=request.channel, chat_id=request.chat_id,
+        key=f"human:{request.id}:answer:{now.isoformat()}",
+        reply=Reply(say("utter_human_reply", unit=unit_name(session, request.unit_id),
+                        text=text.strip())),
+    )  # fmt: skip
+    session.commit()
+
+
+def rating_buttons(code: str) -> tuple[Button, ...]:
+    """1–5 stars and "not fixed" (data read by the citizen's conversation)."""
+    stars = tuple(Button(f"{n} ⭐", f"rate:{code}:{n}") for n in range(1, 6))
+    return (*stars, Button("Chưa được giải quyết", f"reopen:{code}"))
+
+
+def photo_ids(session: Session, ticket: Ticket) -> tuple[str, ...]:
+    """The channel file ids of a ticket's photos."""
+    assert ticket.id is not None
+    return tuple(
+        a.file_id
+        for a in queries.attachments_of_ticket(session=session, ticket_id=ticket.id)
+        if a.kind == "photo"
+    )
+
+
+EVENT_NAMES = {
+    "created": "tiếp nhận phản ánh",
+    "deadline": "đổi thời hạn",
+    "content": "bổ sung nội dung",
+    "note": "ghi chú",
+    "rating": "người dân đánh giá",
+    "attachment": "thêm tệp",
+    "escalation": "báo cáo quá hạn lên cấp trên",
+    "question": "hỏi người dân",
+    "answer": "người dân trả lời",
+    "reopened": "mở lại phản ánh",
+}
+
+
+def history_lines(session: Session, ticket: Ticket) -> list[str]:
+    """A ticket's events as officials read them."""
+    assert ticket.id is not None
+    lines = []
+    for event in queries.ticket_events(session=session, ticket_id=ticket.id):
+        when = expected(event.at)
+        what = EVENT_NAMES.get(event.kind, event.kind)
+        if event.kind == TicketEventKind.status and event.new_value:
+            what = STATUS_NAMES.get(str(event.new_value.get("status")), what)
+        elif event.kind == TicketEventKind.unit and event.new_value:
+            what = f"chuyển tới {unit_name(session, str(event.new_value.get('lead_unit_id')))}"
+        note = f": {event.note}" if event.note else ""
+        lines.append(f"• {when} — {what}{note}")
+    return lines

@@ -1,0 +1,398 @@
+"""The officials' side of the chat, in front of the citizens' conversation.
+
+`Desk.handle` is what channels call. A message from a linked official, an invite code, or an
+officials' button ("t:…", "h:…") is handled here; everything else goes to the citizens'
+`Conversation`. Like the conversation, the desk stores each message before acting on it and
+keeps an official's pending step (e.g. "type the reason") in the chat's stored state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from civicbot_nlu.patterns import find_ticket_codes
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.conversation.engine import Conversation
+from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Reply
+from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
+from bot.intake import expected, official_buttons
+from bot.officials import actions
+from bot.officials.actions import ActionRefused
+from bot.officials.invites import find_invite_code, link_official
+from storage import queries
+from storage.db import get_session
+from storage.models import (
+    Channel,
+    HumanRequest,
+    Official,
+    Ticket,
+    TicketStatus,
+    Unit,
+    UnitKind,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+# An official's pending step (Conversation.state of their chat).
+OFF_IDLE = "official"
+OFF_QUESTION = "official:question"
+OFF_RESOLUTION = "official:resolution"
+OFF_REJECT_REASON = "official:reject_reason"
+OFF_TRANSFER_REASON = "official:transfer_reason"
+OFF_HUMAN_REPLY = "official:human_reply"
+
+OFFICIAL_PREFIXES = ("t:", "h:", "off:")
+CANCEL = "off:cancel"
+CANCEL_BUTTON = Button("Hủy thao tác", CANCEL)
+QUEUE_COMMANDS = ("/hangdoi", "/queue")
+OVERDUE_COMMANDS = ("/quahan", "/overdue")
+MAX_LISTED = 20
+ROLE_NAMES = {"handler": "cán bộ xử lý", "supervisor": "lãnh đạo đơn vị", "leader": "lãnh đạo"}
+
+
+class Desk:
+    """Routes each message to the officials' desk or the citizens' conversation."""
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        *,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.conversation = conversation
+        self._engine = engine
+        self._clock = clock
+        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def handle(self, message: IncomingMessage, output: OutputChannel) -> None:
+        """An official's message (or invite, or officials' button) here; others to citizens."""
+        channel = Channel(message.channel)
+        if channel == Channel.web:  # anonymous browser sessions: never an official's account
+            await self.conversation.handle(message, output)
+            return
+        with get_session(self._engine) as session:
+            found = queries.official_by_account(
+                session=session, channel=channel, external_user_id=message.user_id
+            )
+            official_id = found.id if found else None
+            session.commit()
+        button = message.button or ""
+        is_invite = find_invite_code(message.text) is not None
+        if official_id is None and not is_invite and not button.startswith(OFFICIAL_PREFIXES):
+            await self.conversation.handle(message, output)
+            return
+        async with self._locks[(message.channel, message.chat_id)]:
+            with get_session(self._engine) as session:
+                official = session.get(Official, official_id) if official_id else None
+                turn = _DeskTurn(session, message, channel, official, self._clock())
+                if turn.store():
+                    turn.respond()
+                    turn.save()
+            for reply in turn.replies:
+                await output.send(message.chat_id, reply)
+
+
+class _DeskTurn:
+    """One message on the desk and its replies."""
+
+    def __init__(
+        self,
+        session: Session,
+        message: IncomingMessage,
+        channel: Channel,
+        official: Official | None,
+        now: datetime,
+    ) -> None:
+        self.session = session
+        self.message = message
+        self.channel = channel
+        self.official = official
+        self.now = now
+        self.replies: list[Reply] = []
+        self.state = OFF_IDLE
+        self.data: dict[str, Any] = {}
+
+    def store(self) -> bool:
+        """Store the message first; False when this update was handled before."""
+        m = self.message
+        self.stored, new = queries.store_incoming(
+            session=self.session, channel=self.channel, chat_id=m.chat_id,
+            channel_message_id=m.message_id, text=m.text[:10_000],
+            payload={"button": m.button, "official_id": getattr(self.official, "id", None)},
+            user_id=m.user_id,
+        )  # fmt: skip
+        conversation = queries.get_conversation(
+            session=self.session, channel=self.channel, chat_id=m.chat_id
+        )
+        if conversation is not None and conversation.state.startswith(OFF_IDLE):
+            self.state, self.data = conversation.state, dict(conversation.data)
+        self.session.commit()
+        return new
+
+    def save(self) -> None:
+        queries.save_conversation(
+            session=self.session, channel=self.channel, chat_id=self.message.chat_id,
+            state=self.state, data=self.data, citizen_id=None,
+        )  # fmt: skip
+        self.session.commit()
+
+    def reply(self, text: str, buttons: tuple[Button, ...] = ()) -> None:
+        self.replies.append(Reply(text=text, buttons=buttons))
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def respond(self) -> None:
+        m = self.message
+        code = find_invite_code(m.text)
+        if code is not None and not m.button:
+            self.link(code)
+            return
+        if self.official is None:
+            queries.flag_message(session=self.session, message=self.stored, refused=True)
+            logger.warning(
+                "Refused %s from unlinked %s account %s.", m.button or "a message",
+                m.channel, m.user_id,
+            )  # fmt: skip
+            self.reply(say("utter_official_refused_unlinked"))
+            return
+        try:
+            if m.button:
+                self.on_button(m.button)
+            else:
+                self.on_text(m.text.strip())
+        except ActionRefused as refused:
+            queries.flag_message(session=self.session, message=self.stored, refused=True)
+            self.state, self.data = OFF_IDLE, {}
+            self.reply(refused.message)
+
+    def link(self, code: str) -> None:
+        m = self.message
+        official = link_official(
+            session=self.session, code=code, channel=self.channel, external_user_id=m.user_id,
+            chat_id=m.chat_id, now=self.now,
+        )  # fmt: skip
+        if official is None:
+            logger.warning("Invalid invite code from %s account %s.", m.channel, m.user_id)
+            self.reply(say("utter_official_invite_invalid"))
+            return
+        self.official = official
+        self.state, self.data = OFF_IDLE, {}
+        self.reply(
+            say(
+                "utter_official_linked", name=official.name,
+                role=ROLE_NAMES[official.role.value],
+                unit=actions.unit_name(self.session, official.unit_id),
+            )
+        )  # fmt: skip
+
+    def ticket(self, code: str) -> Ticket:
+        ticket = queries.get_ticket_by_code(session=self.session, code=code)
+        if ticket is None:
+            raise ActionRefused(say("utter_official_ticket_not_found", code=code))
+        return ticket
+
+    def on_button(self, data: str) -> None:
+        parts = data.split(":")
+        if data == CANCEL:
+            self.state, self.data = OFF_IDLE, {}
+            self.reply(say("utter_official_cancelled"))
+            return
+        if parts[0] == "h" and len(parts) == 3 and parts[1] == "reply":
+            request = self.session.get(HumanRequest, int(parts[2])) if parts[2].isdigit() else None
+            if request is None or request.unit_id != self.official_unit():
+                raise ActionRefused(say("utter_official_refused_unlinked"))
+            self.state, self.data = OFF_HUMAN_REPLY, {"request": request.id}
+            self.reply(say("utter_official_ask_human_reply"), (CANCEL_BUTTON,))
+            return
+        if parts[0] != "t" or len(parts) < 3:
+            self.reply(say("utter_button_expired"))
+            return
+        action, code = parts[1], parts[2]
+        ticket = self.ticket(code)
+        if action == "view":
+            self.show(ticket)
+            return
+        actions.check_can_act(self.official, ticket)
+        if action == "acc":
+            actions.accept(session=self.session, ticket=ticket, official=self.official,
+                           now=self.now)  # fmt: skip
+            self.done("đã tiếp nhận", ticket)
+        elif action == "ask":
+            self.pending(OFF_QUESTION, ticket, say("utter_official_ask_question", code=code))
+        elif action == "res":
+            self.pending(OFF_RESOLUTION, ticket, say("utter_official_ask_resolution", code=code))
+        elif action == "rej":
+            self.pending(
+                OFF_REJECT_REASON, ticket, say("utter_official_ask_reject_reason", code=code)
+            )
+        elif action == "tra":
+            self.offer_units(ticket)
+        elif action == "to" and len(parts) == 4:
+            unit = self.session.get(Unit, parts[3])
+            if unit is None:
+                raise ActionRefused(say("utter_official_pick_unit", code=code))
+            self.state, self.data = OFF_TRANSFER_REASON, {"ticket": code, "unit": unit.id}
+            self.reply(
+                say("utter_official_ask_transfer_reason", code=code, unit=unit.name),
+                (CANCEL_BUTTON,),
+            )
+        else:
+            self.reply(say("utter_button_expired"))
+
+    def on_text(self, text: str) -> None:
+        photo = next((a.file_id for a in self.message.attachments if a.kind == "photo"), None)
+        command = text.split(maxsplit=1)[0].lower() if text else ""
+        if self.state != OFF_IDLE and (text or photo):
+            self.finish_pending(text, photo)
+        elif command in QUEUE_COMMANDS:
+            self.queue(overdue=False)
+        elif command in OVERDUE_COMMANDS:
+            self.queue(overdue=True)
+        elif codes := find_ticket_codes(text):
+            self.show(self.ticket(codes[0].value))
+        else:
+            self.reply(
+                say("utter_official_help", unit=actions.unit_name(self.session,
+                                                                  self.official_unit()))
+            )  # fmt: skip
+
+    def finish_pending(self, text: str, photo: str | None) -> None:
+        state, data = self.state, self.data
+        if state == OFF_HUMAN_REPLY:
+            request = self.session.get(HumanRequest, int(data["request"]))
+            assert request is not None
+            actions.answer_human_request(
+                session=self.session, request=request, official=self.official, text=text,
+                now=self.now,
+            )  # fmt: skip
+            self.state, self.data = OFF_IDLE, {}
+            self.reply(say("utter_official_human_answered", id=request.id))
+            return
+        ticket = self.ticket(str(data["ticket"]))
+        common: dict[str, Any] = {"session": self.session, "ticket": ticket,
+                                  "official": self.official, "now": self.now}  # fmt: skip
+        if state == OFF_QUESTION:
+            actions.ask_info(question=text, **common)
+            what = "đã gửi câu hỏi tới người dân"
+        elif state == OFF_RESOLUTION:
+            if not text:  # a photo without a caption: keep it, wait for the note
+                self.data = {**data, "photo": photo}
+                self.reply(say("utter_official_ask_resolution", code=ticket.code),
+                           (CANCEL_BUTTON,))  # fmt: skip
+                return
+            actions.resolve(note=text, photo_file_id=photo or data.get("photo"), **common)
+            what = "đã báo kết quả giải quyết"
+        elif state == OFF_REJECT_REASON:
+            actions.reject(reason=text, **common)
+            what = "không tiếp nhận"
+        elif state == OFF_TRANSFER_REASON:
+            actions.transfer(to_unit_id=str(data["unit"]), reason=text, **common)
+            what = f"đã chuyển tới {actions.unit_name(self.session, str(data['unit']))}"
+        else:
+            what = ""
+        self.state, self.data = OFF_IDLE, {}
+        if what:
+            self.done(what, ticket)
+
+    def pending(self, state: str, ticket: Ticket, prompt: str) -> None:
+        self.state, self.data = state, {"ticket": ticket.code}
+        self.reply(prompt, (CANCEL_BUTTON,))
+
+    def done(self, what: str, ticket: Ticket) -> None:
+        """Confirm, with what can be done next."""
+        self.reply(
+            say("utter_official_done", what=what, code=ticket.code),
+            official_buttons(ticket.code, ticket.status),
+        )
+
+    def official_unit(self) -> str:
+        assert self.official is not None
+        return self.official.unit_id
+
+    def offer_units(self, ticket: Ticket) -> None:
+        """The parent unit and the city bodies; a ward is found by typing its name."""
+        current = self.session.get(Unit, ticket.lead_unit_id) if ticket.lead_unit_id else None
+        units = self.session.exec(
+            select(Unit)
+            .where(col(Unit.active), Unit.kind != UnitKind.ward, Unit.id != ticket.lead_unit_id)
+            .order_by(col(Unit.name))
+        ).all()
+        choices = list(units)
+        if ticket.ward_code:
+            ward_unit = self.session.exec(
+                select(Unit).where(Unit.ward_code == ticket.ward_code, col(Unit.active))
+            ).first()
+            if ward_unit is not None and ward_unit.id != ticket.lead_unit_id:
+                choices.insert(0, ward_unit)
+        if current is not None and current.parent_id:
+            parent = self.session.get(Unit, current.parent_id)
+            if parent is not None and parent not in choices:
+                choices.insert(0, parent)
+        buttons = tuple(Button(u.name[:60], f"t:to:{ticket.code}:{u.id}") for u in choices[:12])
+        self.reply(say("utter_official_pick_unit", code=ticket.code), (*buttons, CANCEL_BUTTON))
+
+    def show(self, ticket: Ticket) -> None:
+        place = ticket.location_text or "—"
+        if ticket.ward_name:
+            place = f"{place} ({ticket.ward_name})"
+        self.reply(
+            say(
+                "utter_official_ticket", code=ticket.code,
+                category=CATEGORY_NAMES.get(ticket.category or "other", "Khác"),
+                status=STATUS_NAMES[ticket.status.value],
+                unit=actions.unit_name(self.session, ticket.lead_unit_id), place=place,
+                description=ticket.description, accept_by=expected(ticket.accept_by),
+                resolve_by=expected(ticket.resolve_by),
+                history="\n".join(actions.history_lines(self.session, ticket)),
+            ),
+            official_buttons(ticket.code, ticket.status),
+        )  # fmt: skip
+
+    def queue(self, *, overdue: bool) -> None:
+        unit_id = self.official_unit()
+        tickets = open_tickets(session=self.session, unit_id=unit_id, overdue_at=self.now
+                               if overdue else None)  # fmt: skip
+        unit = actions.unit_name(self.session, unit_id)
+        if not tickets:
+            self.reply(say("utter_official_queue_empty", unit=unit))
+            return
+        lines = [
+            f"• {t.code} — {CATEGORY_NAMES.get(t.category or 'other', 'Khác')} — "
+            f"{STATUS_NAMES[t.status.value]} — hạn {expected(t.resolve_by)}"
+            for t in tickets[:MAX_LISTED]
+        ]
+        name = "utter_official_overdue" if overdue else "utter_official_queue"
+        buttons = tuple(Button(t.code, f"t:view:{t.code}") for t in tickets[:8])
+        self.reply(say(name, unit=unit, count=len(tickets), tickets="\n".join(lines)), buttons)
+
+
+def open_tickets(
+    *, session: Session, unit_id: str | None, overdue_at: datetime | None = None
+) -> list[Ticket]:
+    """Open tickets of a unit (all units: None), oldest deadline first; only late ones when
+    `overdue_at` is given (past accept_by while received, or past resolve_by)."""
+    statement = select(Ticket).where(col(Ticket.status).in_(actions.OPEN_STATUSES))
+    if unit_id is not None:
+        statement = statement.where(Ticket.lead_unit_id == unit_id)
+    tickets = list(session.exec(statement.order_by(col(Ticket.resolve_by), col(Ticket.id))))
+    if overdue_at is None:
+        return tickets
+    return [t for t in tickets if is_overdue(t, overdue_at)]
+
+
+def is_overdue(ticket: Ticket, now: datetime) -> bool:
+    """Past its acceptance deadline while still waiting, or past its resolution deadline."""
+    if ticket.status not in actions.OPEN_STATUSES:
+        return False
+    if ticket.status == TicketStatus.received and ticket.accept_by and ticket.accept_by < now:
+        return True
+    return bool(ticket.resolve_by and ticket.resolve_by < now)

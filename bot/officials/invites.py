@@ -1,0 +1,115 @@
+"""One-time codes that link an official to their Telegram or Zalo account.
+
+`civicbot official invite` creates the official (or finds them) and prints a code such as
+`CB-7KQ2-M9XD`; the official sends it to the bot (or opens t.me/<bot>?start=CB7KQ2M9XD).
+Only the code's SHA-256 is stored, with an expiry; using it clears both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from storage.db import begin_write
+from storage.models import Channel, DirectoryChange, Official, OfficialRole, Unit
+
+INVITE_VALIDITY = timedelta(days=7)
+_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read over the phone
+_CODE = re.compile(r"\bCB[-\s]?([2-9A-HJ-NP-Z]{4})[-\s]?([2-9A-HJ-NP-Z]{4})\b", re.IGNORECASE)
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def find_invite_code(text: str) -> str | None:
+    """The invite code in a message ("CB-7KQ2-M9XD", "/start CB7KQ2M9XD", any case)."""
+    match = _CODE.search(text.upper())
+    return f"CB-{match.group(1)}-{match.group(2)}" if match else None
+
+
+def invite_official(
+    *,
+    session: Session,
+    unit_id: str,
+    name: str,
+    role: OfficialRole,
+    now: datetime,
+    actor: str = "cli",
+) -> tuple[Official, str]:
+    """A new code for the official `name` of `unit_id` (created if new); the code is shown once."""
+    if session.get(Unit, unit_id) is None:
+        raise ValueError(f"Unknown unit: {unit_id}")
+    code = "CB-" + "-".join("".join(secrets.choice(_ALPHABET) for _ in range(4)) for _ in range(2))
+    begin_write(session)
+    official = session.exec(
+        select(Official).where(Official.unit_id == unit_id, Official.name == name)
+    ).first()
+    if official is None:
+        official = Official(name=name, unit_id=unit_id, role=role)
+    official.role = role
+    official.invite_code_hash = _hash(code)
+    official.invite_expires_at = now + INVITE_VALIDITY
+    session.add(official)
+    session.flush()
+    session.add(
+        DirectoryChange(
+            at=now, actor=actor, entity="official", entity_id=str(official.id), change="invited",
+            new_value={"name": name, "unit_id": unit_id, "role": role.value},
+        )
+    )  # fmt: skip
+    session.commit()
+    session.refresh(official)
+    return official, code
+
+
+def link_official(
+    *,
+    session: Session,
+    code: str,
+    channel: Channel,
+    external_user_id: str,
+    chat_id: str,
+    now: datetime,
+) -> Official | None:
+    """Link the account that sent a valid, unexpired code; None when the code is not valid.
+
+    An account can belong to one official: linking moves it from any earlier official.
+    """
+    begin_write(session)
+    official = session.exec(
+        select(Official).where(Official.invite_code_hash == _hash(code))
+    ).first()
+    if official is None or official.invite_expires_at is None or official.invite_expires_at < now:
+        session.rollback()
+        return None
+    previous = session.exec(
+        select(Official).where(
+            Official.channel == channel, Official.external_user_id == external_user_id
+        )
+    ).first()
+    if previous is not None and previous.id != official.id:
+        previous.channel = previous.external_user_id = previous.chat_id = None
+        session.add(previous)
+        session.flush()
+    official.channel = channel
+    official.external_user_id = external_user_id
+    official.chat_id = chat_id
+    official.linked_at = now
+    official.invite_code_hash = None
+    official.invite_expires_at = None
+    session.add(official)
+    session.add(
+        DirectoryChange(
+            at=now, actor=f"{channel.value}:{external_user_id}", entity="official",
+            entity_id=str(official.id), change="linked",
+            new_value={"channel": channel.value, "external_user_id": external_user_id},
+        )
+    )  # fmt: skip
+    session.commit()
+    session.refresh(official)
+    return official

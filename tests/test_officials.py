@@ -1,0 +1,271 @@
+"""Officials' invites and ticket actions on both databases: who may act, what changes, which
+events are written and who is notified (through the outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.conversation.messages import reply_from_payload
+from bot.officials import actions
+from bot.officials.actions import ActionRefused
+from bot.officials.invites import find_invite_code, invite_official, link_official
+from storage import queries
+from storage.models import (
+    Channel,
+    Conversation,
+    DirectoryChange,
+    Official,
+    OfficialRole,
+    OutboxMessage,
+    Ticket,
+    TicketCreate,
+    TicketEvent,
+    TicketStatus,
+    Unit,
+    UnitKind,
+)
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 in Hà Nội
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        session.add_all(
+            [
+                Unit(id="city", name="UBND Thành phố", kind=UnitKind.city),
+                Unit(
+                    id="ward-a",
+                    name="UBND Phường A",
+                    kind=UnitKind.ward,
+                    parent_id="city",
+                    ward_code="00001",
+                ),
+                Unit(
+                    id="ward-b",
+                    name="UBND Phường B",
+                    kind=UnitKind.ward,
+                    parent_id="city",
+                    ward_code="00002",
+                ),
+            ]
+        )
+        session.commit()
+        yield session
+
+
+def official(session: Session, unit: str, chat: str, role: OfficialRole) -> Official:
+    person, code = invite_official(
+        session=session, unit_id=unit, name=f"Cán bộ {chat}", role=role, now=NOW
+    )
+    linked = link_official(
+        session=session, code=code, channel=Channel.telegram, external_user_id=chat,
+        chat_id=chat, now=NOW,
+    )  # fmt: skip
+    assert linked is not None and linked.id == person.id
+    return linked
+
+
+def ticket(session: Session, unit: str = "ward-a") -> Ticket:
+    return queries.create_ticket(
+        session=session,
+        ticket_in=TicketCreate(
+            category="waste", description="Rác đổ trộm đầu ngõ", ward_code="00001",
+            channel=Channel.telegram, chat_id="citizen-chat", lead_unit_id=unit,
+            accept_by=NOW + timedelta(hours=8), resolve_by=NOW + timedelta(days=7),
+        ),
+        now=NOW,
+    )  # fmt: skip
+
+
+def outbox_to(session: Session, recipient: str) -> list[str]:
+    rows = session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.recipient == recipient)
+        .order_by(col(OutboxMessage.id))
+        .execution_options(populate_existing=True)
+    ).all()
+    return [reply_from_payload(r.payload).text for r in rows]
+
+
+def statuses(session: Session, t: Ticket) -> list[str]:
+    events = session.exec(
+        select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(col(TicketEvent.id))
+    ).all()
+    return [str(e.new_value["status"]) for e in events if e.kind == "status" and e.new_value]
+
+
+# --- invites ----------------------------------------------------------------------------------
+
+
+def test_invite_codes_link_once_and_expire(session: Session) -> None:
+    person, code = invite_official(
+        session=session, unit_id="ward-a", name="Nguyễn Văn A", role=OfficialRole.handler, now=NOW
+    )
+    assert find_invite_code(f"/start {code.replace('-', '').lower()}") == code
+    assert person.invite_code_hash and code not in person.invite_code_hash  # only a hash kept
+    expired = link_official(
+        session=session, code=code, channel=Channel.telegram, external_user_id="u1",
+        chat_id="u1", now=NOW + timedelta(days=8),
+    )  # fmt: skip
+    assert expired is None
+    linked = link_official(
+        session=session, code=code, channel=Channel.telegram, external_user_id="u1",
+        chat_id="u1", now=NOW,
+    )  # fmt: skip
+    assert linked is not None and linked.chat_id == "u1" and linked.invite_code_hash is None
+    reused = link_official(
+        session=session, code=code, channel=Channel.zalo, external_user_id="u2",
+        chat_id="u2", now=NOW,
+    )  # fmt: skip
+    assert reused is None
+    changes = session.exec(select(DirectoryChange.change)).all()
+    assert sorted(changes) == ["invited", "linked"]
+
+
+def test_invite_for_an_unknown_unit_is_an_error(session: Session) -> None:
+    with pytest.raises(ValueError, match="Unknown unit"):
+        invite_official(session=session, unit_id="nowhere", name="X", role=OfficialRole.handler,
+                        now=NOW)  # fmt: skip
+
+
+def test_an_account_belongs_to_one_official(session: Session) -> None:
+    first = official(session, "ward-a", "same", OfficialRole.handler)
+    _, code = invite_official(
+        session=session, unit_id="ward-b", name="Other", role=OfficialRole.handler, now=NOW
+    )
+    second = link_official(
+        session=session, code=code, channel=Channel.telegram, external_user_id="same",
+        chat_id="same", now=NOW,
+    )  # fmt: skip
+    assert second is not None
+    session.refresh(first)
+    assert first.chat_id is None and second.chat_id == "same"
+    account = queries.official_by_account(
+        session=session, channel=Channel.telegram, external_user_id="same"
+    )
+    assert account is not None and account.id == second.id
+
+
+# --- who may act ------------------------------------------------------------------------------
+
+
+def test_only_the_lead_units_handlers_and_supervisors_act(session: Session) -> None:
+    t = ticket(session)
+    other = official(session, "ward-b", "b1", OfficialRole.handler)
+    leader = official(session, "ward-a", "lead", OfficialRole.leader)
+    for person in (None, other, leader):
+        with pytest.raises(ActionRefused):
+            actions.accept(session=session, ticket=t, official=person, now=NOW)
+    session.refresh(t)
+    assert t.status == TicketStatus.received and statuses(session, t) == []
+    supervisor = official(session, "ward-a", "sup", OfficialRole.supervisor)
+    actions.accept(session=session, ticket=t, official=supervisor, now=NOW)
+    assert t.status == TicketStatus.accepted
+
+
+def test_a_wrong_status_is_refused_without_change(session: Session) -> None:
+    t = ticket(session)
+    handler = official(session, "ward-a", "a1", OfficialRole.handler)
+    actions.reject(session=session, ticket=t, official=handler, reason="Trùng lặp", now=NOW)
+    with pytest.raises(ActionRefused):
+        actions.accept(session=session, ticket=t, official=handler, now=NOW)
+    with pytest.raises(ActionRefused):
+        actions.rate(session=session, ticket=t, rating=5, now=NOW)
+    assert statuses(session, t) == ["rejected"]
+
+
+# --- the workflow -----------------------------------------------------------------------------
+
+
+def test_accept_ask_answer_resolve_rate(session: Session) -> None:
+    t = ticket(session)
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    official(session, "ward-a", "a2", OfficialRole.handler)
+    session.add(Conversation(channel=Channel.telegram, chat_id="citizen-chat", state="idle"))
+    session.commit()
+    actions.accept(session=session, ticket=t, official=a1, now=NOW)
+    assert t.accepted_at == NOW
+    actions.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
+    conversation = session.exec(select(Conversation)).one()
+    session.refresh(conversation)
+    assert (conversation.state, conversation.data) == (actions.ANSWER_INFO, {"ticket": t.code})
+    actions.citizen_answer(session=session, ticket=t, text="Ngõ 5", now=NOW)
+    with pytest.raises(ActionRefused):
+        actions.resolve(session=session, ticket=t, official=a1, note="  ", now=NOW)
+    actions.resolve(session=session, ticket=t, official=a1, note="Đã dọn sạch", now=NOW)
+    actions.rate(session=session, ticket=t, rating=4, now=NOW)
+    session.refresh(t)
+    assert (t.status, t.rating) == (TicketStatus.closed, 4)
+    assert statuses(session, t) == ["accepted", "need_info", "accepted", "resolved", "closed"]
+    citizen = outbox_to(session, "citizen-chat")
+    assert len(citizen) == 3  # accepted, the question, resolved (with rating buttons)
+    assert "Ngõ số mấy?" in citizen[1] and "Đã dọn sạch" in citizen[2]
+    for chat in ("a1", "a2"):  # both officials hear the answer and the rating
+        texts = outbox_to(session, chat)
+        assert any("Ngõ 5" in x for x in texts) and any("4/5" in x for x in texts)
+
+
+def test_the_citizens_form_is_not_interrupted_by_a_question(session: Session) -> None:
+    t = ticket(session)
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    session.add(Conversation(channel=Channel.telegram, chat_id="citizen-chat", state="ask_place"))
+    session.commit()
+    actions.ask_info(session=session, ticket=t, official=a1, question="Ở đâu?", now=NOW)
+    conversation = session.exec(select(Conversation)).one()
+    session.refresh(conversation)
+    assert conversation.state == "ask_place"  # the question comes with a "Trả lời" button
+
+
+def test_transfer_starts_again_at_the_new_unit(session: Session) -> None:
+    t = ticket(session)
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    b1 = official(session, "ward-b", "b1", OfficialRole.handler)
+    actions.accept(session=session, ticket=t, official=a1, now=NOW)
+    with pytest.raises(ActionRefused):
+        actions.transfer(session=session, ticket=t, official=a1, to_unit_id="ward-b", reason="",
+                         now=NOW)  # fmt: skip
+    with pytest.raises(ActionRefused):
+        actions.transfer(session=session, ticket=t, official=a1, to_unit_id="nowhere",
+                         reason="x", now=NOW)  # fmt: skip
+    later = NOW + timedelta(hours=1)
+    actions.transfer(session=session, ticket=t, official=a1, to_unit_id="ward-b",
+                     reason="Địa bàn phường B", now=later)  # fmt: skip
+    session.refresh(t)
+    assert (t.lead_unit_id, t.status, t.accepted_at) == ("ward-b", TicketStatus.received, None)
+    assert t.accept_by is not None and t.accept_by > later
+    with pytest.raises(ActionRefused):  # the old unit can no longer act
+        actions.accept(session=session, ticket=t, official=a1, now=later)
+    assert any("Địa bàn phường B" in x for x in outbox_to(session, "b1"))
+    assert any("UBND Phường B" in x for x in outbox_to(session, "citizen-chat"))
+    actions.accept(session=session, ticket=t, official=b1, now=later)
+
+
+def test_not_fixed_reopens_with_a_new_deadline(session: Session) -> None:
+    t = ticket(session)
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    sup = official(session, "ward-a", "sup", OfficialRole.supervisor)
+    actions.resolve(session=session, ticket=t, official=a1, note="Xong", now=NOW)
+    later = NOW + timedelta(days=2)
+    actions.reopen(session=session, ticket=t, now=later)
+    session.refresh(t)
+    assert (t.status, t.reopen_count, t.resolved_at) == (TicketStatus.accepted, 1, None)
+    assert t.resolve_by is not None and t.resolve_by > later
+    for chat in ("a1", "sup"):
+        assert any("CHƯA được giải quyết" in x for x in outbox_to(session, chat))
+    assert sup.role == OfficialRole.supervisor
+    with pytest.raises(ActionRefused):
+        actions.reopen(session=session, ticket=t, now=later)  # only a resolved ticket
+
+
+def test_notifications_are_not_repeated(session: Session) -> None:
+    t = ticket(session)
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    actions.accept(session=session, ticket=t, official=a1, now=NOW)
+    keys = session.exec(select(OutboxMessage.dedupe_key)).all()
+    assert len(keys) == len(set(keys)) == 1
