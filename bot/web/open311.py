@@ -1,0 +1,774 @@
+"""The Open311 GeoReport v2 API (JSON only), mounted at ``/open311/v2``.
+
+- ``GET services.json``: the complaint categories of PRODUCT.md §2 as services.
+- ``GET services/{service_code}.json``: a service definition (no extra attributes).
+- ``POST requests.json``: files a ticket through `bot.intake.file_ticket`, as the chat does
+  (routing, deadlines, notification of the unit). Needs an ``api_key`` listed in
+  ``CIVICBOT_OPEN311_API_KEYS``. The body is ``application/x-www-form-urlencoded`` as in
+  the spec, or JSON, or multipart without files; ``api_key`` may also be in the query string.
+  Answers 200 with ``[{"service_request_id", "service_notice", "account_id": null}]``.
+- ``GET requests.json``: filters ``service_request_id`` (comma-separated, overrides the
+  others), ``service_code``, ``status`` (``open``/``closed``), ``start_date``/``end_date``
+  (on ``requested_datetime``; default the last 90 days, a window of at most 90 days); newest
+  first, at most 1000.
+- ``GET requests/{service_request_id}.json``: one request, as a one-element list.
+
+``service_request_id`` is the ticket code (PA-YYYY-NNNNNN, any case, dashes optional).
+``jurisdiction_id`` is accepted and ignored: the API serves Hà Nội only. Datetimes are W3C
+ISO 8601 in CIVICBOT_TIMEZONE with its offset (``2026-11-22T14:05:30+07:00``); a date or
+datetime given without an offset is read in that time zone. Errors are the spec's list:
+``[{"code": 400, "description": "..."}]``.
+
+No personal data leaves through this API: never the contact phone, the citizen, the chat,
+nor the officials' names; phone numbers, e-mail addresses and 12-digit ID numbers that
+citizens type into a description or an address are masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from civicbot_nlu.patterns import find_phones
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, or_, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from bot.config import settings
+from bot.conversation.texts import CATEGORY_NAMES
+from bot.intake import expected, file_ticket
+from bot.nlu.location import Ward, gazetteer
+from storage import queries
+from storage.db import get_engine, get_session
+from storage.models import (
+    OPEN311_CLOSED,
+    Attachment,
+    AttachmentCreate,
+    Channel,
+    Ticket,
+    TicketCreate,
+    TicketEvent,
+    TicketEventKind,
+    TicketStatus,
+    Unit,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_RESULTS = 1000
+DEFAULT_WINDOW = timedelta(days=90)
+MAX_DESCRIPTION_CHARS = 4000  # the spec's limit
+MAX_ADDRESS_CHARS = 500
+MAX_MEDIA_URL_CHARS = 512  # Attachment.file_id
+MAX_PHONE_CHARS = 32  # Ticket.contact_phone
+MAX_BODY_BYTES = 64 * 1024
+MAX_LIST_ITEMS = 1000  # ids or codes in one comma-separated parameter
+# A rectangle around Hà Nội (its 126 units' reference points span 20.62–21.33 N,
+# 105.33–105.98 E) with a margin for the outer communes.
+HANOI_LAT = (20.50, 21.45)
+HANOI_LON = (105.25, 106.05)
+MASK = "[đã ẩn]"
+
+
+@dataclass(frozen=True)
+class Service:
+    """An Open311 service: one complaint category."""
+
+    code: str
+    description: str
+    group: str
+    keywords: str
+
+    @property
+    def name(self) -> str:
+        return CATEGORY_NAMES[self.code]
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "sidewalk",
+        "Cửa hàng, quán, hàng rong, mái che, biển quảng cáo lấn chiếm vỉa hè, lòng đường.",
+        "Trật tự đô thị",
+        "vỉa hè, lòng đường, hàng rong, lấn chiếm",
+    ),
+    Service(
+        "construction",
+        "Xây dựng không phép, sai phép, cơi nới thêm tầng, lấn chiếm đất công, "
+        "thi công gây hư hại nhà liền kề.",
+        "Trật tự đô thị",
+        "xây dựng, không phép, sai phép, cơi nới, đất công",
+    ),
+    Service(
+        "waste",
+        "Rác không được thu gom, đổ trộm rác thải hoặc phế thải xây dựng.",
+        "Môi trường",
+        "rác, thu gom, phế thải, đổ trộm",
+    ),
+    Service(
+        "pollution",
+        "Ô nhiễm hồ, kênh mương; khói, bụi, mùi hôi; tiếng ồn (karaoke, thi công ban đêm).",
+        "Môi trường",
+        "ô nhiễm, khói, bụi, mùi, tiếng ồn, karaoke",
+    ),
+    Service(
+        "infrastructure",
+        "Ổ gà, đèn đường hỏng, ngập úng, cống thoát nước, mất nắp cống, cây xanh.",
+        "Hạ tầng, giao thông",
+        "ổ gà, đèn đường, ngập, cống, nắp cống, cây xanh",
+    ),
+    Service(
+        "traffic",
+        "Ùn tắc, đèn tín hiệu hỏng, xe tải chạy giờ cấm, đi ngược chiều.",
+        "Hạ tầng, giao thông",
+        "ùn tắc, đèn tín hiệu, xe tải, ngược chiều",
+    ),
+    Service(
+        "parking",
+        "Trông giữ xe thu quá giá quy định, bãi trông giữ xe không phép.",
+        "Hạ tầng, giao thông",
+        "trông giữ xe, bãi xe, thu quá giá",
+    ),
+    Service(
+        "water",
+        "Mất nước, nước bẩn, vỡ đường ống, nước yếu.",
+        "Dịch vụ công cộng",
+        "mất nước, nước bẩn, vỡ ống, nước yếu",
+    ),
+    Service(
+        "fire_safety",
+        "Nguy cơ cháy nổ, thiếu lối thoát hiểm hoặc bình chữa cháy, tích trữ nhiên liệu trong nhà.",
+        "Dịch vụ công cộng",
+        "cháy nổ, lối thoát hiểm, bình chữa cháy, xăng dầu",
+    ),
+    Service(
+        "misconduct",
+        "Cán bộ đòi tiền, gây phiền hà, thái độ không đúng mực, vắng mặt trong giờ làm việc.",
+        "Cán bộ, thủ tục hành chính",
+        "cán bộ, nhũng nhiễu, phiền hà, thái độ",
+    ),
+    Service(
+        "procedure_delay",
+        "Trả kết quả thủ tục hành chính trễ hẹn, yêu cầu bổ sung giấy tờ nhiều lần.",
+        "Cán bộ, thủ tục hành chính",
+        "thủ tục, trễ hẹn, chậm, bổ sung giấy tờ",
+    ),
+    Service("other", "Các vấn đề khác.", "Khác", "khác"),
+)
+SERVICE_BY_CODE: dict[str, Service] = {service.code: service for service in SERVICES}
+
+
+# --- Errors ---------------------------------------------------------------------------------
+
+
+class Open311Error(Exception):
+    """A request the API refuses; answered in the spec's error format."""
+
+    def __init__(self, status: int, *descriptions: str) -> None:
+        super().__init__("; ".join(descriptions))
+        self.status = status
+        self.descriptions = descriptions
+
+    def response(self) -> Response:
+        return error_response(self.status, *self.descriptions)
+
+
+def error_response(status: int, *descriptions: str) -> Response:
+    """`[{"code": status, "description": ...}, ...]` with that HTTP status."""
+    return JSONResponse(
+        [{"code": status, "description": text} for text in descriptions], status_code=status
+    )
+
+
+# --- Formatting -----------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_ID_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")  # căn cước công dân
+
+
+def redact(text: str) -> str:
+    """`text` with phone numbers, e-mail addresses and 12-digit ID numbers masked."""
+    for match in reversed(find_phones(text)):
+        text = text[: match.start] + MASK + text[match.end :]
+    text = _EMAIL.sub(MASK, text)
+    return _ID_NUMBER.sub(MASK, text)
+
+
+def w3c(moment: datetime | None) -> str | None:
+    """A datetime as W3C ISO 8601 in CIVICBOT_TIMEZONE, with its offset."""
+    if moment is None:
+        return None
+    return moment.astimezone(ZoneInfo(settings.timezone)).isoformat(timespec="seconds")
+
+
+def open311_status(status: TicketStatus) -> str:
+    """PRODUCT.md §6: `closed` for resolved, rejected and closed tickets, else `open`."""
+    return "closed" if status in OPEN311_CLOSED else "open"
+
+
+def service_json(service: Service) -> dict[str, Any]:
+    """One entry of `services.json`."""
+    return {
+        "service_code": service.code,
+        "service_name": service.name,
+        "description": service.description,
+        "metadata": False,
+        "type": "realtime",
+        "keywords": service.keywords,
+        "group": service.group,
+    }
+
+
+def request_json(
+    ticket: Ticket,
+    *,
+    agency: str | None,
+    status_notes: str | None,
+    media_url: str | None,
+) -> dict[str, Any]:
+    """One service request as the spec names its fields; never any personal data."""
+    code = ticket.category if ticket.category in SERVICE_BY_CODE else "other"
+    place = ", ".join(part for part in (ticket.location_text, ticket.ward_name) if part)
+    return {
+        "service_request_id": ticket.code,
+        "status": open311_status(ticket.status),
+        "status_notes": redact(status_notes) if status_notes else None,
+        "service_name": SERVICE_BY_CODE[code].name,
+        "service_code": code,
+        "description": redact(ticket.description),
+        "agency_responsible": agency,
+        "service_notice": None,
+        "requested_datetime": w3c(ticket.created_at),
+        "updated_datetime": w3c(ticket.updated_at),
+        "expected_datetime": w3c(ticket.resolve_by),
+        "address": redact(place) if place else None,
+        "address_id": None,
+        "zipcode": None,
+        "lat": ticket.latitude,
+        "long": ticket.longitude,
+        "media_url": media_url,
+    }
+
+
+# --- Reading requests -----------------------------------------------------------------------
+
+_SPACED_OFFSET = re.compile(r" (\d{2}(?::?\d{2})?)$")
+
+
+def parse_w3c(text: str, name: str) -> datetime:
+    """A W3C datetime (or date) from a parameter; without an offset, in local time."""
+    # An unescaped "+" in a query string arrives as a space.
+    value = _SPACED_OFFSET.sub(r"+\1", text.strip())
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Open311Error(
+            400, f"{name} không đúng định dạng W3C (ví dụ 2026-01-31T08:00:00+07:00)."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
+    return moment
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    """Values of a parameter given several times and/or comma-separated."""
+    items = [item.strip() for value in values for item in value.split(",") if item.strip()]
+    if len(items) > MAX_LIST_ITEMS:
+        raise Open311Error(400, f"Tối đa {MAX_LIST_ITEMS} giá trị trong một tham số.")
+    return items
+
+
+@dataclass(frozen=True)
+class RequestQuery:
+    """What `GET requests.json` asks for."""
+
+    codes: tuple[str, ...] | None = None  # ticket codes: when set, no other filter applies
+    service_codes: tuple[str, ...] = ()
+    closed: bool | None = None  # None: open and closed
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def parse_request_query(params: QueryParams, *, now: datetime) -> RequestQuery:
+    """The filters of `GET requests.json`."""
+    ids = _split(params.getlist("service_request_id"))
+    if ids:
+        codes = (queries.normalize_ticket_code(item) for item in ids)
+        return RequestQuery(codes=tuple(dict.fromkeys(c for c in codes if c is not None)))
+    errors: list[str] = []
+    service_codes = _split(params.getlist("service_code"))
+    unknown = [code for code in service_codes if code not in SERVICE_BY_CODE]
+    if unknown:
+        errors.append(f"service_code không có: {', '.join(unknown)}.")
+    statuses = {status.lower() for status in _split(params.getlist("status"))}
+    if not statuses <= {"open", "closed"}:
+        errors.append("status chỉ nhận open hoặc closed.")
+    start = end = None
+    try:
+        if params.get("start_date"):
+            start = parse_w3c(params["start_date"], "start_date")
+        if params.get("end_date"):
+            end = parse_w3c(params["end_date"], "end_date")
+    except Open311Error as error:
+        errors.extend(error.descriptions)
+    if errors:
+        raise Open311Error(400, *errors)
+    if start is None and end is None:
+        end = now
+    if start is None:
+        assert end is not None
+        start = end - DEFAULT_WINDOW
+    if end is None:
+        end = start + DEFAULT_WINDOW
+    if end < start:
+        raise Open311Error(400, "end_date phải sau start_date.")
+    if end - start > DEFAULT_WINDOW:
+        raise Open311Error(400, "Khoảng start_date – end_date không được quá 90 ngày.")
+    return RequestQuery(
+        service_codes=tuple(dict.fromkeys(service_codes)),
+        closed=None if len(statuses) != 1 else statuses == {"closed"},
+        start=start,
+        end=end,
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    size = request.headers.get("content-length", "")
+    if size.isdigit() and int(size) > limit:
+        raise Open311Error(413, "Nội dung gửi lên quá lớn.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Open311Error(413, "Nội dung gửi lên quá lớn.")
+    return bytes(body)
+
+
+async def _one_chunk(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
+
+
+async def read_post_params(request: Request) -> dict[str, str]:
+    """The POST parameters: query string, then the body (form, JSON or multipart) over it."""
+    params: dict[str, str] = dict(request.query_params)
+    body = await _read_body(request, MAX_BODY_BYTES)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not body.strip():
+        return params
+    if kind == "application/json":
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise Open311Error(400, "Nội dung không phải JSON hợp lệ.") from None
+        if not isinstance(data, dict):
+            raise Open311Error(400, "Nội dung JSON phải là một đối tượng.")
+        for key, value in data.items():
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                params[key] = str(value)
+        return params
+    if kind == "multipart/form-data":
+        parser = MultiPartParser(request.headers, _one_chunk(body), max_files=0, max_fields=100)
+        try:
+            form = await parser.parse()
+        except MultiPartException:
+            raise Open311Error(
+                400, "Nội dung multipart không hợp lệ hoặc có tệp (ảnh: hãy gửi media_url)."
+            ) from None
+        params.update((key, value) for key, value in form.items() if isinstance(value, str))
+        return params
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Open311Error(400, "Nội dung phải mã hoá UTF-8.") from None
+    try:
+        params.update(parse_qsl(text, keep_blank_values=True, max_num_fields=100))
+    except ValueError:
+        raise Open311Error(400, "Quá nhiều tham số.") from None
+    return params
+
+
+def api_key_actor(api_key: str | None, keys: Sequence[str]) -> str | None:
+    """`open311:<hash prefix>` for a configured key, compared in constant time; else None."""
+    if not api_key:
+        return None
+    given = api_key.encode()
+    found = False
+    for key in keys:
+        # Every key is compared, so the time taken does not tell which one matched.
+        if key and hmac.compare_digest(given, key.encode()):
+            found = True
+    if not found:
+        return None
+    return "open311:" + hashlib.sha256(given).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a POSTed request is, as a ticket stores it."""
+
+    text: str | None
+    ward_code: str | None
+    ward_name: str | None
+    lat: float | None
+    lon: float | None
+
+
+def _coordinate(params: Mapping[str, str], name: str, errors: list[str]) -> float | None:
+    raw = params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        errors.append(f"{name} phải là một số (WGS-84).")
+        return None
+    return value
+
+
+def resolve_place(params: Mapping[str, str]) -> Place:
+    """The place of a request from `address_string` and/or `lat`/`long`.
+
+    The address is read by the gazetteer (old or new names, with or without marks). When it
+    does not name exactly one ward, coordinates choose: the ward whose reference point is
+    nearest (the data has one point per ward, no boundaries, so near a border this may be
+    the neighbouring ward), among the address's candidates when it has some. Without a
+    ward the ticket still goes in, and routing gives it to the city's intake unit.
+    """
+    errors: list[str] = []
+    address = params.get("address_string", "").strip() or None
+    if address is not None and len(address) > MAX_ADDRESS_CHARS:
+        errors.append(f"address_string dài quá {MAX_ADDRESS_CHARS} ký tự.")
+    lat = _coordinate(params, "lat", errors)
+    lon = _coordinate(params, "long", errors)
+    if (lat is None) != (lon is None) and not errors:
+        errors.append("Cần cả lat và long.")
+    if lat is not None and lon is not None:
+        inside = HANOI_LAT[0] <= lat <= HANOI_LAT[1] and HANOI_LON[0] <= lon <= HANOI_LON[1]
+        if not inside:
+            errors.append("Toạ độ lat/long nằm ngoài Hà Nội.")
+    if address is None and (lat is None or lon is None) and not errors:
+        errors.append("Cần địa điểm: address_string hoặc lat và long.")
+    if errors:
+        raise Open311Error(400, *errors)
+    ward = None
+    candidates: tuple[Ward, ...] = ()
+    if address is not None:
+        location = gazetteer().resolve(address)
+        ward, candidates = location.ward, location.candidates
+    if ward is None and lat is not None and lon is not None:
+        places = gazetteer()
+        ranked = places.nearest(lat, lon, count=len(places.wards))
+        allowed = {c.code for c in candidates}
+        ward = next((w for w in ranked if not allowed or w.code in allowed), None)
+    return Place(
+        text=address,
+        ward_code=ward.code if ward else None,
+        ward_name=ward.name if ward else None,
+        lat=lat,
+        lon=lon,
+    )
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A valid POST: the ticket to file and the photo URL to attach."""
+
+    ticket_in: TicketCreate
+    media_url: str | None
+
+
+def parse_new_request(params: Mapping[str, str]) -> NewRequest:
+    """Check a POST's fields; email and names are dropped, the phone kept for officials."""
+    errors: list[str] = []
+    service_code = params.get("service_code", "").strip()
+    if not service_code:
+        errors.append("Thiếu service_code.")
+    elif service_code not in SERVICE_BY_CODE:
+        errors.append(f"service_code không có: {service_code}.")
+    description = params.get("description", "").strip()
+    if not description:
+        errors.append("Thiếu description (nội dung phản ánh).")
+    elif len(description) > MAX_DESCRIPTION_CHARS:
+        errors.append(f"description dài quá {MAX_DESCRIPTION_CHARS} ký tự.")
+    media_url = params.get("media_url", "").strip() or None
+    if media_url is not None:
+        parts = urlsplit(media_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            errors.append("media_url phải là địa chỉ http:// hoặc https://.")
+        elif len(media_url) > MAX_MEDIA_URL_CHARS:
+            errors.append(f"media_url dài quá {MAX_MEDIA_URL_CHARS} ký tự.")
+    phone = params.get("phone", "").strip() or None
+    if phone is not None:
+        found = find_phones(phone)
+        phone = found[0].value if found else phone
+        if len(phone) > MAX_PHONE_CHARS:
+            errors.append("phone không hợp lệ.")
+    try:
+        place = resolve_place(params)
+    except Open311Error as error:
+        errors.extend(error.descriptions)
+    if errors:
+        raise Open311Error(400, *errors)
+    ticket_in = TicketCreate(
+        category=service_code,
+        description=description,
+        location_text=place.text,
+        ward_code=place.ward_code,
+        ward_name=place.ward_name,
+        latitude=place.lat,
+        longitude=place.lon,
+        contact_phone=phone,
+        channel=None,
+    )
+    return NewRequest(ticket_in=ticket_in, media_url=media_url)
+
+
+# --- Queries --------------------------------------------------------------------------------
+
+# Notes officials write for the citizen (a reason to reject, a result, a question);
+# notes written by citizens or the system are not shown.
+_PUBLIC_NOTE_KINDS = (TicketEventKind.status.value, TicketEventKind.unit.value)
+_PUBLIC_NOTE_ACTOR = "official:"
+
+
+# Complaints about officials' conduct name people and are offered anonymity: they can be
+# filed through the API but are never listed publicly.
+NOT_PUBLIC = ("misconduct",)
+
+
+def find_tickets(
+    *, session: Session, query: RequestQuery, limit: int = MAX_RESULTS
+) -> list[Ticket]:
+    """The tickets `query` asks for, newest first; never the `NOT_PUBLIC` categories."""
+    statement = select(Ticket).where(
+        or_(col(Ticket.category).is_(None), col(Ticket.category).not_in(NOT_PUBLIC))
+    )
+    if query.codes is not None:
+        statement = statement.where(col(Ticket.code).in_(query.codes))
+    else:
+        if query.service_codes:
+            matches: sa.ColumnElement[bool] = col(Ticket.category).in_(query.service_codes)
+            if "other" in query.service_codes:
+                matches = or_(matches, col(Ticket.category).is_(None))
+            statement = statement.where(matches)
+        if query.closed is not None:
+            closed = col(Ticket.status).in_(list(OPEN311_CLOSED))
+            statement = statement.where(closed if query.closed else ~closed)
+        if query.start is not None:
+            statement = statement.where(col(Ticket.created_at) >= query.start)
+        if query.end is not None:
+            statement = statement.where(col(Ticket.created_at) <= query.end)
+    statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
+    return list(session.exec(statement.limit(limit)).all())
+
+
+def unit_names(*, session: Session, unit_ids: Iterable[str]) -> dict[str, str]:
+    """Unit id → name for the units given."""
+    wanted = sorted(set(unit_ids))
+    if not wanted:
+        return {}
+    units = session.exec(select(Unit).where(col(Unit.id).in_(wanted))).all()
+    return {unit.id: unit.name for unit in units}
+
+
+def latest_public_notes(*, session: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
+    """Ticket id → the latest note an official wrote for the citizen."""
+    if not ticket_ids:
+        return {}
+    events = session.exec(
+        select(TicketEvent)
+        .where(
+            col(TicketEvent.ticket_id).in_(ticket_ids),
+            col(TicketEvent.kind).in_(_PUBLIC_NOTE_KINDS),
+            col(TicketEvent.actor).startswith(_PUBLIC_NOTE_ACTOR),
+            col(TicketEvent.note).is_not(None),
+        )
+        .order_by(col(TicketEvent.at).desc(), col(TicketEvent.id).desc())
+    ).all()
+    notes: dict[int, str] = {}
+    for event in events:
+        if event.note and event.note.strip():
+            notes.setdefault(event.ticket_id, event.note.strip())
+    return notes
+
+
+def _url_of(attachment: Attachment) -> str | None:
+    url = attachment.meta.get("url") if attachment.meta else None
+    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
+        return url
+    return None
+
+
+def first_media_urls(*, session: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
+    """Ticket id → the URL of its first photo that has one (channel file ids are not URLs)."""
+    if not ticket_ids:
+        return {}
+    attachments = session.exec(
+        select(Attachment)
+        .where(col(Attachment.ticket_id).in_(ticket_ids), Attachment.kind == "photo")
+        .order_by(col(Attachment.id))
+    ).all()
+    urls: dict[int, str] = {}
+    for attachment in attachments:
+        url = _url_of(attachment)
+        if url is not None and attachment.ticket_id is not None:
+            urls.setdefault(attachment.ticket_id, url)
+    return urls
+
+
+def requests_json(*, session: Session, tickets: Sequence[Ticket]) -> list[dict[str, Any]]:
+    """The tickets as Open311 service requests (three queries, whatever their number)."""
+    ids = [ticket.id for ticket in tickets if ticket.id is not None]
+    agencies = unit_names(
+        session=session, unit_ids=(t.lead_unit_id for t in tickets if t.lead_unit_id)
+    )
+    notes = latest_public_notes(session=session, ticket_ids=ids)
+    media = first_media_urls(session=session, ticket_ids=ids)
+    return [
+        request_json(
+            ticket,
+            agency=agencies.get(ticket.lead_unit_id) if ticket.lead_unit_id else None,
+            status_notes=notes.get(ticket.id) if ticket.id is not None else None,
+            media_url=media.get(ticket.id) if ticket.id is not None else None,
+        )
+        for ticket in tickets
+    ]
+
+
+def file_request(*, session: Session, new: NewRequest, actor: str, now: datetime) -> dict[str, Any]:
+    """File a POSTed request like a chat complaint; the spec's POST answer for it."""
+    ticket = file_ticket(session=session, ticket_in=new.ticket_in, now=now, actor=actor)
+    assert ticket.id is not None
+    if new.media_url is not None:
+        queries.add_attachment(
+            session=session,
+            attachment_in=AttachmentCreate(
+                ticket_id=ticket.id,
+                channel=Channel.web,
+                file_id=new.media_url,
+                kind="photo",
+                meta={"url": new.media_url, "source": "open311"},
+            ),
+        )
+    unit = session.get(Unit, ticket.lead_unit_id) if ticket.lead_unit_id else None
+    notice = f"Phản ánh {ticket.code} đã được tiếp nhận"
+    if unit is not None:
+        notice += f" và chuyển đến {unit.name}"
+    notice += f"; thời hạn giải quyết: {expected(ticket.resolve_by)}."
+    return {"service_request_id": ticket.code, "service_notice": notice, "account_id": None}
+
+
+# --- Routes ---------------------------------------------------------------------------------
+
+
+def _json(content: Any) -> Response:
+    return JSONResponse(content)
+
+
+async def _in_thread(work: Callable[..., T], *args: Any) -> T:
+    """Run blocking database work off the event loop; a failure is a 500 in the spec's format."""
+    try:
+        return await run_in_threadpool(work, *args)
+    except Exception:
+        logger.exception("An Open311 request failed.")
+        raise Open311Error(500, "Hệ thống đang gặp sự cố, vui lòng thử lại sau.") from None
+
+
+def open311_routes(
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    api_keys: Sequence[str] | None = None,
+) -> list[BaseRoute]:
+    """The API's routes under `/open311/v2` (`engine` default: the app's; `api_keys`
+    default: CIVICBOT_OPEN311_API_KEYS, read at each request)."""
+
+    def session() -> AbstractContextManager[Session]:
+        return get_session(engine if engine is not None else get_engine())
+
+    def list_requests_sync(query: RequestQuery) -> list[dict[str, Any]]:
+        with session() as db:
+            return requests_json(session=db, tickets=find_tickets(session=db, query=query))
+
+    def post_request_sync(new: NewRequest, actor: str) -> dict[str, Any]:
+        with session() as db:
+            return file_request(session=db, new=new, actor=actor, now=clock())
+
+    async def services(request: Request) -> Response:
+        return _json([service_json(service) for service in SERVICES])
+
+    async def service_definition(request: Request) -> Response:
+        code = request.path_params["service_code"]
+        if code not in SERVICE_BY_CODE:
+            return error_response(404, f"Không có dịch vụ service_code = {code}.")
+        return _json({"service_code": code, "attributes": []})
+
+    async def list_requests(request: Request) -> Response:
+        try:
+            query = parse_request_query(request.query_params, now=clock())
+            return _json(await _in_thread(list_requests_sync, query))
+        except Open311Error as error:
+            return error.response()
+
+    async def one_request(request: Request) -> Response:
+        raw = request.path_params["service_request_id"]
+        code = queries.normalize_ticket_code(raw)
+        try:
+            found = (
+                [] if code is None else await _in_thread(list_requests_sync, RequestQuery((code,)))
+            )
+        except Open311Error as error:
+            return error.response()
+        if not found:
+            return error_response(404, f"Không có phản ánh mã {raw}.")
+        return _json(found)
+
+    async def post_request(request: Request) -> Response:
+        try:
+            params = await read_post_params(request)
+            keys = settings.open311_api_keys if api_keys is None else api_keys
+            actor = api_key_actor(params.get("api_key"), keys)
+            if actor is None:
+                raise Open311Error(403, "api_key không hợp lệ.")
+            new = parse_new_request(params)
+            return _json([await _in_thread(post_request_sync, new, actor)])
+        except Open311Error as error:
+            return error.response()
+
+    async def not_found(request: Request) -> Response:
+        return error_response(404, "Không có tài nguyên này (API chỉ hỗ trợ JSON).")
+
+    return [
+        Mount(
+            "/open311/v2",
+            routes=[
+                Route("/services.json", services, methods=["GET", "HEAD"]),
+                Route("/services/{service_code}.json", service_definition, methods=["GET", "HEAD"]),
+                Route("/requests.json", list_requests, methods=["GET", "HEAD"]),
+                Route("/requests.json", post_request, methods=["POST"]),
+                Route("/requests/{service_request_id}.json", one_request, methods=["GET", "HEAD"]),
+                Route("/{path:path}", not_found),
+            ],
+            name="open311",
+        )
+    ]
