@@ -1,0 +1,640 @@
+"""Weekly complaint digests: the figures of one ISO week, per unit or city-wide, in SQL.
+
+Definitions (the week runs from Monday 00:00 to the next Monday 00:00 in `CIVICBOT_TIMEZONE`;
+"in the week" means start <= moment < end):
+
+- received: tickets created in the week.
+- accepted: tickets whose `accepted_at` is in the week. `accepted_at` is the acceptance by the
+  current lead unit (a transfer clears it, the new unit's acceptance sets it again).
+- resolved: tickets whose `resolved_at` is in the week. A reopened ticket has its
+  `resolved_at` cleared, so it counts in the week of its last resolution only.
+- rejected: tickets with a status event to `rejected` in the week (once per ticket).
+- open at the week's end: created before the end and not resolved, closed or rejected at the
+  end. A ticket's status at the end is its status now unless a status event came after the
+  end; then it is that first later event's old status (the audit trail keeps it).
+- overdue at the week's end: open then, and past `resolve_by`, or past `accept_by` while not
+  yet accepted (`accepted_at` missing or after the end). Deadlines as they stand now.
+- on-time rate: the share of the tickets resolved in the week that have a `resolve_by` and
+  were resolved by it (`resolved_at <= resolve_by`); None when there are none.
+- medians in hours: created to accepted over the tickets accepted in the week, created to
+  resolved over those resolved in the week. The database orders the week's durations and
+  returns the middle row(s) (ORDER BY … OFFSET), the hours are computed from those rows'
+  timestamps, so SQLite and PostgreSQL give identical numbers.
+- satisfaction: the ratings given in the week (`rating` events), their distribution 1–5 and
+  average; reopened: `reopened` events in the week.
+- most asked procedures: incoming messages of the week understood as `ask_procedure`, by
+  procedure. Messages belong to no unit, so these are city-wide in every digest.
+- change against the previous week: the headline counts of this week minus the last one's.
+
+A unit's digest counts the tickets whose lead unit is that unit now: a transferred ticket
+counts, for every week including the ones before its transfer, with the unit it was
+transferred to (which also starts it again as `received`, with a new acceptance deadline).
+The city-wide digest counts every ticket, whatever its unit (or none).
+
+No citizen data leaves this module: ticket codes, units, categories, wards and times only
+(no phone, name, description, place text or chat).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from bot.catalog.catalog import load_catalog
+from bot.conversation.texts import CATEGORY_NAMES
+from storage.models import (
+    Direction,
+    Message,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketStatus,
+    Unit,
+)
+
+TICKET: sa.Table = Ticket.__table__  # type: ignore[attr-defined]
+EVENT: sa.Table = TicketEvent.__table__  # type: ignore[attr-defined]
+MESSAGE: sa.Table = Message.__table__  # type: ignore[attr-defined]
+UNIT: sa.Table = Unit.__table__  # type: ignore[attr-defined]
+
+OPEN_STATUSES = (
+    TicketStatus.received.value,
+    TicketStatus.accepted.value,
+    TicketStatus.need_info.value,
+)
+CITY_NAME = "Toàn thành phố Hà Nội"
+NO_CATEGORY = "Chưa phân loại"
+NO_WARD = "Chưa xác định phường, xã"
+TOP_WARDS = 5
+TOP_PROCEDURES = 10
+_WEEK = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
+
+
+# --- Weeks --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class IsoWeek:
+    """An ISO 8601 week, e.g. 2026-W47 (Monday 16 to Sunday 22 November 2026)."""
+
+    year: int
+    week: int
+
+    def __post_init__(self) -> None:
+        date.fromisocalendar(self.year, self.week, 1)  # ValueError for a week that does not exist
+
+    def __str__(self) -> str:
+        return f"{self.year}-W{self.week:02d}"
+
+    @property
+    def monday(self) -> date:
+        """The week's first day."""
+        return date.fromisocalendar(self.year, self.week, 1)
+
+    @property
+    def sunday(self) -> date:
+        """The week's last day."""
+        return date.fromisocalendar(self.year, self.week, 7)
+
+    def start(self, tz: tzinfo) -> datetime:
+        """Monday 00:00 local time (aware)."""
+        return datetime.combine(self.monday, time(0), tzinfo=tz)
+
+    def end(self, tz: tzinfo) -> datetime:
+        """The next Monday 00:00 local time (aware): the end is not in the week."""
+        return datetime.combine(self.monday + timedelta(days=7), time(0), tzinfo=tz)
+
+    def previous(self) -> IsoWeek:
+        """The week before."""
+        return IsoWeek.of(self.monday - timedelta(days=7))
+
+    def next(self) -> IsoWeek:
+        """The week after."""
+        return IsoWeek.of(self.monday + timedelta(days=7))
+
+    @classmethod
+    def of(cls, day: date) -> IsoWeek:
+        """The week a day is in."""
+        year, week, _ = day.isocalendar()
+        return cls(year, week)
+
+    @classmethod
+    def containing(cls, moment: datetime, tz: tzinfo) -> IsoWeek:
+        """The week an aware moment falls in, in local time."""
+        return cls.of(moment.astimezone(tz).date())
+
+    @classmethod
+    def last_complete(cls, now: datetime, tz: tzinfo) -> IsoWeek:
+        """The last week that has ended at `now`."""
+        return cls.containing(now, tz).previous()
+
+
+def parse_iso_week(text: str) -> IsoWeek:
+    """ "2026-W47" (or "2026W47", any case) as an IsoWeek; ValueError otherwise."""
+    match = _WEEK.match(text)
+    if match is None:
+        raise ValueError(f"Not an ISO week (expected e.g. 2026-W47): {text!r}")
+    try:
+        return IsoWeek(int(match[1]), int(match[2]))
+    except ValueError as error:
+        raise ValueError(f"Year {match[1]} has no week {int(match[2])}.") from error
+
+
+def as_tz(tz: tzinfo | str) -> tzinfo:
+    """A time zone from its name or itself."""
+    return ZoneInfo(tz) if isinstance(tz, str) else tz
+
+
+# --- The digest ---------------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Counts(_Frozen):
+    """The headline counts of a week (or their change)."""
+
+    received: int = 0
+    accepted: int = 0
+    resolved: int = 0
+    rejected: int = 0
+    open: int = 0
+    overdue: int = 0
+
+    def minus(self, other: Counts) -> Counts:
+        """Field by field difference."""
+        return Counts(**{k: v - getattr(other, k) for k, v in self.model_dump().items()})
+
+
+class Breakdown(Counts):
+    """The counts of one category or one ward; `key` None means none was set."""
+
+    key: str | None
+    name: str
+
+
+class Satisfaction(_Frozen):
+    """Ratings given in the week: how many, their average and how many of each 1–5."""
+
+    ratings: int
+    average: float | None
+    distribution: dict[str, int]
+
+
+class ProcedureCount(_Frozen):
+    """How often a procedure was asked about."""
+
+    procedure: str
+    name: str
+    questions: int
+
+
+class OverdueTicket(_Frozen):
+    """A ticket overdue at the week's end: which deadline it missed and by how long."""
+
+    code: str
+    unit_id: str | None
+    unit_name: str
+    category: str | None
+    category_name: str
+    ward_code: str | None
+    ward_name: str
+    created_at: datetime
+    missed: Literal["accept", "resolve"]
+    deadline: datetime
+    hours_overdue: float
+
+
+class Digest(_Frozen):
+    """Everything in one weekly digest; `model_dump(mode="json")` is its JSON form."""
+
+    week: str
+    timezone: str
+    period_start: datetime
+    period_end: datetime
+    unit_id: str | None
+    unit_name: str
+    counts: Counts
+    previous: Counts
+    change: Counts
+    resolved_with_deadline: int
+    resolved_on_time: int
+    on_time_rate: float | None
+    median_hours_to_accept: float | None
+    median_hours_to_resolve: float | None
+    satisfaction: Satisfaction
+    reopened: int
+    by_category: tuple[Breakdown, ...]
+    by_ward: tuple[Breakdown, ...]
+    top_wards: tuple[Breakdown, ...]
+    procedure_questions: int
+    top_procedures: tuple[ProcedureCount, ...]
+    overdue_tickets: tuple[OverdueTicket, ...]
+
+
+class UnknownUnit(LookupError):
+    """The unit asked for is not in the directory."""
+
+
+# --- Queries ------------------------------------------------------------------------------
+
+# A cell: counts of one (category, ward) pair. Small (at most categories × wards rows).
+_Key = tuple[str | None, str | None]
+
+
+@dataclass
+class _Cell:
+    ward_name: str | None = None
+    received: int = 0
+    accepted: int = 0
+    resolved: int = 0
+    rejected: int = 0
+    open: int = 0
+    overdue: int = 0
+    with_deadline: int = 0
+    on_time: int = 0
+
+
+def _rows(conn: Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(statement)]
+
+
+def _scope(unit_id: str | None) -> list[sa.ColumnElement[bool]]:
+    return [] if unit_id is None else [TICKET.c.lead_unit_id == unit_id]
+
+
+def _within(column: sa.ColumnElement[Any], start: datetime, end: datetime) -> list[Any]:
+    return [column >= start, column < end]
+
+
+_GROUP = (TICKET.c.category, TICKET.c.ward_code)
+
+
+def _grouped(
+    conn: Connection, *aggregates: sa.ColumnElement[Any], where: Iterable[Any], join: Any = None
+) -> list[tuple[Any, ...]]:
+    """(category, ward_code, ward_name, *aggregates) per (category, ward) of the tickets."""
+    statement = sa.select(*_GROUP, sa.func.max(TICKET.c.ward_name), *aggregates)
+    if join is not None:
+        statement = statement.select_from(join)
+    return _rows(conn, statement.where(*where).group_by(*_GROUP))
+
+
+def _week_events(
+    name: str, kind: TicketEventKind, start: datetime, end: datetime, *where: Any
+) -> sa.CTE:
+    """The events of one kind in [start, end), as a MATERIALIZED common table expression.
+
+    Materialized, so that a unit's digest starts from the week's events (index on kind and
+    time) and joins their tickets, rather than walking all the unit's tickets ever filed:
+    its cost follows the week, not the table."""
+    return (
+        sa.select(EVENT.c.ticket_id, EVENT.c.new_value)
+        .where(EVENT.c.kind == kind.value, *_within(EVENT.c.at, start, end), *where)
+        .cte(name)
+        .prefix_with("MATERIALIZED")
+    )
+
+
+def _open_at(end: datetime, unit_id: str | None) -> sa.Subquery:
+    """The tickets open at `end` (see the module docstring), with an `overdue` flag."""
+    later = (
+        sa.select(
+            EVENT.c.ticket_id,
+            EVENT.c.old_value["status"].as_string().label("status_then"),
+            sa.func.row_number()
+            .over(partition_by=EVENT.c.ticket_id, order_by=(EVENT.c.at, EVENT.c.id))
+            .label("position"),
+        )
+        .where(EVENT.c.kind == TicketEventKind.status.value, EVENT.c.at >= end)
+        .subquery("later")
+    )
+    first_later = (
+        sa.select(later.c.ticket_id, later.c.status_then)
+        .where(later.c.position == 1)
+        .cte("first_later")
+        .prefix_with("MATERIALIZED")
+    )
+    columns = (
+        TICKET.c.id,
+        TICKET.c.code,
+        TICKET.c.lead_unit_id,
+        TICKET.c.category,
+        TICKET.c.ward_code,
+        TICKET.c.ward_name,
+        TICKET.c.created_at,
+        TICKET.c.accept_by,
+        TICKET.c.resolve_by,
+        TICKET.c.accepted_at,
+    )
+    status_now = sa.type_coerce(TICKET.c.status, sa.String)
+    unchanged = sa.select(*columns, status_now.label("status_then")).where(
+        status_now.in_(OPEN_STATUSES),
+        TICKET.c.created_at < end,
+        TICKET.c.id.not_in(sa.select(first_later.c.ticket_id)),
+        *_scope(unit_id),
+    )
+    changed = (
+        sa.select(*columns, sa.func.coalesce(first_later.c.status_then, status_now))
+        .select_from(TICKET.join(first_later, first_later.c.ticket_id == TICKET.c.id))
+        .where(TICKET.c.created_at < end, *_scope(unit_id))
+    )
+    both = sa.union_all(unchanged, changed).subquery("at_end")
+    not_accepted = sa.or_(both.c.accepted_at.is_(None), both.c.accepted_at >= end)
+    overdue = sa.or_(sa.and_(not_accepted, both.c.accept_by < end), both.c.resolve_by < end)
+    return (
+        sa.select(*(c for c in both.c if c.key != "status_then"), overdue.label("overdue"))
+        .where(both.c.status_then.in_(OPEN_STATUSES))
+        .subquery("open_at_end")
+    )
+
+
+def _cells(
+    conn: Connection, start: datetime, end: datetime, unit_id: str | None
+) -> dict[_Key, _Cell]:
+    """The week's counts per (category, ward): one GROUP BY query per measure."""
+    cells: dict[_Key, _Cell] = {}
+
+    def cell(row: tuple[Any, ...]) -> _Cell:
+        found = cells.setdefault((row[0], row[1]), _Cell())
+        found.ward_name = found.ward_name or row[2]
+        return found
+
+    count = sa.func.count()
+    scope = _scope(unit_id)
+    for row in _grouped(conn, count, where=[*_within(TICKET.c.created_at, start, end), *scope]):
+        cell(row).received = row[3]
+    for row in _grouped(conn, count, where=[*_within(TICKET.c.accepted_at, start, end), *scope]):
+        cell(row).accepted = row[3]
+    on_time = sa.func.sum(sa.case((TICKET.c.resolved_at <= TICKET.c.resolve_by, 1), else_=0))
+    has_deadline = sa.func.count(TICKET.c.resolve_by)
+    for row in _grouped(
+        conn,
+        count,
+        has_deadline,
+        on_time,
+        where=[*_within(TICKET.c.resolved_at, start, end), *scope],
+    ):
+        found = cell(row)
+        found.resolved, found.with_deadline, found.on_time = row[3], row[4], int(row[5] or 0)
+    rejections = _week_events(
+        "rejections",
+        TicketEventKind.status,
+        start,
+        end,
+        EVENT.c.new_value["status"].as_string() == TicketStatus.rejected.value,
+    )
+    for row in _grouped(
+        conn,
+        sa.func.count(sa.distinct(TICKET.c.id)),
+        join=rejections.join(TICKET, TICKET.c.id == rejections.c.ticket_id),
+        where=scope,
+    ):
+        cell(row).rejected = row[3]
+    opened = _open_at(end, unit_id)
+    group = (opened.c.category, opened.c.ward_code)
+    for row in _rows(
+        conn,
+        sa.select(
+            *group,
+            sa.func.max(opened.c.ward_name),
+            count,
+            sa.func.sum(sa.case((opened.c.overdue, 1), else_=0)),
+        ).group_by(*group),
+    ):
+        found = cell(row)
+        found.open, found.overdue = row[3], int(row[4] or 0)
+    return cells
+
+
+def _total(cells: Iterable[_Cell]) -> Counts:
+    totals = Counts()
+    for c in cells:
+        totals = Counts(
+            received=totals.received + c.received,
+            accepted=totals.accepted + c.accepted,
+            resolved=totals.resolved + c.resolved,
+            rejected=totals.rejected + c.rejected,
+            open=totals.open + c.open,
+            overdue=totals.overdue + c.overdue,
+        )
+    return totals
+
+
+def _rollup(
+    cells: dict[_Key, _Cell], index: Literal[0, 1], names: dict[str | None, str]
+) -> list[Breakdown]:
+    """Cells summed by category (index 0) or ward (index 1)."""
+    groups: dict[str | None, list[_Cell]] = {}
+    for key, value in cells.items():
+        groups.setdefault(key[index], []).append(value)
+        if index == 1 and key[1] not in names and value.ward_name:
+            names[key[1]] = value.ward_name
+    rows = []
+    for group, members in groups.items():
+        totals = _total(members)
+        if totals == Counts():
+            continue
+        name = names.get(group) or (group if group is not None else "")
+        rows.append(Breakdown(key=group, name=name, **totals.model_dump()))
+    return rows
+
+
+def _duration_key(
+    conn: Connection, later: sa.ColumnElement[Any], earlier: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
+    """An expression that orders rows by `later - earlier` on this database."""
+    if conn.dialect.name == "sqlite":
+        return sa.func.julianday(later) - sa.func.julianday(earlier)
+    return sa.type_coerce(later, sa.DateTime) - sa.type_coerce(earlier, sa.DateTime)
+
+
+def _median_hours(
+    conn: Connection,
+    column: sa.ColumnElement[Any],
+    start: datetime,
+    end: datetime,
+    unit_id: str | None,
+    count: int,
+) -> float | None:
+    """The median of `column - created_at` in hours over the `count` rows in the week."""
+    if count == 0:
+        return None
+    statement = (
+        sa.select(TICKET.c.created_at, column)
+        .where(*_within(column, start, end), *_scope(unit_id))
+        .order_by(_duration_key(conn, column, TICKET.c.created_at), TICKET.c.id)
+        .offset((count - 1) // 2)
+        .limit(1 if count % 2 else 2)
+    )
+    hours: list[float] = [
+        (later - earlier) / timedelta(hours=1) for earlier, later in conn.execute(statement)
+    ]
+    return round(sum(hours) / len(hours), 2)
+
+
+def _satisfaction(
+    conn: Connection, start: datetime, end: datetime, unit_id: str | None
+) -> tuple[Satisfaction, int]:
+    """Ratings given in the week, and the reopenings in the week."""
+    ratings_given = _week_events("ratings", TicketEventKind.rating, start, end)
+    rating = ratings_given.c.new_value["rating"].as_integer()
+    rows = conn.execute(
+        sa.select(rating, sa.func.count())
+        .select_from(ratings_given.join(TICKET, TICKET.c.id == ratings_given.c.ticket_id))
+        .where(*_scope(unit_id))
+        .group_by(rating)
+    )
+    distribution = {str(stars): 0 for stars in range(1, 6)}
+    for stars, how_many in rows:
+        if stars is not None and str(stars) in distribution:
+            distribution[str(stars)] += how_many
+    ratings = sum(distribution.values())
+    average = (
+        round(sum(int(k) * v for k, v in distribution.items()) / ratings, 2) if ratings else None
+    )
+    reopenings = _week_events("reopenings", TicketEventKind.reopened, start, end)
+    reopened = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(reopenings.join(TICKET, TICKET.c.id == reopenings.c.ticket_id))
+        .where(*_scope(unit_id))
+    ).scalar_one()
+    return Satisfaction(ratings=ratings, average=average, distribution=distribution), reopened
+
+
+def _procedures(
+    conn: Connection, start: datetime, end: datetime
+) -> tuple[int, list[ProcedureCount]]:
+    """Procedure questions in the week (city-wide) and the most asked procedures."""
+    procedure = MESSAGE.c.nlu["procedure"].as_string()
+    rows = conn.execute(
+        sa.select(procedure, sa.func.count())
+        .where(
+            MESSAGE.c.direction == Direction.incoming.value,
+            *_within(MESSAGE.c.created_at, start, end),
+            MESSAGE.c.nlu["intent"].as_string() == "ask_procedure",
+        )
+        .group_by(procedure)
+    ).all()
+    total = sum(n for _p, n in rows)
+    catalog = load_catalog()
+    asked = sorted(((p, n) for p, n in rows if p), key=lambda pn: (-pn[1], pn[0]))
+    top = []
+    for procedure_id, questions in asked[:TOP_PROCEDURES]:
+        entry = catalog.get(procedure_id)
+        name = entry.name if entry is not None else procedure_id
+        top.append(ProcedureCount(procedure=procedure_id, name=name, questions=questions))
+    return total, top
+
+
+def _overdue_tickets(
+    conn: Connection, end: datetime, unit_id: str | None, tz: tzinfo
+) -> list[OverdueTicket]:
+    """The tickets overdue at `end`, the longest overdue first."""
+    opened = _open_at(end, unit_id)
+    rows = conn.execute(
+        sa.select(opened, UNIT.c.name)
+        .select_from(opened.outerjoin(UNIT, UNIT.c.id == opened.c.lead_unit_id))
+        .where(opened.c.overdue)
+    ).mappings()
+    tickets = []
+    for row in rows:
+        missed_resolve = row["resolve_by"] is not None and row["resolve_by"] < end
+        deadline: datetime = row["resolve_by"] if missed_resolve else row["accept_by"]
+        tickets.append(
+            OverdueTicket(
+                code=row["code"],
+                unit_id=row["lead_unit_id"],
+                unit_name=row["name"] or row["lead_unit_id"] or "—",
+                category=row["category"],
+                category_name=_category_name(row["category"]),
+                ward_code=row["ward_code"],
+                ward_name=row["ward_name"] or NO_WARD,
+                created_at=row["created_at"].astimezone(tz),
+                missed="resolve" if missed_resolve else "accept",
+                deadline=deadline.astimezone(tz),
+                hours_overdue=round((end - deadline) / timedelta(hours=1), 2),
+            )
+        )
+    tickets.sort(key=lambda t: (t.deadline, t.code))
+    return tickets
+
+
+def _category_name(category: str | None) -> str:
+    if category is None:
+        return NO_CATEGORY
+    return CATEGORY_NAMES.get(category, category)
+
+
+def _category_order(row: Breakdown) -> tuple[int, str]:
+    order = list(CATEGORY_NAMES)
+    if row.key in CATEGORY_NAMES:
+        return order.index(row.key), ""
+    return len(order) + (row.key is None), row.key or ""
+
+
+def weekly_digest(
+    *, session: Session, week: IsoWeek, unit_id: str | None, tz: tzinfo | str
+) -> Digest:
+    """The digest of `week` for one unit (`unit_id`) or the whole city (None)."""
+    zone = as_tz(tz)
+    conn = session.connection()
+    unit_name = CITY_NAME
+    if unit_id is not None:
+        found = conn.execute(sa.select(UNIT.c.name).where(UNIT.c.id == unit_id)).scalar()
+        if found is None:
+            raise UnknownUnit(unit_id)
+        unit_name = found
+    start, end = week.start(zone), week.end(zone)
+    cells = _cells(conn, start, end, unit_id)
+    before = week.previous()
+    previous = _total(_cells(conn, before.start(zone), before.end(zone), unit_id).values())
+    counts = _total(cells.values())
+    with_deadline = sum(c.with_deadline for c in cells.values())
+    on_time = sum(c.on_time for c in cells.values())
+    satisfaction, reopened = _satisfaction(conn, start, end, unit_id)
+    questions, procedures = _procedures(conn, start, end)
+    category_names: dict[str | None, str] = {key: _category_name(key) for key in CATEGORY_NAMES}
+    category_names[None] = NO_CATEGORY
+    by_category = sorted(_rollup(cells, 0, category_names), key=_category_order)
+    by_ward = sorted(
+        _rollup(cells, 1, {None: NO_WARD}), key=lambda r: (-r.received, r.key is None, r.key or "")
+    )
+    return Digest(
+        week=str(week),
+        timezone=str(zone),
+        period_start=start,
+        period_end=end,
+        unit_id=unit_id,
+        unit_name=unit_name,
+        counts=counts,
+        previous=previous,
+        change=counts.minus(previous),
+        resolved_with_deadline=with_deadline,
+        resolved_on_time=on_time,
+        on_time_rate=round(on_time / with_deadline, 4) if with_deadline else None,
+        median_hours_to_accept=_median_hours(
+            conn, TICKET.c.accepted_at, start, end, unit_id, counts.accepted
+        ),
+        median_hours_to_resolve=_median_hours(
+            conn, TICKET.c.resolved_at, start, end, unit_id, counts.resolved
+        ),
+        satisfaction=satisfaction,
+        reopened=reopened,
+        by_category=tuple(by_category),
+        by_ward=tuple(by_ward),
+        top_wards=tuple(r for r in by_ward if r.received > 0 and r.key is not None)[:TOP_WARDS],
+        procedure_questions=questions,
+        top_procedures=tuple(procedures),
+        overdue_tickets=tuple(_overdue_tickets(conn, end, unit_id, zone)),
+    )
