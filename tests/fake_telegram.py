@@ -7,10 +7,11 @@ sync and async tests (and subprocesses such as ``civicbot run``) can use it. Poi
 It implements what python-telegram-bot 22 calls: getMe, getUpdates (long poll, honours
 ``offset``, ``limit``, ``timeout`` (at most ``max_poll_seconds``) and ``allowed_updates``;
 409 while a webhook is set, and for a poll superseded by a newer one, as Telegram does),
-sendMessage, sendPhoto, answerCallbackQuery, editMessageReplyMarkup, getFile (and file
-downloads under ``/file/bot<token>/``), setWebhook, deleteWebhook, getWebhookInfo, logOut and
-close. While a webhook is set, queued updates are POSTed to it in order, with the secret in
-``X-Telegram-Bot-Api-Secret-Token``, retried until answered 2xx (as Telegram does).
+sendMessage, sendPhoto, sendDocument, sendMediaGroup (photos), answerCallbackQuery,
+editMessageReplyMarkup, getFile (and file downloads under ``/file/bot<token>/``), setWebhook,
+deleteWebhook, getWebhookInfo, logOut and close. While a webhook is set, queued updates are
+POSTed to it in order, with the secret in ``X-Telegram-Bot-Api-Secret-Token``, retried until
+answered 2xx (as Telegram does).
 
 Bodies are accepted as Telegram accepts them: JSON, form-encoded (what the library sends
 without files), multipart (with files) and query strings. Every call is recorded as a
@@ -23,7 +24,8 @@ Tests inject updates with helpers (`inject_text`, `press_button`, `inject_locati
 `inject_photo`, `inject_sticker`, `inject_voice`, `inject_document`, `inject_video`,
 `inject_edit`, or `inject` for any update; `redeliver` sends one again with the same
 update_id) and can make methods fail for a while with `fail` (e.g. 500, or 429 with
-``retry_after``). Chat ids are ints; a private chat's id is its user's id.
+``retry_after``; ``chat_id`` limits it to one chat; `block` makes a chat's user block the bot).
+Chat ids are ints; a private chat's id is its user's id.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ METHODS = (
     "getUpdates",
     "sendMessage",
     "sendPhoto",
+    "sendDocument",
+    "sendMediaGroup",
     "answerCallbackQuery",
     "editMessageReplyMarkup",
     "getFile",
@@ -159,9 +163,12 @@ class _Failure:
     retry_after: int | None
     remaining: int | None
     until: float | None
+    chat_id: int | None = None
 
-    def applies(self, method: str, now: float) -> bool:
+    def applies(self, method: str, now: float, chat_id: Any = None) -> bool:
         if self.method is not None and self.method.lower() != method.lower():
+            return False
+        if self.chat_id is not None and self.chat_id != chat_id:
             return False
         if self.until is not None and now >= self.until:
             return False
@@ -262,7 +269,10 @@ class FakeTelegram:
 
     def start(self) -> FakeTelegram:
         """Serve on a free loopback port, in a background thread."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio disables Nagle (TCP_NODELAY) only on sockets that say
+        # so; without it every answer (headers and body written apart) waited ~40 ms for
+        # the client's delayed ACK, which the real Bot API does not do.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
@@ -423,9 +433,11 @@ class FakeTelegram:
         seconds: float | None = None,
         retry_after: int | None = None,
         description: str | None = None,
+        chat_id: int | None = None,
     ) -> None:
-        """Answer `method` (every method when None) with an error, `times` times or for
-        `seconds`. ``retry_after`` adds ``parameters.retry_after`` (use status 429)."""
+        """Answer `method` (every method when None) with an error, `times` times (None: until
+        `heal`) or for `seconds`. ``retry_after`` adds ``parameters.retry_after`` (use status
+        429); ``chat_id`` fails only the calls for that chat."""
         default = "Too Many Requests: retry after" if status == 429 else "Internal Server Error"
         if retry_after is not None and description is None:
             description = f"Too Many Requests: retry after {retry_after}"
@@ -438,8 +450,19 @@ class FakeTelegram:
                     retry_after,
                     None if times is None or seconds is not None else times,
                     time.monotonic() + seconds if seconds is not None else None,
+                    chat_id,
                 )
             )
+
+    def block(self, chat_id: int) -> None:
+        """The user of this private chat blocked the bot: every send to it is refused (403)."""
+        self.fail(
+            None,
+            status=403,
+            times=None,
+            description="Forbidden: bot was blocked by the user",
+            chat_id=chat_id,
+        )
 
     def heal(self) -> None:
         """Stop failing."""
@@ -713,10 +736,10 @@ class FakeTelegram:
             return self._record(method, raw, encoding, _error(status, str(error)))
         if token != self.token:
             return self._record(method, raw, encoding, _error(401, "Unauthorized"))
-        failure = self._failure(method)
+        params = {key: _decode(key, value) for key, value in raw.items()}
+        failure = self._failure(method, params.get("chat_id"))
         if failure is not None:
             return self._record(method, raw, encoding, failure)
-        params = {key: _decode(key, value) for key, value in raw.items()}
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return self._record(method, raw, encoding, _error(404, "Not Found: method not found"))
@@ -743,11 +766,11 @@ class FakeTelegram:
         self._record_call(method, params, raw, encoding).status = response.status_code
         return response
 
-    def _failure(self, method: str) -> JSONResponse | None:
+    def _failure(self, method: str, chat_id: Any = None) -> JSONResponse | None:
         now = time.monotonic()
         with self._lock:
             for failure in self._failures:
-                if failure.applies(method, now):
+                if failure.applies(method, now, chat_id):
                     if failure.remaining is not None:
                         failure.remaining -= 1
                     return _error(failure.status, failure.description, failure.retry_after)
@@ -891,6 +914,54 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: there is no photo in the request")
         sizes = [{**self._file(content, "photos", "jpg"), "width": 800, "height": 600}]
         return self._bot_message(chat_id, photo=sizes, caption=caption, reply_markup=markup)
+
+    def _media_content(self, media: Any, params: dict[str, Any], what: str) -> bytes:
+        """The bytes of a file given as an upload, ``attach://name``, a file id or a URL."""
+        if isinstance(media, str) and media.startswith("attach://"):
+            media = params.get(media.removeprefix("attach://"))
+        if isinstance(media, UploadedFile):
+            return media.data
+        if isinstance(media, str) and media.startswith(("http://", "https://")):
+            return b"fetched:" + media.encode()
+        if isinstance(media, str) and media in self._files:
+            return self._files[media][1]
+        raise ApiError(400, f"Bad Request: there is no {what} in the request")
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> Any:
+        chat_id = self._chat_id(params)
+        document = params.get("document")
+        caption = params.get("caption")
+        if caption is not None and utf16_len(str(caption)) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        markup = self._check_markup(params)
+        content = self._media_content(document, params, "document")
+        name = document.filename if isinstance(document, UploadedFile) else None
+        mime = document.content_type if isinstance(document, UploadedFile) else None
+        info = {
+            **self._file(content, "documents", "bin"),
+            "file_name": name or "document",
+            "mime_type": mime or "application/octet-stream",
+        }
+        return self._bot_message(chat_id, document=info, caption=caption, reply_markup=markup)
+
+    async def _api_sendMediaGroup(self, params: dict[str, Any]) -> Any:
+        chat_id = self._chat_id(params)
+        media = params.get("media")
+        if not isinstance(media, list) or not 2 <= len(media) <= 10:
+            raise ApiError(400, "Bad Request: media must include 2-10 items")
+        group_id = str(next(self._file_ids) * 7919)
+        sent = []
+        for item in media:
+            if not isinstance(item, dict) or item.get("type") != "photo":
+                raise ApiError(400, "Bad Request: unsupported media type in the group")
+            content = self._media_content(item.get("media"), params, "photo")
+            sizes = [{**self._file(content, "photos", "jpg"), "width": 800, "height": 600}]
+            sent.append(
+                self._bot_message(
+                    chat_id, photo=sizes, caption=item.get("caption"), media_group_id=group_id
+                )
+            )
+        return sent
 
     async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
         query_id = str(params.get("callback_query_id"))

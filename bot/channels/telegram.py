@@ -25,7 +25,9 @@ error handler, the citizen gets an apology, and the bot goes on.
 
 `TelegramOutput` renders a `Reply`: plain text (no parse mode), buttons as an inline keyboard
 (one per row), an image as a photo with the text as caption when it fits, long texts split on
-line boundaries. Lengths are counted in UTF-16 code units, as Telegram counts them.
+line boundaries. Lengths are counted in UTF-16 code units, as Telegram counts them. A reply's
+files go first: photos (by file id or uploaded) one by sendPhoto or several by sendMediaGroup,
+documents by sendDocument (uploaded as multipart); then the text, so its buttons stay last.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from telegram import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaPhoto,
     Message,
     Update,
 )
@@ -68,6 +71,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.common import hide_token_in_logs, split_text, utf16_length
@@ -78,6 +82,7 @@ from bot.conversation.messages import (
     ConversationHandler,
     GeoPoint,
     IncomingMessage,
+    OutgoingFile,
     Reply,
 )
 
@@ -100,6 +105,8 @@ MESSAGE_LIMIT: Final = 4096  # UTF-16 code units
 CAPTION_LIMIT: Final = 1024
 CALLBACK_DATA_LIMIT: Final = 64  # bytes, UTF-8
 PHOTO_MAX_BYTES: Final = 10 * 1024 * 1024  # Telegram's limit for an uploaded photo
+DOCUMENT_MAX_BYTES: Final = 50 * 1024 * 1024  # … and for an uploaded document
+MEDIA_GROUP_MAX: Final = 10  # photos per sendMediaGroup
 WEBHOOK_MAX_BYTES: Final = 1024 * 1024
 APOLOGY: Final = (
     "Xin lỗi anh/chị, hệ thống đang gặp sự cố nên chưa xử lý được tin nhắn vừa rồi. "
@@ -235,7 +242,7 @@ def inline_keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     )
 
 
-def _retry_seconds(error: RetryAfter) -> float:
+def retry_seconds(error: RetryAfter) -> float:
     """`RetryAfter.retry_after` in seconds, int or timedelta, without PTB's deprecation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBDeprecationWarning)
@@ -243,8 +250,33 @@ def _retry_seconds(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
+def check_files(files: Sequence[OutgoingFile]) -> None:
+    """Refuses files Telegram would refuse (no id and no content, over the size limits)."""
+    for file in files:
+        if not file.file_id and not file.content:
+            raise ValueError(f"A Telegram {file.kind} needs a file id or content: {file!r}")
+        limit = PHOTO_MAX_BYTES if file.kind == "photo" else DOCUMENT_MAX_BYTES
+        if file.content is not None and len(file.content) > limit:
+            raise ValueError(
+                f"Telegram takes a {file.kind} of at most {limit} bytes; "
+                f"{file.filename or 'this one'} has {len(file.content)}"
+            )
+
+
+def _media(file: OutgoingFile) -> str | bytes:
+    """What to give the library: the file id, or the content to upload."""
+    if file.content:
+        return file.content
+    assert file.file_id is not None
+    return file.file_id
+
+
 class TelegramOutput:
-    """Sends replies to Telegram chats; waits and retries when Telegram says 429."""
+    """Sends replies to Telegram chats; waits and retries when Telegram says 429.
+
+    With ``max_retries=0`` a 429 is raised at once (`RetryAfter`): the outbox worker
+    reschedules the message instead of waiting here.
+    """
 
     def __init__(self, bot: Bot, *, max_retries: int = 3, max_wait_seconds: float = 30.0):
         self.bot = bot
@@ -254,13 +286,21 @@ class TelegramOutput:
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Send one reply; returns the id of the last message sent (the one with the buttons).
 
-        Raises ValueError for a reply Telegram would refuse (no text and no image, button
-        data over 64 bytes), before sending anything.
+        Raises ValueError for a reply Telegram would refuse (no text, image or file; buttons
+        without text or image; button data over 64 bytes; files too large), before sending
+        anything.
         """
         markup = inline_keyboard(reply.buttons)
         chunks = split_text(reply.text, MESSAGE_LIMIT)
+        check_files(reply.files)
         if not chunks and not reply.image_url:
-            raise ValueError("A Telegram reply needs text or an image; this one has neither")
+            if not reply.files:
+                raise ValueError("A Telegram reply needs text or an image; this one has neither")
+            if markup is not None:
+                raise ValueError("Telegram buttons need a text or an image to hang on")
+        last_file = await self._send_files(chat_id, reply.files)
+        if not chunks and not reply.image_url:
+            return last_file
         if reply.image_url:
             fits = bool(chunks) and utf16_length(reply.text) <= CAPTION_LIMIT
             caption = reply.text.strip() if fits else None
@@ -279,6 +319,40 @@ class TelegramOutput:
                 partial(self.bot.send_message, chat_id, chunk, reply_markup=keyboard)
             )
         return str(sent.message_id) if sent else None
+
+    async def _send_files(self, chat_id: str, files: Sequence[OutgoingFile]) -> str | None:
+        """Send the files in order, runs of photos as albums; returns the last message id."""
+        last: str | None = None
+        index = 0
+        while index < len(files):
+            file = files[index]
+            if file.kind == "document":
+                sent = await self._call(
+                    partial(
+                        self.bot.send_document, chat_id, _media(file),
+                        filename=file.filename if file.content else None,
+                    )
+                )  # fmt: skip
+                last, index = str(sent.message_id), index + 1
+                continue
+            album = [file]
+            while (
+                len(album) < MEDIA_GROUP_MAX
+                and index + len(album) < len(files)
+                and files[index + len(album)].kind == "photo"
+            ):
+                album.append(files[index + len(album)])
+            index += len(album)
+            if len(album) == 1:
+                photo = await self._call(
+                    partial(self.bot.send_photo, chat_id, _media(file), filename=file.filename)
+                )
+                last = str(photo.message_id)
+                continue
+            media = [InputMediaPhoto(_media(f), filename=f.filename) for f in album]
+            messages = await self._call(partial(self.bot.send_media_group, chat_id, media))
+            last = str(messages[-1].message_id)
+        return last
 
     async def _send_photo(
         self, chat_id: str, url: str, caption: str | None, markup: InlineKeyboardMarkup | None
@@ -308,7 +382,7 @@ class TelegramOutput:
             try:
                 return await request()
             except RetryAfter as error:
-                wait = _retry_seconds(error)
+                wait = retry_seconds(error)
                 attempt += 1
                 if attempt > self.max_retries or wait > self.max_wait_seconds:
                     raise
@@ -402,6 +476,31 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to free."""
+
+
+# --- Requests to the Bot API --------------------------------------------------------------
+
+
+class BoundedRequest(HTTPXRequest):
+    """PTB's httpx request with at most `max_in_flight` requests handed to httpx at once.
+
+    Beyond that, requests wait their turn here (first come, first served) instead of in
+    httpx's pool: httpcore rescans its queue and checks every idle pooled connection's
+    socket on each request, which cost the bot more CPU than sending when 50 chats were
+    answered at once. The wait is not bounded by PTB's pool timeout (1 s), so a burst of
+    replies is delayed, never dropped; each request keeps its connect/read/write timeouts.
+    """
+
+    __slots__ = ("_in_flight",)
+
+    def __init__(self, max_in_flight: int, **kwargs: Any) -> None:
+        super().__init__(connection_pool_size=max_in_flight, **kwargs)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        """`HTTPXRequest.do_request`, once a slot is free."""
+        async with self._in_flight:
+            return await super().do_request(*args, **kwargs)
 
 
 # --- Handlers ----------------------------------------------------------------------------
@@ -508,21 +607,28 @@ def build_application(
     base_url: str = DEFAULT_BASE_URL,
     base_file_url: str | None = None,
     max_running: int = 64,
+    max_requests_in_flight: int = 16,
     connect_timeout: float = 5.0,
     read_timeout: float = 10.0,
 ) -> TelegramApplication:
-    """The Telegram application: handlers, per-chat ordering and the error handler."""
+    """The Telegram application: handlers, per-chat ordering and the error handler.
+
+    Bot API calls (sendMessage and the like) go `max_requests_in_flight` at a time, enough
+    for Telegram's own limit of about 30 messages a second; getUpdates has its own connection.
+    """
     if not token:
         raise ValueError("A Telegram bot token is required.")
     hide_token_in_logs(token)
+    request = BoundedRequest(
+        max_requests_in_flight, connect_timeout=connect_timeout, read_timeout=read_timeout
+    )
     application = (
         Application.builder()
         .token(token)
         .base_url(base_url)
         .base_file_url(base_file_url or file_base_url(base_url))
         .concurrent_updates(PerChatUpdateProcessor(max_running=max_running))
-        .connect_timeout(connect_timeout)
-        .read_timeout(read_timeout)
+        .request(request)
         .job_queue(None)
         .build()
     )
