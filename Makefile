@@ -13,6 +13,9 @@ UV := $(VENV)/bin/uv
 CIVICBOT := $(VENV)/bin/civicbot
 MODEL := nlu/models/civicbot.tar.gz
 MODEL_INPUTS := nlu/config.yml domain.yml $(wildcard nlu/data/*.yml) $(wildcard nlu/civicbot_nlu/*.py)
+# Debian's Chromium drives the dashboard and web chat browser tests (Playwright, no download).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup run test lint nlu-eval bench clean
 
@@ -21,8 +24,12 @@ setup: $(VENV)/.installed $(NLU_VENV)/.installed $(MODEL)
 run: setup
 	$(CIVICBOT) run
 
-test: setup lint
+test: setup lint $(CHROMIUM)
 	$(VENV)/bin/pytest
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot storage tests scripts nlu/civicbot_nlu
@@ -35,6 +42,7 @@ nlu-eval: setup
 bench: setup
 	$(CIVICBOT) bench
 	$(VENV)/bin/python scripts/bench_pipeline.py
+	$(VENV)/bin/python scripts/bench_digest.py
 
 # The app environment (Python 3.11). uv installs the locked versions in seconds.
 $(VENV)/.installed: pyproject.toml requirements.lock

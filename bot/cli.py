@@ -128,6 +128,181 @@ def db_upgrade(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
+def official_invite(args: argparse.Namespace, config: Settings) -> int:
+    """Create (or find) an official and print a one-time code that links their account."""
+    from datetime import UTC, datetime
+
+    from bot.directory.store import ensure_directory
+    from bot.officials.invites import INVITE_VALIDITY, invite_official
+    from storage import migrate
+    from storage.db import create_db_engine, get_session
+    from storage.models import OfficialRole
+
+    migrate.upgrade(config.database_url)
+    engine = create_db_engine(config.database_url)
+    with get_session(engine) as session:
+        ensure_directory(session=session)
+        try:
+            official, code = invite_official(
+                session=session, unit_id=args.unit, name=args.name,
+                role=OfficialRole(args.role), now=datetime.now(UTC),
+            )  # fmt: skip
+        except ValueError as error:
+            print(f"civicbot: {error}", file=sys.stderr)
+            return 1
+    engine.dispose()
+    print(f"Official #{official.id} {official.name} ({official.role.value}, {official.unit_id})")
+    print(f"Code: {code}  (valid {INVITE_VALIDITY.days} days; send it to the bot, or open")
+    print(f"      https://t.me/<bot>?start={code.replace('-', '')} )")
+    return 0
+
+
+def official_list(args: argparse.Namespace, config: Settings) -> int:
+    """List officials: unit, role, channel, linked or not."""
+    from sqlmodel import col, select
+
+    from storage import migrate
+    from storage.db import create_db_engine, get_session
+    from storage.models import Official
+
+    migrate.upgrade(config.database_url)
+    engine = create_db_engine(config.database_url)
+    with get_session(engine) as session:
+        statement = select(Official).order_by(col(Official.unit_id), col(Official.id))
+        if args.unit:
+            statement = statement.where(Official.unit_id == args.unit)
+        for o in session.exec(statement):
+            linked = "-"
+            if o.channel and o.linked_at:
+                linked = f"{o.channel.value} {o.linked_at:%Y-%m-%d}"
+            print(f"{o.id}\t{o.unit_id}\t{o.role.value}\t{linked}\t{o.name}")
+    engine.dispose()
+    return 0
+
+
+def official_signin_link(args: argparse.Namespace, config: Settings) -> int:
+    """Print a one-time URL that signs an official in to the dashboard (bot/web/dashboard.py)."""
+    from datetime import UTC, datetime
+
+    from bot.web.dashboard import LINK_VALIDITY, create_signin_link, signin_link_url
+    from storage import migrate
+    from storage.db import create_db_engine, get_session
+
+    migrate.upgrade(config.database_url)
+    engine = create_db_engine(config.database_url)
+    try:
+        with get_session(engine) as session:
+            token = create_signin_link(
+                session=session, official_id=args.official, now=datetime.now(UTC)
+            )
+    except ValueError as error:
+        print(f"civicbot: {error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(signin_link_url(token, args.base_url))
+    minutes = int(LINK_VALIDITY.total_seconds() // 60)
+    print(f"(one use, valid {minutes} minutes)", file=sys.stderr)
+    return 0
+
+
+# --- units: the directory (bot/directory) --------------------------------------------------
+
+
+def units_import(args: argparse.Namespace, config: Settings) -> int:
+    """Check a directory file; if it is valid, migrate the database and load it."""
+    from bot.directory.loader import DirectoryFileError, format_problem, load_directory
+    from bot.directory.store import import_directory
+    from storage import migrate
+    from storage.db import create_db_engine, get_session
+
+    try:
+        directory = load_directory(Path(args.file))
+    except DirectoryFileError as error:
+        for line, message in error.errors:
+            print(format_problem(args.file, line, message), file=sys.stderr)
+        print(f"{args.file}: {len(error.errors)} error(s); nothing imported.", file=sys.stderr)
+        return 1
+    for line, message in directory.warnings:
+        print(format_problem(args.file, line, f"warning: {message}"), file=sys.stderr)
+    migrate.upgrade(config.database_url)
+    engine = create_db_engine(config.database_url)
+    try:
+        with get_session(engine) as session:
+            summary = import_directory(session=session, directory=directory, actor="cli")
+    finally:
+        engine.dispose()
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def units_show(args: argparse.Namespace, config: Settings) -> int:
+    """Print the units as a tree by parent, and the routing rules."""
+    from bot.directory.show import rules_table, unit_officials, unit_tree
+    from storage import migrate
+    from storage.db import create_db_engine, get_session
+
+    migrate.upgrade(config.database_url)
+    engine = create_db_engine(config.database_url)
+    try:
+        with get_session(engine) as session:
+            try:
+                lines = unit_tree(session=session, root_id=args.unit)
+            except KeyError:
+                print(f"civicbot: unknown unit {args.unit}", file=sys.stderr)
+                return 1
+            if args.unit:
+                lines += ["", *unit_officials(session=session, unit_id=args.unit)]
+            lines += ["", *rules_table(session=session)]
+    finally:
+        engine.dispose()
+    print("\n".join(lines))
+    return 0
+
+
+# --- digest: weekly complaint digests (bot/digest) ------------------------------------------
+
+
+def digest(args: argparse.Namespace, config: Settings) -> int:
+    """Print (or write) one week's digest, for one unit or the whole city."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.digest.aggregate import IsoWeek, UnknownUnit, parse_iso_week, weekly_digest
+    from bot.digest.render import csv_bytes, render
+    from storage import migrate
+    from storage.db import create_db_engine, get_session
+
+    tz = ZoneInfo(config.timezone)
+    last = IsoWeek.last_complete(datetime.now(UTC), tz)
+    try:
+        week = parse_iso_week(args.week) if args.week else last
+    except ValueError as error:
+        print(f"civicbot: {error}", file=sys.stderr)
+        return 2
+    migrate.upgrade(config.database_url)
+    engine = create_db_engine(config.database_url)
+    try:
+        with get_session(engine) as session:
+            found = weekly_digest(session=session, week=week, unit_id=args.unit, tz=tz)
+    except UnknownUnit:
+        print(f"civicbot: unknown unit {args.unit}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if args.output is None:
+        sys.stdout.write(render(found, args.format))
+        return 0
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "csv":
+        output.write_bytes(csv_bytes(found))  # with the byte-order mark spreadsheets need
+    else:
+        output.write_text(render(found, args.format), encoding="utf-8")
+    print(f"{output}: digest {week} ({found.unit_name})", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All commands and their options."""
     parser = argparse.ArgumentParser(prog="civicbot", description=__doc__)
@@ -169,6 +344,42 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db.add_parser("upgrade", help="migrate the database to the newest schema")
     upgrade.add_argument("revision", nargs="?", default="head", help="target (default: head)")
     upgrade.set_defaults(handler=db_upgrade)
+
+    official = commands.add_parser("official", help="officials and their accounts").add_subparsers(
+        dest="official_command", required=True
+    )
+    invite = official.add_parser("invite", help="a one-time code linking an official's account")
+    invite.add_argument("--unit", required=True, help="unit id (see `civicbot units show`)")
+    invite.add_argument("--name", required=True, help="the official's full name")
+    invite.add_argument("--role", default="handler", choices=["handler", "supervisor", "leader"])
+    invite.set_defaults(handler=official_invite)
+    listing = official.add_parser("list", help="officials, their units and linked accounts")
+    listing.add_argument("--unit", help="only this unit")
+    listing.set_defaults(handler=official_list)
+    signin_link = official.add_parser(
+        "signin-link", help="a one-time URL signing an official in to the web dashboard"
+    )
+    signin_link.add_argument("--official", type=int, required=True, help="official id (list)")
+    signin_link.add_argument("--base-url", help="the dashboard's public base URL "
+                             "(default: http://CIVICBOT_HTTP_HOST:CIVICBOT_HTTP_PORT)")  # fmt: skip
+    signin_link.set_defaults(handler=official_signin_link)
+
+    units = commands.add_parser("units", help="the units directory and routing").add_subparsers(
+        dest="units_command", required=True
+    )
+    units_load = units.add_parser("import", help="check a directory file and load it")
+    units_load.add_argument("file", help="YAML directory file (see bot/directory/hanoi.yml)")
+    units_load.set_defaults(handler=units_import)
+    units_tree = units.add_parser("show", help="the units by parent and the routing rules")
+    units_tree.add_argument("--unit", help="only this unit's subtree, with its officials")
+    units_tree.set_defaults(handler=units_show)
+
+    digest_parser = commands.add_parser("digest", help="a week's complaint digest")
+    digest_parser.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last one)")
+    digest_parser.add_argument("--unit", help="unit id (default: the whole city)")
+    digest_parser.add_argument("--format", default="md", choices=["md", "json", "csv", "html"])
+    digest_parser.add_argument("--output", help="write to this file instead of printing")
+    digest_parser.set_defaults(handler=digest)
     return parser
 
 
