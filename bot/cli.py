@@ -9,12 +9,31 @@ import json
 import logging
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, settings
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+@contextlib.contextmanager
+def database(config: Settings) -> Iterator[Session]:
+    """A session on the configured database, migrated to the newest schema first."""
+    from storage import migrate
+    from storage.db import create_db_engine, get_session
+
+    migrate.upgrade(config.database_url)
+    engine = create_db_engine(config.database_url)
+    try:
+        with get_session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def invocation() -> str:
@@ -134,13 +153,9 @@ def official_invite(args: argparse.Namespace, config: Settings) -> int:
 
     from bot.directory.store import ensure_directory
     from bot.officials.invites import INVITE_VALIDITY, invite_official
-    from storage import migrate
-    from storage.db import create_db_engine, get_session
     from storage.models import OfficialRole
 
-    migrate.upgrade(config.database_url)
-    engine = create_db_engine(config.database_url)
-    with get_session(engine) as session:
+    with database(config) as session:
         ensure_directory(session=session)
         try:
             official, code = invite_official(
@@ -150,7 +165,6 @@ def official_invite(args: argparse.Namespace, config: Settings) -> int:
         except ValueError as error:
             print(f"civicbot: {error}", file=sys.stderr)
             return 1
-    engine.dispose()
     print(f"Official #{official.id} {official.name} ({official.role.value}, {official.unit_id})")
     print(f"Code: {code}  (valid {INVITE_VALIDITY.days} days; send it to the bot, or open")
     print(f"      https://t.me/<bot>?start={code.replace('-', '')} )")
@@ -161,13 +175,9 @@ def official_list(args: argparse.Namespace, config: Settings) -> int:
     """List officials: unit, role, channel, linked or not."""
     from sqlmodel import col, select
 
-    from storage import migrate
-    from storage.db import create_db_engine, get_session
     from storage.models import Official
 
-    migrate.upgrade(config.database_url)
-    engine = create_db_engine(config.database_url)
-    with get_session(engine) as session:
+    with database(config) as session:
         statement = select(Official).order_by(col(Official.unit_id), col(Official.id))
         if args.unit:
             statement = statement.where(Official.unit_id == args.unit)
@@ -176,7 +186,6 @@ def official_list(args: argparse.Namespace, config: Settings) -> int:
             if o.channel and o.linked_at:
                 linked = f"{o.channel.value} {o.linked_at:%Y-%m-%d}"
             print(f"{o.id}\t{o.unit_id}\t{o.role.value}\t{linked}\t{o.name}")
-    engine.dispose()
     return 0
 
 
@@ -185,21 +194,15 @@ def official_signin_link(args: argparse.Namespace, config: Settings) -> int:
     from datetime import UTC, datetime
 
     from bot.web.dashboard import LINK_VALIDITY, create_signin_link, signin_link_url
-    from storage import migrate
-    from storage.db import create_db_engine, get_session
 
-    migrate.upgrade(config.database_url)
-    engine = create_db_engine(config.database_url)
     try:
-        with get_session(engine) as session:
+        with database(config) as session:
             token = create_signin_link(
                 session=session, official_id=args.official, now=datetime.now(UTC)
             )
     except ValueError as error:
         print(f"civicbot: {error}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(signin_link_url(token, args.base_url))
     minutes = int(LINK_VALIDITY.total_seconds() // 60)
     print(f"(one use, valid {minutes} minutes)", file=sys.stderr)
@@ -213,8 +216,6 @@ def units_import(args: argparse.Namespace, config: Settings) -> int:
     """Check a directory file; if it is valid, migrate the database and load it."""
     from bot.directory.loader import DirectoryFileError, format_problem, load_directory
     from bot.directory.store import import_directory
-    from storage import migrate
-    from storage.db import create_db_engine, get_session
 
     try:
         directory = load_directory(Path(args.file))
@@ -225,13 +226,8 @@ def units_import(args: argparse.Namespace, config: Settings) -> int:
         return 1
     for line, message in directory.warnings:
         print(format_problem(args.file, line, f"warning: {message}"), file=sys.stderr)
-    migrate.upgrade(config.database_url)
-    engine = create_db_engine(config.database_url)
-    try:
-        with get_session(engine) as session:
-            summary = import_directory(session=session, directory=directory, actor="cli")
-    finally:
-        engine.dispose()
+    with database(config) as session:
+        summary = import_directory(session=session, directory=directory, actor="cli")
     print("\n".join(summary.lines()))
     return 0
 
@@ -239,23 +235,16 @@ def units_import(args: argparse.Namespace, config: Settings) -> int:
 def units_show(args: argparse.Namespace, config: Settings) -> int:
     """Print the units as a tree by parent, and the routing rules."""
     from bot.directory.show import rules_table, unit_officials, unit_tree
-    from storage import migrate
-    from storage.db import create_db_engine, get_session
 
-    migrate.upgrade(config.database_url)
-    engine = create_db_engine(config.database_url)
-    try:
-        with get_session(engine) as session:
-            try:
-                lines = unit_tree(session=session, root_id=args.unit)
-            except KeyError:
-                print(f"civicbot: unknown unit {args.unit}", file=sys.stderr)
-                return 1
-            if args.unit:
-                lines += ["", *unit_officials(session=session, unit_id=args.unit)]
-            lines += ["", *rules_table(session=session)]
-    finally:
-        engine.dispose()
+    with database(config) as session:
+        try:
+            lines = unit_tree(session=session, root_id=args.unit)
+        except KeyError:
+            print(f"civicbot: unknown unit {args.unit}", file=sys.stderr)
+            return 1
+        if args.unit:
+            lines += ["", *unit_officials(session=session, unit_id=args.unit)]
+        lines += ["", *rules_table(session=session)]
     print("\n".join(lines))
     return 0
 
@@ -270,8 +259,6 @@ def digest(args: argparse.Namespace, config: Settings) -> int:
 
     from bot.digest.aggregate import IsoWeek, UnknownUnit, parse_iso_week, weekly_digest
     from bot.digest.render import csv_bytes, render
-    from storage import migrate
-    from storage.db import create_db_engine, get_session
 
     tz = ZoneInfo(config.timezone)
     last = IsoWeek.last_complete(datetime.now(UTC), tz)
@@ -280,16 +267,12 @@ def digest(args: argparse.Namespace, config: Settings) -> int:
     except ValueError as error:
         print(f"civicbot: {error}", file=sys.stderr)
         return 2
-    migrate.upgrade(config.database_url)
-    engine = create_db_engine(config.database_url)
     try:
-        with get_session(engine) as session:
+        with database(config) as session:
             found = weekly_digest(session=session, week=week, unit_id=args.unit, tz=tz)
     except UnknownUnit:
         print(f"civicbot: unknown unit {args.unit}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     if args.output is None:
         sys.stdout.write(render(found, args.format))
         return 0

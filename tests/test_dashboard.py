@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
+from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from starlette.applications import Starlette
@@ -35,7 +36,7 @@ from bot.conversation.texts import say
 from bot.digest.aggregate import IsoWeek
 from bot.officials import actions
 from bot.officials.desk import is_overdue
-from bot.officials.invites import invite_official, link_official
+from bot.officials.invites import invite_official
 from bot.web.app import create_app
 from bot.web.dashboard import (
     MAX_CODE_ATTEMPTS,
@@ -49,17 +50,13 @@ from bot.web.dashboard import (
 )
 from storage import queries
 from storage.models import (
-    Channel,
     DashboardSignin,
     Official,
     OfficialRole,
     OutboxMessage,
     Ticket,
-    TicketCreate,
     TicketEvent,
     TicketStatus,
-    Unit,
-    UnitKind,
     utcnow,
 )
 
@@ -83,19 +80,7 @@ def add_official(
     session: Session, unit: str, chat: str, role: OfficialRole, name: str | None = None
 ) -> Official:
     """An official linked to the Telegram chat `chat`."""
-    _, code = invite_official(
-        session=session, unit_id=unit, name=name or f"Cán bộ {chat}", role=role, now=utcnow()
-    )
-    linked = link_official(
-        session=session,
-        code=code,
-        channel=Channel.telegram,
-        external_user_id=chat,
-        chat_id=chat,
-        now=utcnow(),
-    )
-    assert linked is not None
-    return linked
+    return linked_official(session, unit, chat, role, now=utcnow(), name=name)
 
 
 def add_ticket(
@@ -108,49 +93,18 @@ def add_ticket(
     resolve_in: timedelta = timedelta(days=5),
     at: datetime | None = None,
 ) -> Ticket:
-    now = at or utcnow()
-    return queries.create_ticket(
-        session=session,
-        ticket_in=TicketCreate(
-            category=category,
-            description="Rác đổ trộm đầu ngõ <b>12</b>",
-            ward_code=ward[0],
-            ward_name=ward[1],
-            location_text="Ngõ 12",
-            channel=Channel.telegram,
-            chat_id=chat,
-            lead_unit_id=unit,
-            accept_by=now + timedelta(hours=8),
-            resolve_by=now + resolve_in,
-        ),
-        now=now,
-    )
+    return waste_ticket(
+        session, unit, now=at or utcnow(), category=category,
+        description="Rác đổ trộm đầu ngõ <b>12</b>", ward=ward, location_text="Ngõ 12",
+        chat=chat, resolve_in=resolve_in,
+    )  # fmt: skip
 
 
 @pytest.fixture
 def people(engine: Engine) -> dict[str, Official]:
     """Two wards and the city; a handler in each ward, a leader in the city."""
     with Session(engine, expire_on_commit=False) as session:  # kept for the tests
-        session.add_all(
-            [
-                Unit(id="city", name="UBND Thành phố", kind=UnitKind.city),
-                Unit(
-                    id="ward-a",
-                    name="UBND Phường A",
-                    kind=UnitKind.ward,
-                    parent_id="city",
-                    ward_code="00001",
-                ),
-                Unit(
-                    id="ward-b",
-                    name="UBND Phường B",
-                    kind=UnitKind.ward,
-                    parent_id="city",
-                    ward_code="00002",
-                ),
-            ]
-        )
-        session.commit()
+        two_wards_and_city(session)
         return {
             "a": add_official(session, "ward-a", "chat-a", OfficialRole.handler),
             "b": add_official(session, "ward-b", "chat-b", OfficialRole.handler),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -23,11 +24,8 @@ from storage.models import (
     OfficialRole,
     OutboxMessage,
     Ticket,
-    TicketCreate,
     TicketEvent,
     TicketStatus,
-    Unit,
-    UnitKind,
 )
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 in Hà Nội
@@ -36,51 +34,16 @@ NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 in Hà Nội
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session:
-        session.add_all(
-            [
-                Unit(id="city", name="UBND Thành phố", kind=UnitKind.city),
-                Unit(
-                    id="ward-a",
-                    name="UBND Phường A",
-                    kind=UnitKind.ward,
-                    parent_id="city",
-                    ward_code="00001",
-                ),
-                Unit(
-                    id="ward-b",
-                    name="UBND Phường B",
-                    kind=UnitKind.ward,
-                    parent_id="city",
-                    ward_code="00002",
-                ),
-            ]
-        )
-        session.commit()
+        two_wards_and_city(session)
         yield session
 
 
 def official(session: Session, unit: str, chat: str, role: OfficialRole) -> Official:
-    person, code = invite_official(
-        session=session, unit_id=unit, name=f"Cán bộ {chat}", role=role, now=NOW
-    )
-    linked = link_official(
-        session=session, code=code, channel=Channel.telegram, external_user_id=chat,
-        chat_id=chat, now=NOW,
-    )  # fmt: skip
-    assert linked is not None and linked.id == person.id
-    return linked
+    return linked_official(session, unit, chat, role, now=NOW)
 
 
 def ticket(session: Session, unit: str = "ward-a") -> Ticket:
-    return queries.create_ticket(
-        session=session,
-        ticket_in=TicketCreate(
-            category="waste", description="Rác đổ trộm đầu ngõ", ward_code="00001",
-            channel=Channel.telegram, chat_id="citizen-chat", lead_unit_id=unit,
-            accept_by=NOW + timedelta(hours=8), resolve_by=NOW + timedelta(days=7),
-        ),
-        now=NOW,
-    )  # fmt: skip
+    return waste_ticket(session, unit, now=NOW)
 
 
 def outbox_to(session: Session, recipient: str) -> list[str]:

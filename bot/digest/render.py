@@ -167,22 +167,26 @@ def render_markdown(digest: Digest) -> str:
         ["Thủ tục", "Số câu hỏi"], [[p.name, number(p.questions)] for p in digest.top_procedures]
     )
     out += ["", f"## Phản ánh quá hạn cuối tuần ({number(len(digest.overdue_tickets))})", ""]
-    out += _md_table(
-        ["Mã", "Đơn vị", "Lĩnh vực", "Phường, xã", "Hạn bị trễ", "Quá hạn"],
-        [
-            [
-                t.code,
-                t.unit_name,
-                t.category_name,
-                t.ward_name,
-                f"{MISSED[t.missed]}: {moment(t.deadline)}",
-                hours(t.hours_overdue),
-            ]
-            for t in digest.overdue_tickets
-        ],
-        numeric_from=5,
-    )
+    out += _md_table(OVERDUE_HEADERS, _overdue_rows(digest), numeric_from=5)
     return "\n".join(out) + "\n"
+
+
+OVERDUE_HEADERS = ["Mã", "Đơn vị", "Lĩnh vực", "Phường, xã", "Hạn bị trễ", "Quá hạn"]
+
+
+def _overdue_rows(digest: Digest) -> list[list[str]]:
+    """The overdue tickets' table, one row a ticket, the same in Markdown and HTML."""
+    return [
+        [
+            t.code,
+            t.unit_name,
+            t.category_name,
+            t.ward_name,
+            f"{MISSED[t.missed]}: {moment(t.deadline)}",
+            hours(t.hours_overdue),
+        ]
+        for t in digest.overdue_tickets
+    ]
 
 
 # --- JSON and CSV -------------------------------------------------------------------------
@@ -377,21 +381,7 @@ def render_html(digest: Digest, chart: bytes | None = None) -> str:
             [[p.name, number(p.questions)] for p in digest.top_procedures],
         ),
         f"<h3>Phản ánh quá hạn cuối tuần ({number(len(digest.overdue_tickets))})</h3>",
-        _html_table(
-            ["Mã", "Đơn vị", "Lĩnh vực", "Phường, xã", "Hạn bị trễ", "Quá hạn"],
-            [
-                [
-                    t.code,
-                    t.unit_name,
-                    t.category_name,
-                    t.ward_name,
-                    f"{MISSED[t.missed]}: {moment(t.deadline)}",
-                    hours(t.hours_overdue),
-                ]
-                for t in digest.overdue_tickets
-            ],
-            numeric_from=5,
-        ),
+        _html_table(OVERDUE_HEADERS, _overdue_rows(digest), numeric_from=5),
         "</section>",
     ]
     return "\n".join(parts) + "\n"

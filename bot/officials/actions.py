@@ -262,6 +262,28 @@ def transfer(
     session.commit()
 
 
+def _close(
+    session: Session,
+    ticket: Ticket,
+    official: Official | None,
+    status: TicketStatus,
+    note: str,
+    *,
+    ask: str,
+    now: datetime,
+) -> int:
+    """Resolve or reject an open ticket; the note is required (`ask` asks for it)."""
+    official = check_can_act(official, ticket)
+    _require_status(ticket, OPEN_STATUSES)
+    if not note.strip():
+        raise ActionRefused(say(ask, code=ticket.code))
+    begin_write(session)
+    return _change(
+        session, ticket, TicketUpdate(status=status),
+        actor=actor_of(official), note=note.strip(), now=now,
+    )  # fmt: skip
+
+
 def resolve(
     *,
     session: Session,
@@ -272,14 +294,9 @@ def resolve(
     photo_file_id: str | None = None,
 ) -> None:
     """Report the result; the citizen is asked to rate it or say it is not fixed."""
-    official = check_can_act(official, ticket)
-    _require_status(ticket, OPEN_STATUSES)
-    if not note.strip():
-        raise ActionRefused(say("utter_official_ask_resolution", code=ticket.code))
-    begin_write(session)
-    event = _change(
-        session, ticket, TicketUpdate(status=TicketStatus.resolved),
-        actor=actor_of(official), note=note.strip(), now=now,
+    event = _close(
+        session, ticket, official, TicketStatus.resolved, note,
+        ask="utter_official_ask_resolution", now=now,
     )  # fmt: skip
     ticket.resolved_at = now
     ticket.accepted_at = ticket.accepted_at or now
@@ -300,14 +317,9 @@ def reject(
     *, session: Session, ticket: Ticket, official: Official | None, reason: str, now: datetime
 ) -> None:
     """Decline the ticket; a reason is required and the citizen gets it."""
-    official = check_can_act(official, ticket)
-    _require_status(ticket, OPEN_STATUSES)
-    if not reason.strip():
-        raise ActionRefused(say("utter_official_ask_reject_reason", code=ticket.code))
-    begin_write(session)
-    event = _change(
-        session, ticket, TicketUpdate(status=TicketStatus.rejected),
-        actor=actor_of(official), note=reason.strip(), now=now,
+    event = _close(
+        session, ticket, official, TicketStatus.rejected, reason,
+        ask="utter_official_ask_reject_reason", now=now,
     )  # fmt: skip
     notify_citizen(
         session=session, ticket=ticket, key=f"event:{event}",

@@ -853,6 +853,12 @@ def _csrf_ok(request: Request, form: Mapping[str, str] | None) -> bool:
     return isinstance(expected_token, str) and hmac.compare_digest(expected_token, sent)
 
 
+async def _checked_form(request: Request) -> dict[str, str] | None:
+    """The posted form when it is readable and carries the session's CSRF token, else None."""
+    form = await _form(request)
+    return form if form is not None and _csrf_ok(request, form) else None
+
+
 def dashboard_routes(
     *, engine: Engine | None = None, clock: Callable[[], datetime] = utcnow
 ) -> list[BaseRoute]:
@@ -920,10 +926,9 @@ def dashboard_routes(
             return request_signin_code(session=session, official_id=official_id, now=clock())
 
     async def signin_post(request: Request) -> Response:
-        form = await _form(request)
-        if not _csrf_ok(request, form):
+        form = await _checked_form(request)
+        if form is None:
             return forbidden(request, None)
-        assert form is not None
         next_path = _safe_next(form.get("next"))
         number = form.get("official", "").strip().lstrip("#")
         if not number.isdigit() or len(number) > 12:
@@ -949,10 +954,9 @@ def dashboard_routes(
             return verify_signin_code(session=session, signin_id=signin_id, code=code, now=clock())
 
     async def code_post(request: Request) -> Response:
-        form = await _form(request)
-        if not _csrf_ok(request, form):
+        form = await _checked_form(request)
+        if form is None:
             return forbidden(request, None)
-        assert form is not None
         next_path = _safe_next(form.get("next"))
         pending = request.session.get("pending")
         official = None
@@ -976,10 +980,9 @@ def dashboard_routes(
             return use_signin_link(session=session, token=token, now=clock())
 
     async def link_post(request: Request) -> Response:
-        form = await _form(request)
-        if not _csrf_ok(request, form):
+        form = await _checked_form(request)
+        if form is None:
             return forbidden(request, None)
-        assert form is not None
         official = await run_in_threadpool(use_link_sync, form.get("token", "")[:128])
         if official is None:
             page = _message_page(
@@ -991,8 +994,8 @@ def dashboard_routes(
         return signed_in(request, official, "/dashboard")
 
     async def signout(request: Request) -> Response:
-        form = await _form(request)
-        if not _csrf_ok(request, form):
+        form = await _checked_form(request)
+        if form is None:
             return forbidden(request, None)
         request.session.clear()
         return RedirectResponse("/dashboard/signin", status_code=303)
@@ -1072,10 +1075,9 @@ def dashboard_routes(
         viewer = await current_viewer(request)
         if viewer is None:
             return to_signin(request)
-        form = await _form(request)
-        if not _csrf_ok(request, form):
+        form = await _checked_form(request)
+        if form is None:
             return forbidden(request, viewer)
-        assert form is not None
         code = str(request.path_params["code"])
         action = str(request.path_params["action"])
         if action not in _ACTIONS:

@@ -1,0 +1,83 @@
+"""Small directories, linked officials and tickets that several test modules seed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.officials.invites import invite_official, link_official
+from storage import queries
+from storage.models import Channel, Official, OfficialRole, Ticket, TicketCreate, Unit, UnitKind
+
+
+def two_wards_and_city(session: Session) -> None:
+    """The city and two wards under it: ward-a (code 00001) and ward-b (00002)."""
+    session.add(Unit(id="city", name="UBND Thành phố", kind=UnitKind.city))
+    for unit_id, letter, ward_code in (("ward-a", "A", "00001"), ("ward-b", "B", "00002")):
+        session.add(
+            Unit(
+                id=unit_id,
+                name=f"UBND Phường {letter}",
+                kind=UnitKind.ward,
+                parent_id="city",
+                ward_code=ward_code,
+            )
+        )
+    session.commit()
+
+
+def linked_official(
+    session: Session,
+    unit: str,
+    chat: str,
+    role: OfficialRole,
+    *,
+    now: datetime,
+    name: str | None = None,
+) -> Official:
+    """An official of `unit`, invited and linked to the Telegram chat `chat`."""
+    invited, code = invite_official(
+        session=session, unit_id=unit, name=name or f"Cán bộ {chat}", role=role, now=now
+    )
+    linked = link_official(
+        session=session,
+        code=code,
+        channel=Channel.telegram,
+        external_user_id=chat,
+        chat_id=chat,
+        now=now,
+    )
+    assert linked is not None and linked.id == invited.id
+    return linked
+
+
+def waste_ticket(
+    session: Session,
+    unit: str,
+    *,
+    now: datetime,
+    category: str = "waste",
+    description: str = "Rác đổ trộm đầu ngõ",
+    ward: tuple[str, str | None] = ("00001", None),
+    location_text: str | None = None,
+    chat: str = "citizen-chat",
+    resolve_in: timedelta = timedelta(days=7),
+) -> Ticket:
+    """A Telegram citizen's ticket led by `unit`, accept within 8 hours."""
+    return queries.create_ticket(
+        session=session,
+        ticket_in=TicketCreate(
+            category=category,
+            description=description,
+            ward_code=ward[0],
+            ward_name=ward[1],
+            location_text=location_text,
+            channel=Channel.telegram,
+            chat_id=chat,
+            lead_unit_id=unit,
+            accept_by=now + timedelta(hours=8),
+            resolve_by=now + resolve_in,
+        ),
+        now=now,
+    )
