@@ -363,6 +363,41 @@ async def test_a_crash_mid_batch_leaves_a_lease_and_a_new_worker_sends_each_once
     assert len(stored_outgoing(engine)) == 6
 
 
+async def test_500s_then_429_with_a_restart_in_between_send_each_message_once(
+    fake: FakeTelegram, engine: Engine, database_url: str, clock: Clock
+) -> None:
+    expected = texts(3)
+    for chat, text in expected:
+        enqueue(engine, chat, text, clock=clock)
+    fake.fail("sendMessage", status=500, times=None)  # down until healed
+    async with telegram(fake) as output:
+        worker = OutboxWorker({Channel.telegram: output}, engine=engine, clock=clock)
+        assert await worker.run_once() == 0
+        clock.advance(30)
+        assert await worker.run_once() == 0
+    engine.dispose()  # the process stops while the server is still failing
+    assert all(r.status == OutboxStatus.pending and r.attempts == 2 for r in outbox(engine))
+
+    fake.heal()
+    fake.fail("sendMessage", status=429, retry_after=5, times=1)
+    restarted = create_db_engine(database_url)
+    try:
+        async with telegram(fake) as output:
+            worker = OutboxWorker({Channel.telegram: output}, engine=restarted, clock=clock)
+            clock.advance(60)  # the backoff after the second 500 is over
+            assert await worker.run_once() == 0  # flood control: everything waits 5 s
+            clock.advance(5)
+            assert await worker.run_once() == 3
+            clock.advance(3600)
+            assert await worker.run_once() == 0
+    finally:
+        restarted.dispose()
+    assert delivered(fake) == dict.fromkeys(expected, 1)
+    # two 500s and the success each; the 429 counted for nothing
+    assert [r.attempts for r in outbox(engine)] == [3, 3, 3]
+    assert len(stored_outgoing(engine)) == 3
+
+
 async def test_stopping_mid_batch_gives_the_rest_back_for_the_next_worker(
     fake: FakeTelegram, engine: Engine, database_url: str, clock: Clock
 ) -> None:
