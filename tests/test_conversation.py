@@ -21,7 +21,7 @@ from bot.conversation.messages import (
     Reply,
 )
 from bot.nlu import fallback
-from bot.nlu.result import NluResult
+from bot.nlu.result import LocationResult, NluResult
 from storage.models import Attachment as AttachmentRow
 from storage.models import Conversation as ConversationRow
 from storage.models import Direction, Message, Ticket, TicketStatus
@@ -120,6 +120,62 @@ async def test_vague_complaint_asks_category_place_description_without_diacritic
     )  # fmt: skip
     assert ticket.location_text == "ngo 12 phuong dich vong hau quan cau giay"  # as typed
     assert sorted(a.file_id for a in chat.rows(AttachmentRow)) == ["photo-1", "photo-2"]
+
+
+async def test_button_labels_typed_instead_of_pressed_act_as_the_buttons(chat: Chat) -> None:
+    replies = await chat.send(
+        "via he pho hue phuong hai ba trung bi quan nuoc lan chiem het ko di dc"
+    )
+    assert "Bỏ qua" in labels(replies)
+    replies = await chat.send("bo qua")  # typed, no diacritics: skip the photos, not cancel
+    assert "Gửi ẩn danh" in labels(replies)
+    replies = await chat.send("Gửi ẩn danh!")
+    assert "Gửi phản ánh" in labels(replies)
+    replies = await chat.send("gui phan anh")
+    (ticket,) = chat.rows(Ticket)
+    assert ticket.code in replies[-1].text and ticket.anonymous
+    replies = await chat.send("bo qua")  # no form any more: an ordinary message
+    assert len(chat.rows(Ticket)) == 1
+
+
+class StreetNlu(KeywordNlu):
+    """The keyword NLU, plus the street a real model tags as a location."""
+
+    async def parse(self, text: str) -> NluResult:
+        result = await super().parse(text)
+        if "kim ma" in text and "phuong" not in text:
+            result.location = LocationResult(text="ngo 12 kim ma")
+        return result
+
+
+@pytest.mark.parametrize("street_found", [True, False], ids=["model-finds-it", "typed-later"])
+async def test_a_street_without_its_ward_is_asked_about_once_and_kept(
+    engine: Engine, street_found: bool
+) -> None:
+    chat = Chat(
+        Conversation(nlu=StreetNlu() if street_found else KeywordNlu(), engine=engine), engine
+    )
+    replies = await chat.send("rac do trom o ngo 12 kim ma may hom nay ko ai don")
+    if not street_found:
+        assert "ở đâu" in replies[-1].text
+        replies = await chat.send("ngo 12 kim ma")
+    assert "ngo 12 kim ma" in replies[-1].text and "phường/xã" in replies[-1].text
+    replies = await chat.send("phuong giang vo")
+    assert "Bỏ qua" in labels(replies)  # category, place and description known: photos
+    await chat.press("Bỏ qua")
+    await chat.press("Gửi ẩn danh")
+    await chat.press("Gửi phản ánh")
+    (ticket,) = chat.rows(Ticket)
+    assert ticket.ward_name == "Phường Giảng Võ"
+    assert ticket.location_text == "ngo 12 kim ma, phuong giang vo"
+
+
+async def test_typed_cancel_label_leaves_the_form(chat: Chat) -> None:
+    await chat.send("rac do trom dau ngo 5 pho hue chua ai don")
+    replies = await chat.send("Hủy")
+    assert "hủy" in replies[-1].text.lower()
+    (row,) = chat.rows(ConversationRow)
+    assert row.state == "idle" and "typed_buttons" not in row.data
 
 
 async def test_misconduct_offers_anonymity_first(chat: Chat) -> None:

@@ -75,6 +75,7 @@ MENU_REPORT, MENU_ASK, MENU_STATUS, MENU_HUMAN = (
     "menu:human",
 )
 SKIP, DONE, CANCEL, SUBMIT = "form:skip", "form:done", "form:cancel", "form:submit"
+TYPED_BUTTONS = "typed_buttons"  # form data: folded label -> button data of the last buttons
 ANONYMOUS, GIVE_PHONE = "contact:anonymous", "contact:phone"
 WARD_UNKNOWN = "ward:unknown"
 
@@ -173,6 +174,7 @@ class _Turn:
         try:
             await self.respond()
         finally:
+            self.remember_buttons()
             queries.save_conversation(
                 session=self.session, channel=self.channel, chat_id=self.message.chat_id,
                 state=self.state, data=self.data, citizen_id=self.citizen.id,
@@ -197,6 +199,22 @@ class _Turn:
     def reply(self, text: str, buttons: list[Button] | tuple[Button, ...] = ()) -> None:
         self.replies.append(Reply(text=text, buttons=tuple(buttons)))
 
+    def remember_buttons(self) -> None:
+        """Keep the labels of the form's last buttons: a citizen may type "bo qua" for one."""
+        offered = [b for r in self.replies for b in r.buttons]
+        if self.state in FORM_STATES and offered:
+            last = next(r for r in reversed(self.replies) if r.buttons)
+            self.data[TYPED_BUTTONS] = {normalize(b.label): b.data for b in last.buttons}
+        elif self.replies or self.state not in FORM_STATES:
+            self.data.pop(TYPED_BUTTONS, None)
+
+    def typed_button(self, text: str) -> str | None:
+        """The data of the offered button whose label `text` is, diacritics or not."""
+        if self.state not in FORM_STATES:
+            return None
+        offered = self.data.get(TYPED_BUTTONS) or {}
+        return offered.get(normalize(text)) if isinstance(offered, dict) else None
+
     # --- dispatch ---------------------------------------------------------------------------
 
     async def respond(self) -> None:
@@ -220,6 +238,10 @@ class _Turn:
         if command in COMMANDS:  # Telegram's /start and friends
             self.state, self.data = IDLE, {}
             self.reply(say(COMMANDS[command]), MENU)
+            return
+        typed = self.typed_button(m.text)
+        if typed is not None:
+            await self.on_button(typed)
             return
         nlu = await self.nlu.parse(m.text)
         queries.set_message_nlu(session=self.session, message=self.stored, nlu=nlu.as_json())
@@ -311,7 +333,8 @@ class _Turn:
             data["description"] = nlu.text
         if nlu.location is not None:
             data["place"] = nlu.location.text
-            self.set_location(data, nlu.location.text)
+            if not self.set_location(data, nlu.location.text):
+                data["place_unresolved"] = True  # a street alone: ask for the ward once
         if nlu.phone:
             data["phone"] = nlu.phone
         self.next_step(data)
@@ -332,6 +355,10 @@ class _Turn:
                 say("utter_pick_ward", place=data["place"]),
                 [*buttons[:MAX_WARD_BUTTONS], Button("Không rõ", WARD_UNKNOWN)],
             )
+        elif data.get("place_unresolved") and not data.get("place_asked_again"):
+            self.state = ASK_PLACE
+            data["place_asked_again"] = True
+            self.reply(say("utter_place_unknown", place=data["place"]), [CANCEL_BUTTON])
         elif not data.get("description"):
             self.state = ASK_DESCRIPTION
             self.reply(say("utter_ask_description"), [CANCEL_BUTTON])
@@ -397,9 +424,13 @@ class _Turn:
         elif self.state in (ASK_PLACE, PICK_WARD):
             form.pop("ward_code", None)
             form.pop("ward_name", None)
+            earlier = None
             if self.state == ASK_PLACE and form.get("place_asked_again"):
                 form["ward_skipped"] = True
+                earlier = form.get("place")  # the street they gave first, kept as written
             resolved = self.set_location(form, text)
+            if resolved and earlier and earlier != text:
+                form["place"] = f"{earlier}, {text}"
             if not resolved and not form.get("place_asked_again"):
                 form.update(place=text, place_asked_again=True)
                 self.data = form
