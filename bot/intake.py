@@ -67,7 +67,10 @@ def file_ticket(
     notify_officials(
         session=session,
         officials=officials,
-        reply=new_ticket_notice(ticket, photo_file_ids),
+        reply=new_ticket_notice(
+            ticket,
+            tuple(OutgoingFile("photo", file_id=f, channel=ticket.channel) for f in photo_file_ids),
+        ),
         key=f"ticket:{ticket.code}:new",
     )
     session.commit()
@@ -95,7 +98,7 @@ def official_buttons(code: str, status: TicketStatus = TicketStatus.received) ->
     )
 
 
-def new_ticket_notice(ticket: Ticket, photo_file_ids: tuple[str, ...] = ()) -> Reply:
+def new_ticket_notice(ticket: Ticket, photos: tuple[OutgoingFile, ...] = ()) -> Reply:
     """The message a unit's officials get for a new (or transferred-in) ticket."""
     place = ticket.location_text or "—"
     if ticket.ward_name:
@@ -107,14 +110,13 @@ def new_ticket_notice(ticket: Ticket, photo_file_ids: tuple[str, ...] = ()) -> R
         category=CATEGORY_NAMES.get(ticket.category or "other", "Khác"),
         place=place,
         description=ticket.description,
-        photos=len(photo_file_ids),
+        photos=len(photos),
         contact=contact,
         accept_by=expected(ticket.accept_by),
         resolve_by=expected(ticket.resolve_by),
         flag=say("utter_official_unrouted_flag") if ticket.unrouted else "",
     )
-    files = tuple(OutgoingFile("photo", file_id=f) for f in photo_file_ids)
-    return Reply(text=text, buttons=official_buttons(ticket.code), files=files)
+    return Reply(text=text, buttons=official_buttons(ticket.code), files=photos)
 
 
 def request_person(

@@ -11,12 +11,14 @@ from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from bot.conversation.messages import reply_from_payload
+from bot.conversation.messages import OutgoingFile, Reply, reply_from_payload, reply_to_payload
 from bot.officials import actions
 from bot.officials.actions import ActionRefused
 from bot.officials.invites import find_invite_code, invite_official, link_official
+from bot.officials.notify import for_channel
 from storage import queries
 from storage.models import (
+    AttachmentCreate,
     Channel,
     Conversation,
     DirectoryChange,
@@ -232,3 +234,48 @@ def test_notifications_are_not_repeated(session: Session) -> None:
     actions.accept(session=session, ticket=t, official=a1, now=NOW)
     keys = session.exec(select(OutboxMessage.dedupe_key)).all()
     assert len(keys) == len(set(keys)) == 1
+
+
+def outbox_replies(session: Session, recipient: str) -> list[Reply]:
+    rows = session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.recipient == recipient)
+        .order_by(col(OutboxMessage.id))
+    ).all()
+    return [reply_from_payload(r.payload) for r in rows]
+
+
+def test_photos_go_only_where_their_file_ids_mean_something(session: Session) -> None:
+    t = ticket(session, unit="ward-b")
+    assert t.id is not None
+    for channel, file_id in (
+        (Channel.telegram, "AgACAgTelegramFileId"),
+        (Channel.web, "web-upload-7"),  # an id only this server knows
+        (Channel.zalo, "https://photo.zalo.example/p.jpg"),  # a URL: any channel fetches it
+    ):
+        queries.add_attachment(
+            session=session,
+            attachment_in=AttachmentCreate(
+                channel=channel, file_id=file_id, kind="photo", ticket_id=t.id
+            ),
+        )
+    b1 = official(session, "ward-b", "b1", OfficialRole.handler)
+    official(session, "ward-a", "a1", OfficialRole.handler)
+    actions.transfer(
+        session=session, ticket=t, official=b1, to_unit_id="ward-a", reason="Sai địa bàn", now=NOW
+    )
+    [notice] = outbox_replies(session, "a1")
+    assert [f.file_id for f in notice.files] == [
+        "AgACAgTelegramFileId",
+        "https://photo.zalo.example/p.jpg",
+    ]
+    assert "Kèm 1 ảnh gửi qua web" in notice.text
+
+
+def test_an_officials_photo_becomes_a_line_for_a_citizen_on_another_channel() -> None:
+    reply = Reply("Đã giải quyết", files=(OutgoingFile("photo", "AgAC", channel="telegram"),))
+    assert for_channel(reply, Channel.telegram) is reply
+    on_zalo = for_channel(reply, Channel.zalo)
+    assert on_zalo.files == ()
+    assert on_zalo.text.startswith("Đã giải quyết\n\n(Kèm 1 ảnh gửi qua Telegram")
+    assert reply_from_payload(reply_to_payload(reply)) == reply  # the origin is stored too

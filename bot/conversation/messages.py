@@ -72,6 +72,15 @@ class OutgoingFile:
     content: bytes | None = None
     filename: str | None = None
     mime_type: str | None = None
+    channel: str | None = None  # whose file id it is: a file id means nothing elsewhere
+
+    def sendable_on(self, channel: str) -> bool:
+        """Whether `channel` can send this file: content, a URL, or its own file id."""
+        return (
+            self.content is not None
+            or self.channel in (None, channel)
+            or (self.file_id or "").startswith(("https://", "http://"))
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ def reply_to_payload(reply: Reply) -> dict[str, Any]:
                 "content": base64.b64encode(f.content).decode() if f.content else None,
                 "filename": f.filename,
                 "mime_type": f.mime_type,
+                "channel": f.channel,
             }
             for f in reply.files
         ],
@@ -123,6 +133,7 @@ def reply_from_payload(payload: dict[str, Any]) -> Reply:
                 content=base64.b64decode(f["content"]) if f.get("content") else None,
                 filename=f.get("filename"),
                 mime_type=f.get("mime_type"),
+                channel=f.get("channel"),
             )
             for f in payload.get("files", [])
         ),

@@ -250,7 +250,7 @@ def transfer(
         reply=Reply(say("utter_ticket_transferred", code=ticket.code, unit=target.name,
                         reason=reason.strip())),
     )  # fmt: skip
-    notice = new_ticket_notice(ticket, photo_ids(session, ticket))
+    notice = new_ticket_notice(ticket, photos_of(session, ticket))
     notify_officials(
         session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
         reply=Reply(
@@ -271,17 +271,20 @@ def _close(
     *,
     ask: str,
     now: datetime,
-) -> int:
-    """Resolve or reject an open ticket; the note is required (`ask` asks for it)."""
+) -> tuple[Official, int]:
+    """Resolve or reject an open ticket; the note is required (`ask` asks for it).
+
+    Returns the acting official and the id of the status event."""
     official = check_can_act(official, ticket)
     _require_status(ticket, OPEN_STATUSES)
     if not note.strip():
         raise ActionRefused(say(ask, code=ticket.code))
     begin_write(session)
-    return _change(
+    event = _change(
         session, ticket, TicketUpdate(status=status),
         actor=actor_of(official), note=note.strip(), now=now,
     )  # fmt: skip
+    return official, event
 
 
 def resolve(
@@ -294,7 +297,7 @@ def resolve(
     photo_file_id: str | None = None,
 ) -> None:
     """Report the result; the citizen is asked to rate it or say it is not fixed."""
-    event = _close(
+    official, event = _close(
         session, ticket, official, TicketStatus.resolved, note,
         ask="utter_official_ask_resolution", now=now,
     )  # fmt: skip
@@ -307,7 +310,11 @@ def resolve(
             say("utter_ticket_resolved", code=ticket.code,
                 unit=unit_name(session, ticket.lead_unit_id), note=note.strip()),
             rating_buttons(ticket.code),
-            files=(OutgoingFile("photo", file_id=photo_file_id),) if photo_file_id else (),
+            files=(
+                (OutgoingFile("photo", file_id=photo_file_id, channel=official.channel),)
+                if photo_file_id
+                else ()
+            ),
         ),
     )  # fmt: skip
     session.commit()
@@ -317,7 +324,7 @@ def reject(
     *, session: Session, ticket: Ticket, official: Official | None, reason: str, now: datetime
 ) -> None:
     """Decline the ticket; a reason is required and the citizen gets it."""
-    event = _close(
+    _, event = _close(
         session, ticket, official, TicketStatus.rejected, reason,
         ask="utter_official_ask_reject_reason", now=now,
     )  # fmt: skip
@@ -414,11 +421,11 @@ def rating_buttons(code: str) -> tuple[Button, ...]:
     return (*stars, Button("Chưa được giải quyết", f"reopen:{code}"))
 
 
-def photo_ids(session: Session, ticket: Ticket) -> tuple[str, ...]:
-    """The channel file ids of a ticket's photos."""
+def photos_of(session: Session, ticket: Ticket) -> tuple[OutgoingFile, ...]:
+    """A ticket's photos, each by the file id of the channel it came through."""
     assert ticket.id is not None
     return tuple(
-        a.file_id
+        OutgoingFile("photo", file_id=a.file_id, channel=a.channel)
         for a in queries.attachments_of_ticket(session=session, ticket_id=ticket.id)
         if a.kind == "photo"
     )

@@ -8,13 +8,31 @@ about it are committed together.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from sqlmodel import Session
 
 from bot.conversation.messages import Reply, reply_to_payload
+from bot.conversation.texts import say
 from storage import queries
 from storage.models import Channel, Official, OutboxMessageCreate, Ticket
+
+CHANNEL_NAMES = {Channel.telegram: "Telegram", Channel.zalo: "Zalo", Channel.web: "web"}
+
+
+def for_channel(reply: Reply, channel: Channel) -> Reply:
+    """`reply` as `channel` can send it: files another channel holds become a line of text."""
+    kept = tuple(f for f in reply.files if f.sendable_on(channel.value))
+    if len(kept) == len(reply.files):
+        return reply
+    elsewhere = sorted({f.channel for f in reply.files if f not in kept and f.channel})
+    line = say(
+        "utter_files_elsewhere",
+        count=len(reply.files) - len(kept),
+        channel=", ".join(CHANNEL_NAMES.get(Channel(c), c) for c in elsewhere),
+    )
+    return dataclasses.replace(reply, text=f"{reply.text}\n\n{line}", files=kept)
 
 
 def notify_officials(
@@ -30,7 +48,7 @@ def notify_officials(
             message_in=OutboxMessageCreate(
                 channel=official.channel,
                 recipient=official.chat_id,
-                payload=reply_to_payload(reply),
+                payload=reply_to_payload(for_channel(reply, official.channel)),
                 dedupe_key=f"{key}:official:{official.id}",
             ),
             commit=False,
@@ -48,7 +66,7 @@ def notify_chat(
         message_in=OutboxMessageCreate(
             channel=channel,
             recipient=chat_id,
-            payload=reply_to_payload(reply),
+            payload=reply_to_payload(for_channel(reply, channel)),
             dedupe_key=key,
         ),
         commit=False,
