@@ -697,7 +697,9 @@ def official_by_account(
 
 # While a ticket waits in these states, its accept (resp. resolve) deadline is running.
 AWAITING_ACCEPTANCE = (TicketStatus.received,)
-AWAITING_RESOLUTION = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
+# `need_info` is in neither: the clock stops while the citizen is asked (the resolve deadline
+# moves on by the working time waited when they answer, bot/officials/actions.py).
+AWAITING_RESOLUTION = (TicketStatus.received, TicketStatus.accepted)
 
 
 def overdue_tickets(

@@ -123,7 +123,8 @@ SPECS = (
          (("2026-11-11 12:00", "accept"), ("2026-11-13 10:00", "resolve"),
           ("2026-11-16 09:00", "reopen", "2026-11-20 17:00"), ("2026-11-18 15:00", "resolve"),
           ("2026-11-19 09:00", "rate", "2"))),
-    # 10: asked for information (accepted 1 h), waiting: overdue (resolution, 31 h).
+    # 10: asked for information (accepted 1 h), waiting past its deadline: not overdue, the
+    # resolve clock stops while the citizen is asked.
     Spec(10, A, "sidewalk", "2026-11-17 09:00", "2026-11-17 17:00", "2026-11-21 17:00",
          (("2026-11-17 10:00", "ask"),)),
     # 11: accepted only after the week: received at the end, overdue (acceptance, 56 h).
@@ -370,9 +371,9 @@ def test_city_wide_digest_matches_hand_computed_figures(filled: Engine) -> None:
     assert d.week == "2026-W47" and d.unit_id is None and d.unit_name == "Toàn thành phố Hà Nội"
     assert d.period_start == local("2026-11-16 00:00")
     assert d.period_end == local("2026-11-23 00:00")
-    assert d.counts.model_dump() == counts(14, 8, 6, 1, 10, 6)
+    assert d.counts.model_dump() == counts(14, 8, 6, 1, 10, 5)
     assert d.previous.model_dump() == counts(4, 3, 0, 1, 2, 1)
-    assert d.change.model_dump() == counts(10, 5, 6, 0, 8, 5)
+    assert d.change.model_dump() == counts(10, 5, 6, 0, 8, 4)
     # Resolved with a deadline: 1, 2, 9, 14, 20 (19 has none); on time: 1, 9, 14.
     assert (d.resolved_with_deadline, d.resolved_on_time, d.on_time_rate) == (5, 3, 0.6)
     # Accepted: 0.5 1 1 1 | 2 6 21 24 hours; resolved: 4 25 48 | 97 108 173 hours.
@@ -387,7 +388,7 @@ def test_city_wide_digest_matches_hand_computed_figures(filled: Engine) -> None:
         for r in d.by_category
     }
     assert by_category == {
-        "sidewalk": (7, 4, 1, 1, 5, 2),
+        "sidewalk": (7, 4, 1, 1, 5, 1),
         "construction": (1, 0, 0, 0, 1, 1),
         "waste": (1, 1, 1, 0, 1, 1),
         "pollution": (0, 0, 1, 0, 0, 0),
@@ -413,7 +414,7 @@ def test_city_wide_digest_matches_hand_computed_figures(filled: Engine) -> None:
         for r in d.by_ward
     ]
     assert by_ward == [
-        ("00004", "Phường Ba Đình", 10, 6, 3, 1, 8, 5),
+        ("00004", "Phường Ba Đình", 10, 6, 3, 1, 8, 4),
         ("00070", "Phường Hoàn Kiếm", 3, 2, 3, 0, 1, 1),
         (None, "Chưa xác định phường, xã", 1, 0, 0, 0, 1, 0),
     ]
@@ -433,7 +434,6 @@ def test_city_wide_digest_matches_hand_computed_figures(filled: Engine) -> None:
         ("12", A, "resolve", local("2026-11-19 17:00"), 79.0),
         ("11", A, "accept", local("2026-11-20 16:00"), 56.0),
         ("15", B, "accept", local("2026-11-20 18:00"), 54.0),
-        ("10", A, "resolve", local("2026-11-21 17:00"), 31.0),
     ]
     first = d.overdue_tickets[0]
     assert (first.unit_name, first.ward_name, first.category_name) == (
@@ -448,13 +448,13 @@ def test_unit_digests_count_the_current_lead_unit(filled: Engine) -> None:
     a = digest_of(filled, W47, A)
     assert a.unit_name == "UBND phường Ba Đình"
     # Ticket 13 was filed to B and transferred to A: it counts with A only.
-    assert a.counts.model_dump() == counts(10, 6, 3, 1, 8, 5)
+    assert a.counts.model_dump() == counts(10, 6, 3, 1, 8, 4)
     assert a.previous.model_dump() == counts(2, 2, 0, 0, 1, 0)
     assert (a.resolved_with_deadline, a.resolved_on_time, a.on_time_rate) == (3, 2, 0.6667)
     assert a.median_hours_to_accept == 4.0  # 1 1 2 | 6 21 24
     assert a.median_hours_to_resolve == 108.0  # 48 108 173
     assert (a.satisfaction.ratings, a.satisfaction.average, a.reopened) == (2, 3.5, 1)
-    assert [t.code[-2:] for t in a.overdue_tickets] == ["08", "04", "12", "11", "10"]
+    assert [t.code[-2:] for t in a.overdue_tickets] == ["08", "04", "12", "11"]
     assert "PA-2026-000013" not in {t.code for t in a.overdue_tickets}
 
     b = digest_of(filled, W47, B)
@@ -527,7 +527,7 @@ def test_renderings(filled: Engine) -> None:
     assert all(len(r) == 5 for r in rows)
     table = {(r[0], r[1], r[3]): r[4] for r in rows}
     assert table["Tổng quan", "received", "Tuần này"] == "14"
-    assert table["Tổng quan", "overdue", "Thay đổi"] == "5"
+    assert table["Tổng quan", "overdue", "Thay đổi"] == "4"
     assert table["Tổng quan", "on_time_rate", "Tuần này"] == "0.6"
     assert table["Lĩnh vực", "sidewalk", "Tiếp nhận"] == "7"
     assert table["Phường, xã", "00070", "Đã giải quyết"] == "3"
@@ -543,7 +543,9 @@ def test_renderings(filled: Engine) -> None:
     assert "Tuần 47/2026" in text and "Toàn thành phố Hà Nội" in text
     assert "Tiếp nhận mới: 14 (+10 so với tuần trước)" in text
     assert "PA-2026-000008, PA-2026-000004, PA-2026-000012, PA-2026-000011, PA-2026-000015" in text
-    assert "và 1 phản ánh khác" in text
+    assert "phản ánh khác" not in text  # five overdue: all named
+    six = digest.model_copy(update={"overdue_tickets": digest.overdue_tickets * 2})
+    assert "và 5 phản ánh khác" in message_text(six)
     assert len(text) < 1000
 
 

@@ -276,7 +276,7 @@ def test_resolve_deadline_after_acceptance(session: Session) -> None:
 
 
 @pytest.mark.usefixtures("directory")
-def test_waiting_for_the_citizen_still_counts_towards_resolution(session: Session) -> None:
+def test_waiting_for_the_citizen_stops_the_resolve_clock(session: Session) -> None:
     ticket = file_ticket(session, category="water")  # urgent: resolve by Monday 17:00
     queries.update_ticket(
         session=session,
@@ -284,8 +284,17 @@ def test_waiting_for_the_citizen_still_counts_towards_resolution(session: Sessio
         ticket_in=TicketUpdate(status=TicketStatus.need_info),
         actor="official:1",
     )
-    steps = run(session, local(2026, 11, 23, 17))
-    assert [(s.stage, s.level) for s in steps] == [("resolve", 1)]
+    assert run(session, local(2026, 11, 23, 17)) == []  # the citizen is asked: no delay
+    assert run(session, local(2026, 11, 30, 17)) == []
+    queries.update_ticket(
+        session=session,
+        db_ticket=ticket,
+        ticket_in=TicketUpdate(status=TicketStatus.accepted),
+        actor="citizen",
+    )
+    steps = run(session, local(2026, 11, 30, 17))
+    # running again (answered without moving the deadline here): a week late, both levels
+    assert [(s.stage, s.level) for s in steps] == [("resolve", 1), ("resolve", 2)]
 
 
 @pytest.mark.usefixtures("directory")

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from bot.conversation.messages import OutgoingFile, Reply, reply_from_payload, reply_to_payload
 from bot.officials import actions
 from bot.officials.actions import ActionRefused
+from bot.officials.desk import is_overdue, open_tickets
 from bot.officials.invites import find_invite_code, invite_official, link_official
 from bot.officials.notify import for_channel
 from storage import queries
@@ -279,3 +280,35 @@ def test_an_officials_photo_becomes_a_line_for_a_citizen_on_another_channel() ->
     assert on_zalo.files == ()
     assert on_zalo.text.startswith("Đã giải quyết\n\n(Kèm 1 ảnh gửi qua Telegram")
     assert reply_from_payload(reply_to_payload(reply)) == reply  # the origin is stored too
+
+
+def test_the_resolve_clock_stops_while_the_citizen_is_asked(session: Session) -> None:
+    t = ticket(session)
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    before = t.resolve_by
+    assert before is not None
+    actions.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
+    later = before + timedelta(days=3)  # the citizen answers only after the deadline
+    assert not is_overdue(t, later)  # waiting for the citizen is nobody's delay
+    assert open_tickets(session=session, unit_id="ward-a", overdue_at=later) == []
+    actions.citizen_answer(session=session, ticket=t, text="Ngõ 5", now=later)
+    session.refresh(t)
+    calendar = actions.calendar()
+    waited = calendar.working_hours_between(NOW, later)
+    assert waited > 0
+    assert t.resolve_by == calendar.add_working_hours(before, waited)
+    assert not is_overdue(t, later)
+    kinds = [e.kind for e in session.exec(select(TicketEvent).order_by(col(TicketEvent.id)))]
+    assert kinds[-2:] == ["status", "deadline"]
+    assert "Hạn giải quyết lùi đến" in outbox_to(session, "a1")[-1]
+
+
+def test_an_answer_at_once_moves_no_deadline(session: Session) -> None:
+    t = ticket(session)
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    before = t.resolve_by
+    actions.ask_info(session=session, ticket=t, official=a1, question="Ảnh rõ hơn?", now=NOW)
+    actions.citizen_answer(session=session, ticket=t, text="Đây ạ", now=NOW)
+    session.refresh(t)
+    assert t.resolve_by == before
+    assert "lùi đến" not in outbox_to(session, "a1")[-1]

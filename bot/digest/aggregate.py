@@ -12,8 +12,9 @@ Definitions (the week runs from Monday 00:00 to the next Monday 00:00 in `CIVICB
 - open at the week's end: created before the end and not resolved, closed or rejected at the
   end. A ticket's status at the end is its status now unless a status event came after the
   end; then it is that first later event's old status (the audit trail keeps it).
-- overdue at the week's end: open then, and past `resolve_by`, or past `accept_by` while not
-  yet accepted (`accepted_at` missing or after the end). Deadlines as they stand now.
+- overdue at the week's end: open then and not waiting for the citizen's answer, and past
+  `resolve_by`, or past `accept_by` while not yet accepted (`accepted_at` missing or after the
+  end). Deadlines as they stand now.
 - on-time rate: the share of the tickets resolved in the week that have a `resolve_by` and
   were resolved by it (`resolved_at <= resolve_by`); None when there are none.
 - medians in hours: created to accepted over the tickets accepted in the week, created to
@@ -351,7 +352,11 @@ def _open_at(end: datetime, unit_id: str | None) -> sa.Subquery:
     )
     both = sa.union_all(unchanged, changed).subquery("at_end")
     not_accepted = sa.or_(both.c.accepted_at.is_(None), both.c.accepted_at >= end)
-    overdue = sa.or_(sa.and_(not_accepted, both.c.accept_by < end), both.c.resolve_by < end)
+    waiting_for_citizen = both.c.status_then == TicketStatus.need_info.value  # clock stopped
+    overdue = sa.and_(
+        sa.not_(waiting_for_citizen),
+        sa.or_(sa.and_(not_accepted, both.c.accept_by < end), both.c.resolve_by < end),
+    )
     return (
         sa.select(*(c for c in both.c if c.key != "status_then"), overdue.label("overdue"))
         .where(both.c.status_then.in_(OPEN_STATUSES))

@@ -41,6 +41,7 @@ from storage.models import (
 logger = logging.getLogger(__name__)
 
 ACTING_ROLES = (OfficialRole.handler, OfficialRole.supervisor)
+ACTOR_SYSTEM = "system"  # changes the workflow makes by itself (deadlines, escalation)
 OPEN_STATUSES = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
 # The citizen's chat state while their answer to an official's question is awaited
 # (bot/conversation/engine.py reads it).
@@ -199,19 +200,41 @@ def ask_info(
 def citizen_answer(*, session: Session, ticket: Ticket, text: str, now: datetime) -> None:
     """The citizen's answer to a question: recorded, sent to the unit, back to `accepted`."""
     _require_status(ticket, (TicketStatus.need_info,))
+    moved_to = _resolve_by_after_wait(session, ticket, now)
     begin_write(session)
     event = _change(
         session, ticket, TicketUpdate(status=TicketStatus.accepted),
         actor="citizen", note=text, now=now,
     )  # fmt: skip
+    answer = say("utter_official_citizen_answer", code=ticket.code, text=text)
+    if moved_to is not None:
+        _change(
+            session, ticket, TicketUpdate(resolve_by=moved_to),
+            actor=ACTOR_SYSTEM, note=say("utter_deadline_paused_note"), now=now,
+        )  # fmt: skip
+        answer += "\n" + say("utter_official_deadline_moved", resolve_by=expected(moved_to))
     notify_officials(
         session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
-        reply=Reply(
-            say("utter_official_citizen_answer", code=ticket.code, text=text),
-            official_buttons(ticket.code, ticket.status),
-        ),
+        reply=Reply(answer, official_buttons(ticket.code, ticket.status)),
     )  # fmt: skip
     session.commit()
+
+
+def _resolve_by_after_wait(session: Session, ticket: Ticket, now: datetime) -> datetime | None:
+    """The resolve deadline moved on by the working time the citizen took to answer (the
+    clock stops while they are asked); None when there is nothing to move."""
+    asked = session.exec(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == TicketEventKind.status)
+        .order_by(col(TicketEvent.id).desc())
+        .limit(1)
+    ).first()
+    if asked is None or ticket.resolve_by is None:
+        return None
+    waited = calendar().working_hours_between(asked.at, now)
+    if waited <= 0:
+        return None
+    return calendar().add_working_hours(ticket.resolve_by, waited)
 
 
 def transfer(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from civicbot_nlu.patterns import find_ticket_codes
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -33,7 +34,6 @@ from storage.models import (
     HumanRequest,
     Official,
     Ticket,
-    TicketStatus,
     Unit,
     UnitKind,
     utcnow,
@@ -379,20 +379,30 @@ def open_tickets(
     *, session: Session, unit_id: str | None, overdue_at: datetime | None = None
 ) -> list[Ticket]:
     """Open tickets of a unit (all units: None), oldest deadline first; only late ones when
-    `overdue_at` is given (past accept_by while received, or past resolve_by)."""
+    `overdue_at` is given (see `is_overdue`)."""
     statement = select(Ticket).where(col(Ticket.status).in_(actions.OPEN_STATUSES))
     if unit_id is not None:
         statement = statement.where(Ticket.lead_unit_id == unit_id)
-    tickets = list(session.exec(statement.order_by(col(Ticket.resolve_by), col(Ticket.id))))
-    if overdue_at is None:
-        return tickets
-    return [t for t in tickets if is_overdue(t, overdue_at)]
+    if overdue_at is not None:
+        statement = statement.where(overdue_clause(overdue_at))
+    return list(session.exec(statement.order_by(col(Ticket.resolve_by), col(Ticket.id))))
 
 
 def is_overdue(ticket: Ticket, now: datetime) -> bool:
-    """Past its acceptance deadline while still waiting, or past its resolution deadline."""
-    if ticket.status not in actions.OPEN_STATUSES:
-        return False
-    if ticket.status == TicketStatus.received and ticket.accept_by and ticket.accept_by < now:
-        return True
-    return bool(ticket.resolve_by and ticket.resolve_by < now)
+    """Past its acceptance deadline while awaiting acceptance, or past its resolution deadline
+    while awaiting resolution (not while the citizen is asked: that clock is stopped)."""
+    accept_late = ticket.status in queries.AWAITING_ACCEPTANCE and _before(ticket.accept_by, now)
+    resolve_late = ticket.status in queries.AWAITING_RESOLUTION and _before(ticket.resolve_by, now)
+    return accept_late or resolve_late
+
+
+def _before(deadline: datetime | None, now: datetime) -> bool:
+    return deadline is not None and deadline < now
+
+
+def overdue_clause(now: datetime) -> sa.ColumnElement[bool]:
+    """`is_overdue` in SQL."""
+    return sa.or_(
+        sa.and_(col(Ticket.status).in_(queries.AWAITING_ACCEPTANCE), col(Ticket.accept_by) < now),
+        sa.and_(col(Ticket.status).in_(queries.AWAITING_RESOLUTION), col(Ticket.resolve_by) < now),
+    )

@@ -32,6 +32,7 @@ from bot.conversation.messages import Button, Reply
 from bot.conversation.texts import CATEGORY_NAMES
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import format_expected
+from bot.officials.actions import ACTOR_SYSTEM
 from bot.officials.notify import notify_officials
 from storage import queries
 from storage.db import begin_write, get_session
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 Stage = Literal["accept", "resolve"]
 STAGES: tuple[Stage, ...] = ("accept", "resolve")
-ACTOR = "system"
 
 _STAGE_WORDS: dict[Stage, str] = {"accept": "tiếp nhận", "resolve": "giải quyết"}
 
@@ -215,7 +215,7 @@ def _take_step(
         session=session,
         db_ticket=ticket,
         ticket_in=TicketUpdate.model_validate({field: level}),
-        actor=ACTOR,
+        actor=ACTOR_SYSTEM,
         note=note,
         at=now,
         commit=False,

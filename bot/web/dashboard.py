@@ -59,7 +59,7 @@ from bot.digest.render import chart_png, csv_bytes, render_html
 from bot.intake import expected
 from bot.officials import actions
 from bot.officials.actions import ActionRefused
-from bot.officials.desk import ROLE_NAMES, is_overdue
+from bot.officials.desk import ROLE_NAMES, is_overdue, overdue_clause
 from bot.officials.notify import notify_chat
 from storage import queries
 from storage.db import begin_write, get_engine, get_session
@@ -343,15 +343,7 @@ def queue_tickets(
     if filters.ward:
         conditions.append(Ticket.ward_code == filters.ward)
     if filters.overdue:
-        conditions.append(
-            sa.or_(
-                sa.and_(col(Ticket.status) == TicketStatus.received, col(Ticket.accept_by) < now),
-                sa.and_(
-                    col(Ticket.status).in_(list(actions.OPEN_STATUSES)),
-                    col(Ticket.resolve_by) < now,
-                ),
-            )
-        )
+        conditions.append(overdue_clause(now))
     total = session.exec(
         select(sa.func.count()).select_from(Ticket).where(sa.true(), *conditions)
     ).one()
