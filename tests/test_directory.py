@@ -384,6 +384,19 @@ def test_import_changes_deactivates_and_reactivates(session: Session) -> None:
     assert back is not None and back.id == "ubnd-00004"
     assert not import_directory(session=session, directory=first, actor="d").changed
 
+    promoted = parse_directory(
+        BASE + "officials:\n  - name: Lan\n    unit: ubnd-00004\n    role: supervisor\n"
+    )
+    summary = import_directory(session=session, directory=promoted, actor="e")
+    assert summary.officials_changed == ("Lan (ubnd-00004)",) and summary.officials_added == ()
+    lan = session.exec(select(Official).where(Official.unit_id == "ubnd-00004")).one()
+    assert lan.role == OfficialRole.supervisor
+    change = history(session)[-1]
+    assert (change.entity, change.change, change.actor) == ("official", "changed", "e")
+    assert (change.old_value, change.new_value) == ({"role": "handler"}, {"role": "supervisor"})
+    assert "Officials with a new role: 1 (Lan (ubnd-00004))" in summary.lines()
+    assert not import_directory(session=session, directory=promoted, actor="f").changed
+
 
 def test_ensure_directory_loads_only_an_empty_database(
     session: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -2,8 +2,8 @@
 
 An import is a diff: units are added, changed or deactivated (never deleted: tickets and
 officials may point to them), rules are replaced row by row, officials missing by (name,
-unit) are added. Every change is a `DirectoryChange` row; importing the same file again
-changes nothing and writes no history.
+unit) are added and a listed official's changed role is set. Every change is a
+`DirectoryChange` row; importing the same file again changes nothing and writes no history.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class ImportSummary:
     rules_added: int = 0
     rules_removed: int = 0
     officials_added: tuple[str, ...] = ()
+    officials_changed: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -82,6 +83,7 @@ class ImportSummary:
                 self.rules_added,
                 self.rules_removed,
                 self.officials_added,
+                self.officials_changed,
             )
         )
 
@@ -95,6 +97,7 @@ class ImportSummary:
             ("Units changed", self.units_changed),
             ("Units deactivated", self.units_deactivated),
             ("Officials added", self.officials_added),
+            ("Officials with a new role", self.officials_changed),
         ):
             if ids:
                 shown = ", ".join(ids[:8]) + (", …" if len(ids) > 8 else "")
@@ -252,7 +255,18 @@ def import_directory(*, session: Session, directory: Directory, actor: str) -> I
         new_rules.append(RoutingRule.model_validate(rule_in))
     session.add_all(new_rules)
 
-    present = {(o.name, o.unit_id) for o in session.exec(select(Official)).all()}
+    present = {(o.name, o.unit_id): o for o in session.exec(select(Official)).all()}
+    changed_officials: list[str] = []
+    for listed in directory.officials:
+        official = present.get((listed.name, listed.unit))
+        if official is not None and official.role != listed.role:
+            record(
+                "official", str(official.id), "changed",
+                {"role": official.role.value}, {"role": listed.role.value},
+            )  # fmt: skip
+            official.role = listed.role
+            session.add(official)
+            changed_officials.append(f"{official.name} ({official.unit_id})")
     new_officials = [
         Official(name=o.name, unit_id=o.unit, role=o.role)
         for o in directory.officials
@@ -276,6 +290,7 @@ def import_directory(*, session: Session, directory: Directory, actor: str) -> I
         rules_added=len(new_rules),
         rules_removed=removed,
         officials_added=tuple(f"{o.name} ({o.unit_id})" for o in new_officials),
+        officials_changed=tuple(changed_officials),
     )
 
 
