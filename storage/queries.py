@@ -64,6 +64,13 @@ def _insert(session: Session, table: Any) -> Any:
     raise NotImplementedError(f"Unsupported database: {dialect}")
 
 
+def row_id(row: Any) -> Any:
+    """`row.id` without a SELECT: a commit expires every attribute of a stored row, and
+    reading even its id would load the whole row again."""
+    identity = sa.inspect(row).identity
+    return identity[0] if identity else row.id
+
+
 # --- Citizens ---------------------------------------------------------------------------
 
 
@@ -147,13 +154,12 @@ def store_incoming(
         .on_conflict_do_nothing(
             index_elements=["channel", "chat_id", "direction", "channel_message_id"]
         )
-        .returning(col(Message.id))
+        .returning(Message)  # the new row itself: no SELECT after the commit
     )
-    new_id = session.exec(statement).scalar_one_or_none()
+    new = session.exec(statement).scalar_one_or_none()
     session.commit()
-    if new_id is not None:
-        message = session.get_one(Message, new_id)
-        return message, True
+    if new is not None:
+        return new, True
     existing = session.exec(
         select(Message).where(
             Message.channel == channel,
@@ -197,10 +203,10 @@ def store_outgoing(
 def set_message_nlu(*, session: Session, message: Message, nlu: dict[str, Any]) -> Message:
     """Attach what the NLU understood to a stored message."""
     begin_write(session)
-    message.nlu = nlu
     session.add(message)
+    # An UPDATE by id: setting the attribute would load the whole (expired) row first.
+    session.exec(sa.update(Message).where(col(Message.id) == row_id(message)).values(nlu=nlu))
     session.commit()
-    session.refresh(message)
     return message
 
 
@@ -233,7 +239,9 @@ def record_replies(*, session: Session, message: Message, replies: Sequence[Mess
         Message.model_validate(reply, update={"direction": Direction.outgoing, "created_at": now})
         for reply in replies
     )
-    session.exec(sa.update(Message).where(col(Message.id) == message.id).values(handled_at=now))
+    session.exec(
+        sa.update(Message).where(col(Message.id) == row_id(message)).values(handled_at=now)
+    )
     session.commit()
 
 
@@ -290,10 +298,12 @@ def save_conversation(
             "updated_at": insert.excluded.updated_at,
             "citizen_id": sa.func.coalesce(insert.excluded.citizen_id, table.c.citizen_id),
         },
-    ).returning(col(Conversation.id))
-    conversation_id = session.exec(statement).scalar_one()
+    ).returning(Conversation)  # the saved row itself: no SELECT after the commit
+    conversation: Conversation = session.exec(
+        statement, execution_options={"populate_existing": True}
+    ).scalar_one()
     session.commit()
-    return session.get_one(Conversation, conversation_id, populate_existing=True)
+    return conversation
 
 
 # --- Tickets --------------------------------------------------------------------------------

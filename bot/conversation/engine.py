@@ -145,10 +145,13 @@ class _Turn:
     def store(self) -> bool:
         """Store the incoming message; False when this exact update was handled before."""
         m = self.message
-        self.citizen = queries.get_or_create_citizen(
+        citizen = queries.get_or_create_citizen(
             session=self.session, channel=self.channel, external_user_id=m.user_id,
             display_name=m.display_name,
         )  # fmt: skip
+        assert citizen.id is not None
+        # Ids kept as ints: every commit expires the rows, and reading `.id` would reload them.
+        self.citizen_id = citizen.id
         payload = {
             "button": m.button,
             "location": asdict(m.location) if m.location else None,
@@ -159,8 +162,9 @@ class _Turn:
         self.stored, new = queries.store_incoming(
             session=self.session, channel=self.channel, chat_id=m.chat_id,
             channel_message_id=m.message_id, text=m.text[:MAX_STORED_TEXT], payload=payload,
-            user_id=m.user_id, citizen_id=self.citizen.id,
+            user_id=m.user_id, citizen_id=self.citizen_id,
         )  # fmt: skip
+        self.stored_id: int = queries.row_id(self.stored)
         conversation = queries.get_conversation(
             session=self.session, channel=self.channel, chat_id=m.chat_id
         )
@@ -177,7 +181,7 @@ class _Turn:
             self.remember_buttons()
             queries.save_conversation(
                 session=self.session, channel=self.channel, chat_id=self.message.chat_id,
-                state=self.state, data=self.data, citizen_id=self.citizen.id,
+                state=self.state, data=self.data, citizen_id=self.citizen_id,
             )  # fmt: skip
             self.session.commit()  # hold no pooled connection while the channel sends
             sent = []
@@ -187,7 +191,7 @@ class _Turn:
                     MessageCreate(
                         direction=Direction.outgoing, channel=self.channel,
                         chat_id=self.message.chat_id, text=reply.text,
-                        channel_message_id=sent_id, citizen_id=self.citizen.id,
+                        channel_message_id=sent_id, citizen_id=self.citizen_id,
                         payload={
                             "buttons": [asdict(b) for b in reply.buttons],
                             "image_url": reply.image_url,
@@ -542,7 +546,7 @@ class _Turn:
                 longitude=form.get("lon"),
                 anonymous=bool(form.get("anonymous")),
                 contact_phone=None if form.get("anonymous") else form.get("phone"),
-                citizen_id=self.citizen.id,
+                citizen_id=self.citizen_id,
                 channel=self.channel,
                 chat_id=self.message.chat_id,
             ),
@@ -554,7 +558,7 @@ class _Turn:
                 session=self.session,
                 attachment_in=AttachmentCreate(
                     ticket_id=ticket.id,
-                    message_id=self.stored.id,
+                    message_id=self.stored_id,
                     channel=self.channel,
                     file_id=file_id,
                     kind="photo",
@@ -574,7 +578,7 @@ class _Turn:
 
     def own_ticket(self, code: str) -> Ticket | None:
         ticket = queries.get_ticket_by_code(session=self.session, code=code)
-        if ticket is None or ticket.citizen_id != self.citizen.id:
+        if ticket is None or ticket.citizen_id != self.citizen_id:
             self.reply(say("utter_ticket_not_found", code=code))  # never reveal others'
             return None
         return ticket
@@ -617,9 +621,8 @@ class _Turn:
 
     def rate_from_text(self) -> None:
         """ "5 sao", "rất hài lòng": rates the citizen's latest resolved ticket, if one waits."""
-        assert self.citizen.id is not None
         waiting = queries.tickets_of_citizen(
-            session=self.session, citizen_id=self.citizen.id, statuses=[TicketStatus.resolved],
+            session=self.session, citizen_id=self.citizen_id, statuses=[TicketStatus.resolved],
             limit=1,
         )  # fmt: skip
         stars = re.search(r"\b([1-5])\b", self.message.text)
@@ -651,16 +654,15 @@ class _Turn:
     def check_status(self, code: str | None) -> None:
         codes = find_ticket_codes(self.message.text)
         code = code or (codes[0].value if codes else None)
-        assert self.citizen.id is not None
         if code is not None:
             ticket = queries.get_ticket_by_code(session=self.session, code=code)
-            if ticket is None or ticket.citizen_id != self.citizen.id:
+            if ticket is None or ticket.citizen_id != self.citizen_id:
                 self.reply(say("utter_ticket_not_found", code=code))  # never reveal others'
                 return
             self.reply(self.ticket_line(ticket))
             return
         tickets = queries.tickets_of_citizen(
-            session=self.session, citizen_id=self.citizen.id, limit=MAX_LISTED_TICKETS
+            session=self.session, citizen_id=self.citizen_id, limit=MAX_LISTED_TICKETS
         )
         if not tickets:
             self.reply(say("utter_no_tickets"), MENU)
@@ -686,7 +688,7 @@ class _Turn:
         queries.flag_message(session=self.session, message=self.stored, human_request=True)
         request_person(
             session=self.session, channel=self.channel, chat_id=self.message.chat_id,
-            citizen_id=self.citizen.id, text=self.message.text, message_id=self.stored.id,
+            citizen_id=self.citizen_id, text=self.message.text, message_id=self.stored_id,
             now=self.clock(),
         )  # fmt: skip
         self.reply(say("utter_human_ack"))
