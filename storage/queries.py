@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from bot.config import settings
@@ -56,7 +58,14 @@ from storage.models import (
 
 def _insert(session: Session, table: Any) -> Any:
     """The dialect's INSERT construct (it has `on_conflict_do_nothing/update`)."""
-    dialect = session.get_bind().dialect.name
+    return _dialect_insert(_dialect(session), table)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _dialect_insert(dialect: str, table: Any) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
@@ -69,6 +78,40 @@ def row_id(row: Any) -> Any:
     reading even its id would load the whole row again."""
     identity = sa.inspect(row).identity
     return identity[0] if identity else row.id
+
+
+# The writes of every citizen's turn are Core statements built once (per database kind) that
+# take their values as parameters: building an upsert, and the ORM's handling of a statement
+# on a model, cost several times the CPU of running it on SQLite.
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+_CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
+# Sets the columns named in the parameters, on the message `message_id`.
+_UPDATE_MESSAGE = sa.update(_MESSAGE).where(_MESSAGE.c.id == sa.bindparam("message_id"))
+
+
+@cache
+def _insert_incoming(dialect: str) -> Any:
+    return (
+        _dialect_insert(dialect, _MESSAGE)
+        .on_conflict_do_nothing(
+            index_elements=["channel", "chat_id", "direction", "channel_message_id"]
+        )
+        .returning(_MESSAGE.c.id)
+    )
+
+
+@cache
+def _upsert_conversation(dialect: str) -> Any:
+    insert = _dialect_insert(dialect, _CONVERSATION)
+    return insert.on_conflict_do_update(
+        index_elements=["channel", "chat_id"],
+        set_={
+            "state": insert.excluded.state,
+            "data": insert.excluded.data,
+            "updated_at": insert.excluded.updated_at,
+            "citizen_id": sa.func.coalesce(insert.excluded.citizen_id, _CONVERSATION.c.citizen_id),
+        },
+    ).returning(_CONVERSATION.c.id)
 
 
 # --- Citizens ---------------------------------------------------------------------------
@@ -136,7 +179,7 @@ def store_incoming(
     the row stored then and False (the caller must not handle it again).
     """
     begin_write(session)
-    values = {
+    values: dict[str, Any] = {
         "direction": Direction.incoming,
         "channel": channel,
         "chat_id": chat_id,
@@ -148,18 +191,14 @@ def store_incoming(
         "conversation_id": conversation_id,
         "created_at": utcnow(),
     }
-    statement = (
-        _insert(session, Message)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=["channel", "chat_id", "direction", "channel_message_id"]
-        )
-        .returning(Message)  # the new row itself: no SELECT after the commit
-    )
-    new = session.exec(statement).scalar_one_or_none()
+    new_id = session.exec(_insert_incoming(_dialect(session)), params=values).scalar_one_or_none()
     session.commit()
-    if new is not None:
-        return new, True
+    if new_id is not None:
+        # The row as inserted, in the session as if loaded: no SELECT to read it back.
+        message = Message(id=new_id, **values)
+        make_transient_to_detached(message)
+        session.add(message)
+        return message, True
     existing = session.exec(
         select(Message).where(
             Message.channel == channel,
@@ -205,7 +244,7 @@ def set_message_nlu(*, session: Session, message: Message, nlu: dict[str, Any]) 
     begin_write(session)
     session.add(message)
     # An UPDATE by id: setting the attribute would load the whole (expired) row first.
-    session.exec(sa.update(Message).where(col(Message.id) == row_id(message)).values(nlu=nlu))
+    session.exec(_UPDATE_MESSAGE, params={"message_id": row_id(message), "nlu": nlu})
     session.commit()
     return message
 
@@ -235,13 +274,13 @@ def record_replies(*, session: Session, message: Message, replies: Sequence[Mess
     transaction (one commit per turn instead of one per reply)."""
     begin_write(session)
     now = utcnow()
-    session.add_all(
-        Message.model_validate(reply, update={"direction": Direction.outgoing, "created_at": now})
-        for reply in replies
-    )
-    session.exec(
-        sa.update(Message).where(col(Message.id) == row_id(message)).values(handled_at=now)
-    )
+    if replies:
+        rows = [
+            {**reply.model_dump(), "direction": Direction.outgoing, "created_at": now}
+            for reply in replies
+        ]
+        session.exec(sa.insert(_MESSAGE), params=rows)
+    session.exec(_UPDATE_MESSAGE, params={"message_id": row_id(message), "handled_at": now})
     session.commit()
 
 
@@ -276,34 +315,25 @@ def save_conversation(
     state: str,
     data: dict[str, Any],
     citizen_id: int | None = None,
-) -> Conversation:
-    """Create or replace the dialogue state of a chat (one row per chat, race-safe)."""
+) -> int:
+    """Create or replace the dialogue state of a chat (one row per chat, race-safe); returns
+    the row's id."""
     begin_write(session)
     now = utcnow()
-    insert = _insert(session, Conversation).values(
-        channel=channel,
-        chat_id=chat_id,
-        state=state,
-        data=data,
-        citizen_id=citizen_id,
-        created_at=now,
-        updated_at=now,
-    )
-    table = Conversation.__table__  # type: ignore[attr-defined]
-    statement = insert.on_conflict_do_update(
-        index_elements=["channel", "chat_id"],
-        set_={
-            "state": insert.excluded.state,
-            "data": insert.excluded.data,
-            "updated_at": insert.excluded.updated_at,
-            "citizen_id": sa.func.coalesce(insert.excluded.citizen_id, table.c.citizen_id),
-        },
-    ).returning(Conversation)  # the saved row itself: no SELECT after the commit
-    conversation: Conversation = session.exec(
-        statement, execution_options={"populate_existing": True}
+    values = {
+        "channel": channel,
+        "chat_id": chat_id,
+        "state": state,
+        "data": data,
+        "citizen_id": citizen_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conversation_id: int = session.exec(
+        _upsert_conversation(_dialect(session)), params=values
     ).scalar_one()
     session.commit()
-    return conversation
+    return conversation_id
 
 
 # --- Tickets --------------------------------------------------------------------------------

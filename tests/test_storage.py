@@ -281,10 +281,9 @@ def test_conversation_state_survives_a_restart(database_url: str, engine: Engine
     form = {"category": "waste", "location": {"text": "ngõ 12 Kim Mã"}, "photos": ["f1"]}
     with Session(engine) as session:
         assert queries.get_conversation(session=session, channel=Channel.web, chat_id="w1") is None
-        saved = queries.save_conversation(
+        first_id = queries.save_conversation(
             session=session, channel=Channel.web, chat_id="w1", state="report.ask_phone", data=form
         )
-        first_id = saved.id
     engine.dispose()  # the process stops…
 
     restarted = create_db_engine(database_url)  # …and starts again
@@ -294,10 +293,12 @@ def test_conversation_state_survives_a_restart(database_url: str, engine: Engine
             assert found is not None
             assert (found.state, found.data) == ("report.ask_phone", form)
             assert found.updated_at.tzinfo is not None
-            updated = queries.save_conversation(
+            updated_id = queries.save_conversation(
                 session=session, channel=Channel.web, chat_id="w1", state="idle", data={}
             )
-            assert updated.id == first_id
+            assert updated_id == first_id
+            updated = queries.get_conversation(session=session, channel=Channel.web, chat_id="w1")
+            assert updated is not None
             assert (updated.state, updated.data) == ("idle", {})
             assert updated.updated_at >= found.updated_at
     finally:
