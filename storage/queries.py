@@ -80,9 +80,26 @@ def row_id(row: Any) -> Any:
     return identity[0] if identity else row.id
 
 
-# The writes of every citizen's turn are Core statements built once (per database kind) that
-# take their values as parameters: building an upsert, and the ORM's handling of a statement
-# on a model, cost several times the CPU of running it on SQLite.
+# The statements of every citizen's turn are built once and take their values as parameters:
+# building a statement (an upsert most of all) costs more CPU than running it on SQLite. Its
+# writes are Core statements (per database kind): the ORM's handling of DML on a model costs
+# several times the statement too.
+_CITIZEN_OF_ACCOUNT = (
+    select(Citizen)
+    .join(ChannelIdentity)
+    .where(
+        ChannelIdentity.channel == sa.bindparam("channel"),
+        ChannelIdentity.external_user_id == sa.bindparam("external_user_id"),
+    )
+)
+_CONVERSATION_OF_CHAT = select(Conversation).where(
+    Conversation.channel == sa.bindparam("channel"), Conversation.chat_id == sa.bindparam("chat_id")
+)
+_OFFICIAL_OF_ACCOUNT = select(Official).where(
+    Official.channel == sa.bindparam("channel"),
+    Official.external_user_id == sa.bindparam("external_user_id"),
+    col(Official.active),
+)
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
 # Sets the columns named in the parameters, on the message `message_id`.
@@ -125,14 +142,8 @@ def get_or_create_citizen(
     display_name: str | None = None,
 ) -> Citizen:
     """The citizen behind a channel account, created with the account on first contact."""
-    statement = (
-        select(Citizen)
-        .join(ChannelIdentity)
-        .where(
-            ChannelIdentity.channel == channel, ChannelIdentity.external_user_id == external_user_id
-        )
-    )
-    found = session.exec(statement).first()
+    account = {"channel": channel, "external_user_id": external_user_id}
+    found = session.exec(_CITIZEN_OF_ACCOUNT, params=account).first()
     if found is not None:
         return found
     begin_write(session)
@@ -152,7 +163,7 @@ def get_or_create_citizen(
             session.flush()
     except IntegrityError:  # another request created this account just now
         session.rollback()
-        return session.exec(statement).one()
+        return session.exec(_CITIZEN_OF_ACCOUNT, params=account).one()
     session.commit()
     session.refresh(citizen)
     return citizen
@@ -303,7 +314,7 @@ def messages_of_chat(
 def get_conversation(*, session: Session, channel: Channel, chat_id: str) -> Conversation | None:
     """The saved dialogue state of a chat, if any."""
     return session.exec(
-        select(Conversation).where(Conversation.channel == channel, Conversation.chat_id == chat_id)
+        _CONVERSATION_OF_CHAT, params={"channel": channel, "chat_id": chat_id}
     ).first()
 
 
@@ -725,11 +736,7 @@ def official_by_account(
 ) -> Official | None:
     """The active official linked to this channel account, if any."""
     return session.exec(
-        select(Official).where(
-            Official.channel == channel,
-            Official.external_user_id == external_user_id,
-            col(Official.active),
-        )
+        _OFFICIAL_OF_ACCOUNT, params={"channel": channel, "external_user_id": external_user_id}
     ).first()
 
 
