@@ -24,6 +24,7 @@ from bot.nlu.result import (
     NluResult,
     RankedIntent,
 )
+from bot.nlu.transport import LoopbackTransport, serves
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,11 @@ class NluClient:
         # Waiting here rather than in httpx's pool: its queue is rescanned on every request.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._slot_timeout = timeout
+        base_url = base_url.rstrip("/")
+        if transport is None and serves(httpx.URL(base_url)):
+            transport = LoopbackTransport()  # a local Rasa: no need for httpcore's pool
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
             transport=transport,
             limits=httpx.Limits(
