@@ -66,7 +66,6 @@ class NluClient:
         max_in_flight: int = MAX_IN_FLIGHT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._token = token
         self._max_chars = max_chars
         # Waiting here rather than in httpx's pool: its queue is rescanned on every request.
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -74,6 +73,8 @@ class NluClient:
         base_url = base_url.rstrip("/")
         if transport is None and serves(httpx.URL(base_url)):
             transport = LoopbackTransport()  # a local Rasa: no need for httpcore's pool
+        # Built once: httpx would parse and merge the URL and its query on every request.
+        self._parse_url = httpx.URL(f"{base_url}/model/parse", params={"token": token})
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
@@ -143,9 +144,7 @@ class NluClient:
         except TimeoutError as error:
             raise httpx.PoolTimeout("all NLU requests in flight are waiting") from error
         try:
-            return await self._http.post(
-                "/model/parse", params={"token": self._token}, json={"text": text}
-            )
+            return await self._http.post(self._parse_url, json={"text": text})
         finally:
             self._in_flight.release()
 
