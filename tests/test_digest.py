@@ -45,6 +45,7 @@ from bot.digest.render import (
     csv_bytes,
     message_text,
     render,
+    week_title,
 )
 from bot.digest.schedule import due_week, enqueue_weekly_digests
 from storage.db import create_db_engine
@@ -746,3 +747,15 @@ def test_unit_digests_add_up_to_the_city(generated: tuple[Engine, Engine, Module
     # Every generated ticket has a lead unit, so the units' digests add up to the city's.
     assert total == city.counts.model_dump()
     assert sorted(overdue) == sorted(t.code for t in city.overdue_tickets)
+
+
+def test_a_week_still_running_is_counted_up_to_now(filled: Engine) -> None:
+    now = local("2026-11-19 12:00")  # Thursday noon of W47
+    with Session(filled) as session:
+        d = weekly_digest(session=session, week=W47, unit_id=None, tz=TZ, now=now)
+    assert d.period_end == now
+    assert week_title(d) == "Tuần 47/2026 (16/11–22/11/2026)"
+    codes = [t.code[-2:] for t in d.overdue_tickets]
+    assert "08" in codes  # its deadline, Monday 17:00, has passed
+    assert "04" not in codes  # accept by Thursday 17:00: not late yet at noon
+    assert d.counts.received < digest_of(filled, W47).counts.received

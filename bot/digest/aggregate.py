@@ -60,6 +60,7 @@ from storage.models import (
     TicketEventKind,
     TicketStatus,
     Unit,
+    utcnow,
 )
 
 TICKET: sa.Table = Ticket.__table__  # type: ignore[attr-defined]
@@ -589,9 +590,17 @@ def _category_order(row: Breakdown) -> tuple[int, str]:
 
 
 def weekly_digest(
-    *, session: Session, week: IsoWeek, unit_id: str | None, tz: tzinfo | str
+    *,
+    session: Session,
+    week: IsoWeek,
+    unit_id: str | None,
+    tz: tzinfo | str,
+    now: datetime | None = None,
 ) -> Digest:
-    """The digest of `week` for one unit (`unit_id`) or the whole city (None)."""
+    """The digest of `week` for one unit (`unit_id`) or the whole city (None).
+
+    A week still running ends at `now` (default: the clock): what is open and overdue is
+    counted as of now, not at a week's end that has not come yet."""
     zone = as_tz(tz)
     conn = session.connection()
     unit_name = CITY_NAME
@@ -600,7 +609,7 @@ def weekly_digest(
         if found is None:
             raise UnknownUnit(unit_id)
         unit_name = found
-    start, end = week.start(zone), week.end(zone)
+    start, end = week.start(zone), min(week.end(zone), now or utcnow())
     cells = _cells(conn, start, end, unit_id)
     before = week.previous()
     previous = _total(_cells(conn, before.start(zone), before.end(zone), unit_id).values())

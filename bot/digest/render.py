@@ -73,7 +73,7 @@ def signed(value: int) -> str:
 def week_title(digest: Digest) -> str:
     """ "Tuần 47/2026 (16/11–22/11/2026)"."""
     year, week = digest.week.split("-W")
-    first, last = digest.period_start, digest.period_end - timedelta(days=1)
+    first, last = digest.period_start, digest.period_start + timedelta(days=6)
     return f"Tuần {int(week)}/{year} ({first:%d/%m}–{last:%d/%m/%Y})"
 
 
