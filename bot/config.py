@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     )
     # Working hours after a missed deadline (supervisors told) before the parent unit is told.
     escalation_step_hours: float = 8.0
+    # A question the citizen leaves unanswered this many working days: they are reminded and
+    # the unit told it may conclude the ticket (the resolve clock is stopped meanwhile).
+    citizen_answer_days: int = Field(default=5, ge=1)
     # Office hours of a working day, local time; lunch is not working time.
     work_periods: tuple[tuple[time, time], ...] = ((time(8), time(12)), (time(13), time(17)))
     # Days `holidays.Vietnam` does not know yet (late government decisions).

@@ -22,7 +22,13 @@ from sqlmodel import Session, col, select
 from bot.config import Settings
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import deadlines_for
-from bot.officials.escalation import EscalationStep, escalate_overdue, run_escalations
+from bot.officials import actions
+from bot.officials.escalation import (
+    EscalationStep,
+    escalate_overdue,
+    remind_unanswered,
+    run_escalations,
+)
 from bot.officials.notify import notify_officials
 from storage import queries
 from storage.db import create_db_engine
@@ -475,3 +481,43 @@ async def test_run_escalations_keeps_running(
     assert "clock broken once" in caplog.text
     assert recipients(outbox(session)) == ["bd-chief"]
     assert len(escalation_events(session, ticket)) == 1
+
+
+# --- Questions the citizen leaves unanswered -------------------------------------------------
+
+
+@pytest.mark.usefixtures("directory")
+def test_an_unanswered_question_is_reminded_once(session: Session) -> None:
+    deadlines = deadlines_for(category="sidewalk", filed_at=FILED, calendar=CALENDAR)
+    ticket = queries.create_ticket(
+        session=session,
+        ticket_in=TicketCreate(
+            category="sidewalk", description="Vỉa hè bị lấn chiếm", lead_unit_id="ba_dinh",
+            channel=Channel.telegram, chat_id="citizen", accept_by=deadlines.accept_by,
+            resolve_by=deadlines.resolve_by,
+        ),
+        now=FILED,
+    )  # fmt: skip
+    handler = session.exec(select(Official).where(Official.chat_id == "bd-handler")).one()
+    actions.ask_info(
+        session=session, ticket=ticket, official=handler, question="Số nhà bao nhiêu?", now=FILED
+    )
+    due = CALENDAR.add_working_days(FILED, CONFIG.citizen_answer_days)
+
+    def remind(now: datetime) -> list[str]:
+        return remind_unanswered(session=session, now=now, calendar=CALENDAR, config=CONFIG)
+
+    assert remind(due - timedelta(minutes=1)) == []
+    assert remind(due) == [ticket.code]
+    assert remind(due + timedelta(days=3)) == []  # once per question, across runs
+    sent = {
+        m.recipient: m.payload["text"]
+        for m in outbox(session)
+        if "unanswered" in (m.dedupe_key or "")
+    }
+    assert set(sent) == {"citizen", "bd-handler", "bd-chief"}
+    assert "Số nhà bao nhiêu?" in sent["citizen"] and "vẫn đang chờ" in sent["citizen"]
+    assert "chưa trả lời câu hỏi sau 5 ngày làm việc" in sent["bd-handler"]
+
+    actions.citizen_answer(session=session, ticket=ticket, text="Số 12", now=due)
+    assert remind(due + timedelta(days=30)) == []  # answered: nothing to remind

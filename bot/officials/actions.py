@@ -220,15 +220,22 @@ def citizen_answer(*, session: Session, ticket: Ticket, text: str, now: datetime
     session.commit()
 
 
-def _resolve_by_after_wait(session: Session, ticket: Ticket, now: datetime) -> datetime | None:
-    """The resolve deadline moved on by the working time the citizen took to answer (the
-    clock stops while they are asked); None when there is nothing to move."""
-    asked = session.exec(
+def question_asked(session: Session, ticket: Ticket) -> TicketEvent | None:
+    """The event that put a `need_info` ticket there: when, and the question (its note)."""
+    if ticket.status != TicketStatus.need_info:
+        return None
+    return session.exec(
         select(TicketEvent)
         .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == TicketEventKind.status)
         .order_by(col(TicketEvent.id).desc())
         .limit(1)
     ).first()
+
+
+def _resolve_by_after_wait(session: Session, ticket: Ticket, now: datetime) -> datetime | None:
+    """The resolve deadline moved on by the working time the citizen took to answer (the
+    clock stops while they are asked); None when there is nothing to move."""
+    asked = question_asked(session, ticket)
     if asked is None or ticket.resolve_by is None:
         return None
     waited = calendar().working_hours_between(asked.at, now)

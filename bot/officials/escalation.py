@@ -25,18 +25,28 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.config import Settings, settings
 from bot.conversation.messages import Button, Reply
-from bot.conversation.texts import CATEGORY_NAMES
+from bot.conversation.texts import CATEGORY_NAMES, say
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import format_expected
-from bot.officials.actions import ACTOR_SYSTEM
-from bot.officials.notify import notify_officials
+from bot.intake import official_buttons
+from bot.officials.actions import ACTOR_SYSTEM, question_asked, unit_name
+from bot.officials.notify import notify_citizen, notify_officials
 from storage import queries
 from storage.db import begin_write, get_session
-from storage.models import Official, OfficialRole, Ticket, TicketUpdate, Unit, utcnow
+from storage.models import (
+    Official,
+    OfficialRole,
+    OutboxMessage,
+    Ticket,
+    TicketStatus,
+    TicketUpdate,
+    Unit,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -306,11 +316,61 @@ def escalate_overdue(
     return steps
 
 
+def remind_unanswered(
+    *,
+    session: Session,
+    now: datetime,
+    calendar: WorkingCalendar,
+    config: Settings = settings,
+) -> list[str]:
+    """Questions unanswered for `citizen_answer_days` working days: the citizen is reminded
+    and the lead unit told it may conclude the ticket, once per question. Returns the codes."""
+    waiting = session.exec(
+        select(Ticket).where(Ticket.status == TicketStatus.need_info).order_by(col(Ticket.id))
+    ).all()
+    reminded: list[str] = []
+    for ticket in waiting:
+        asked = question_asked(session, ticket)
+        if asked is None or calendar.add_working_days(asked.at, config.citizen_answer_days) > now:
+            continue
+        key = f"unanswered:{ticket.code}:{asked.id}"
+        if session.exec(
+            select(OutboxMessage.id).where(col(OutboxMessage.dedupe_key).startswith(key))
+        ).first():
+            continue  # reminded already (a restart or the next run)
+        begin_write(session)
+        notify_citizen(
+            session=session, ticket=ticket, key=key,
+            reply=Reply(
+                say("utter_ticket_question_reminder", code=ticket.code,
+                    unit=unit_name(session, ticket.lead_unit_id), question=asked.note or ""),
+                (Button("Trả lời", f"ans:{ticket.code}"),),
+            ),
+        )  # fmt: skip
+        assert ticket.lead_unit_id is not None
+        notify_officials(
+            session=session,
+            officials=queries.officials_of_unit(session=session, unit_id=ticket.lead_unit_id),
+            key=key,
+            reply=Reply(
+                say("utter_official_unanswered", code=ticket.code,
+                    days=config.citizen_answer_days),
+                official_buttons(ticket.code, ticket.status),
+            ),
+        )  # fmt: skip
+        session.commit()
+        reminded.append(ticket.code)
+    return reminded
+
+
 def _run_once(
     engine: Engine | None, now: datetime, calendar: WorkingCalendar, config: Settings
 ) -> list[EscalationStep]:
     with get_session(engine) as session:
-        return escalate_overdue(session=session, now=now, calendar=calendar, config=config)
+        steps = escalate_overdue(session=session, now=now, calendar=calendar, config=config)
+        for code in remind_unanswered(session=session, now=now, calendar=calendar, config=config):
+            logger.info("Reminded the citizen of the unanswered question on %s", code)
+        return steps
 
 
 async def run_escalations(
