@@ -742,6 +742,8 @@ def official_by_account(
 
 # --- Missed deadlines and their escalation (bot/officials/escalation.py) --------------------
 
+# Tickets still being handled; the rest (resolved, closed, rejected) are done.
+OPEN_STATUSES = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
 # While a ticket waits in these states, its accept (resp. resolve) deadline is running.
 AWAITING_ACCEPTANCE = (TicketStatus.received,)
 # `need_info` is in neither: the clock stops while the citizen is asked (the resolve deadline

@@ -52,6 +52,7 @@ from sqlmodel import Session
 
 from bot.catalog.catalog import load_catalog
 from bot.conversation.texts import CATEGORY_NAMES
+from storage import queries
 from storage.models import (
     Direction,
     Message,
@@ -68,11 +69,9 @@ EVENT: sa.Table = TicketEvent.__table__  # type: ignore[attr-defined]
 MESSAGE: sa.Table = Message.__table__  # type: ignore[attr-defined]
 UNIT: sa.Table = Unit.__table__  # type: ignore[attr-defined]
 
-OPEN_STATUSES = (
-    TicketStatus.received.value,
-    TicketStatus.accepted.value,
-    TicketStatus.need_info.value,
-)
+OPEN_STATUSES = tuple(s.value for s in queries.OPEN_STATUSES)
+# `need_info` is not here: the resolve clock stops while the citizen is asked.
+RESOLVE_CLOCK_RUNNING = tuple(s.value for s in queries.AWAITING_RESOLUTION)
 CITY_NAME = "Toàn thành phố Hà Nội"
 NO_CATEGORY = "Chưa phân loại"
 NO_WARD = "Chưa xác định phường, xã"
@@ -353,9 +352,8 @@ def _open_at(end: datetime, unit_id: str | None) -> sa.Subquery:
     )
     both = sa.union_all(unchanged, changed).subquery("at_end")
     not_accepted = sa.or_(both.c.accepted_at.is_(None), both.c.accepted_at >= end)
-    waiting_for_citizen = both.c.status_then == TicketStatus.need_info.value  # clock stopped
     overdue = sa.and_(
-        sa.not_(waiting_for_citizen),
+        both.c.status_then.in_(RESOLVE_CLOCK_RUNNING),
         sa.or_(sa.and_(not_accepted, both.c.accept_by < end), both.c.resolve_by < end),
     )
     return (

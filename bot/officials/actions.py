@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 ACTING_ROLES = (OfficialRole.handler, OfficialRole.supervisor)
 ACTOR_SYSTEM = "system"  # changes the workflow makes by itself (deadlines, escalation)
-OPEN_STATUSES = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
+OPEN_STATUSES = queries.OPEN_STATUSES
 # The citizen's chat state while their answer to an official's question is awaited
 # (bot/conversation/engine.py reads it).
 ANSWER_INFO = "answer_info"
