@@ -417,8 +417,7 @@ class ChoiceMemory:
 
 def _photo_url(file: OutgoingFile) -> str | None:
     """The URL Zalo can fetch this file from, when it is a photo that has one."""
-    url = file.file_id if file.kind == "photo" and not file.content else None
-    return url if url and url.startswith(("https://", "http://")) else None
+    return file.url if file.kind == "photo" and not file.content else None
 
 
 def files_not_sent_note(files: Iterable[OutgoingFile]) -> str | None:

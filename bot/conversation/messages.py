@@ -74,13 +74,15 @@ class OutgoingFile:
     mime_type: str | None = None
     channel: str | None = None  # whose file id it is: a file id means nothing elsewhere
 
+    @property
+    def url(self) -> str | None:
+        """The file id when it is an http(s) URL, which any channel can fetch."""
+        url = self.file_id or ""
+        return url if url.startswith(("https://", "http://")) else None
+
     def sendable_on(self, channel: str) -> bool:
         """Whether `channel` can send this file: content, a URL, or its own file id."""
-        return (
-            self.content is not None
-            or self.channel in (None, channel)
-            or (self.file_id or "").startswith(("https://", "http://"))
-        )
+        return self.content is not None or self.channel in (None, channel) or bool(self.url)
 
 
 @dataclass(frozen=True)
