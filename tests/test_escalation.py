@@ -510,6 +510,13 @@ def test_an_unanswered_question_is_reminded_once(session: Session) -> None:
     assert remind(due - timedelta(minutes=1)) == []
     assert remind(due) == [ticket.code]
     assert remind(due + timedelta(days=3)) == []  # once per question, across runs
+    assert ticket.id is not None
+    notes = [
+        e
+        for e in queries.ticket_events(session=session, ticket_id=ticket.id)
+        if e.kind == TicketEventKind.note
+    ]
+    assert [(e.actor, e.at) for e in notes] == [("system", due)]  # in the ticket's history
     sent = {
         m.recipient: m.payload["text"]
         for m in outbox(session)

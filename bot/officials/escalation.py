@@ -40,8 +40,9 @@ from storage.db import begin_write, get_session
 from storage.models import (
     Official,
     OfficialRole,
-    OutboxMessage,
     Ticket,
+    TicketEvent,
+    TicketEventKind,
     TicketStatus,
     TicketUpdate,
     Unit,
@@ -324,7 +325,8 @@ def remind_unanswered(
     config: Settings = settings,
 ) -> list[str]:
     """Questions unanswered for `citizen_answer_days` working days: the citizen is reminded
-    and the lead unit told it may conclude the ticket, once per question. Returns the codes."""
+    and the lead unit told it may conclude the ticket, once per question (the reminder is a
+    note event after the question's). Returns the codes."""
     waiting = session.exec(
         select(Ticket).where(Ticket.status == TicketStatus.need_info).order_by(col(Ticket.id))
     ).all()
@@ -333,12 +335,11 @@ def remind_unanswered(
         asked = question_asked(session, ticket)
         if asked is None or calendar.add_working_days(asked.at, config.citizen_answer_days) > now:
             continue
+        begin_write(session)  # checked under the write lock: two runs remind once
+        if _reminded(session, asked):
+            session.rollback()
+            continue
         key = f"unanswered:{ticket.code}:{asked.id}"
-        if session.exec(
-            select(OutboxMessage.id).where(col(OutboxMessage.dedupe_key).startswith(key))
-        ).first():
-            continue  # reminded already (a restart or the next run)
-        begin_write(session)
         notify_citizen(
             session=session, ticket=ticket, key=key,
             reply=Reply(
@@ -358,9 +359,30 @@ def remind_unanswered(
                 official_buttons(ticket.code, ticket.status),
             ),
         )  # fmt: skip
+        session.add(
+            TicketEvent(
+                ticket_id=asked.ticket_id, kind=TicketEventKind.note, actor=ACTOR_SYSTEM,
+                note=say("utter_reminded_note"), at=now,
+            )
+        )  # fmt: skip
         session.commit()
         reminded.append(ticket.code)
     return reminded
+
+
+def _reminded(session: Session, asked: TicketEvent) -> bool:
+    """Whether the system has noted a reminder since the question `asked`."""
+    return (
+        session.exec(
+            select(TicketEvent.id).where(
+                TicketEvent.ticket_id == asked.ticket_id,
+                col(TicketEvent.id) > asked.id,
+                TicketEvent.kind == TicketEventKind.note,
+                TicketEvent.actor == ACTOR_SYSTEM,
+            )
+        ).first()
+        is not None
+    )
 
 
 def _run_once(
