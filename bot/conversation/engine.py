@@ -205,9 +205,8 @@ class _Turn:
 
     def remember_buttons(self) -> None:
         """Keep the labels of the form's last buttons: a citizen may type "bo qua" for one."""
-        offered = [b for r in self.replies for b in r.buttons]
-        if self.state in FORM_STATES and offered:
-            last = next(r for r in reversed(self.replies) if r.buttons)
+        last = next((r for r in reversed(self.replies) if r.buttons), None)
+        if self.state in FORM_STATES and last is not None:
             self.data[TYPED_BUTTONS] = {normalize(b.label): b.data for b in last.buttons}
         elif self.replies or self.state not in FORM_STATES:
             self.data.pop(TYPED_BUTTONS, None)
