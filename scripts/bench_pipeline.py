@@ -257,8 +257,6 @@ def install_profiler(path: str) -> None:
 
 
 def run_as_product(path: str) -> None:
-    if "BENCH_SETUP" in os.environ:  # TEMPORARY: A/B hook
-        exec(Path(os.environ["BENCH_SETUP"]).read_text())
     if path:
         install_probes(path)
     if "BENCH_PROFILE" in os.environ:
@@ -356,7 +354,7 @@ def product(
     )
     env.pop("CIVICBOT_TELEGRAM_WEBHOOK_URL", None)
     hops_file = f"{directory}/hops.json" if hops else None
-    probed = hops_file is not None or "BENCH_PROFILE" in os.environ or "BENCH_SETUP" in os.environ
+    probed = hops_file is not None or "BENCH_PROFILE" in os.environ
     command = [__file__, "--as-product", hops_file or ""] if probed else ["-m", "bot.cli", "run"]
     process = subprocess.Popen([sys.executable, *command], env=env, cwd=ROOT)
     running = Product(process, hops_file)
@@ -404,8 +402,6 @@ async def measured(
 async def main(args: argparse.Namespace) -> None:
     texts = workload()[: args.messages]
     with tempfile.TemporaryDirectory() as directory, nlu_server() as (url, token, rasa_pid):
-        raw_rate = await throughput(url, token, texts, concurrency=16)
-        print(f"raw NLU through the client, 16 in flight: {raw_rate:.0f} messages/s")
         fake = TimedFake()
         with fake, product(fake, url, token, directory, args.hops) as running:
             pids = {"product": running.process.pid, "bench+fake": os.getpid()}
@@ -413,21 +409,33 @@ async def main(args: argparse.Namespace) -> None:
                 pids["rasa"] = rasa_pid
             await drive(fake, texts[:20], chats=5, rate=None)  # warm-up
             profiling = "BENCH_PROFILE" in os.environ
-            if profiling:
-                running.process.send_signal(signal.SIGUSR1)
-            burst, burst_cpu = await measured(
-                "burst", pids, lambda: drive(fake, texts, chats=args.chats, rate=None)
-            )
-            if profiling:
-                running.process.send_signal(signal.SIGUSR2)
-            pipeline_rate = len(texts) / burst.seconds
+            runs: list[tuple[str, Run]] = []
+            shares = []
+            # The machine's speed drifts by tens of percent within minutes, so the raw NLU is
+            # measured right before each burst, with the product idle (long polling).
+            for round_no in range(1, args.rounds + 1):
+                raw_rate = await throughput(url, token, texts, concurrency=16)
+                if profiling:
+                    running.process.send_signal(signal.SIGUSR1)
+                burst, burst_cpu = await measured(
+                    "burst", pids, lambda: drive(fake, texts, chats=args.chats, rate=None)
+                )
+                if profiling:
+                    running.process.send_signal(signal.SIGUSR2)
+                pipeline_rate = len(texts) / burst.seconds
+                shares.append(pipeline_rate / raw_rate)
+                print(
+                    f"round {round_no}: raw NLU through the client, 16 in flight: "
+                    f"{raw_rate:.0f} messages/s; pipeline, {args.chats} chats as fast as they "
+                    f"can: {pipeline_rate:.0f} messages/s ({shares[-1]:.0%} of the raw NLU); "
+                    + burst.latency.line("reply latency")
+                )
+                print(burst_cpu)
+                runs.append((f"burst {round_no}", burst))
             print(
-                f"pipeline, {args.chats} chats as fast as they can: "
-                f"{pipeline_rate:.0f} messages/s ({pipeline_rate / raw_rate:.0%} of the raw NLU); "
-                + burst.latency.line("reply latency")
+                f"share of the raw NLU over {args.rounds} rounds: median "
+                f"{statistics.median(shares):.0%} (from {min(shares):.0%} to {max(shares):.0%})"
             )
-            print(burst_cpu)
-            runs = [("burst", burst)]
             for rate in args.rate:
                 paced, paced_cpu = await measured(
                     f"{rate:.0f}/s",
@@ -457,6 +465,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--chats", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="raw NLU + burst, in turn")
     parser.add_argument(
         "--rate", type=float, nargs="+", default=[50.0], help="paced rates, messages/s"
     )

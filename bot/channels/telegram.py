@@ -71,9 +71,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.channels.bot_api_request import AiohttpRequest
 from bot.channels.common import hide_token_in_logs, split_text, utf16_length
 from bot.config import Settings
 from bot.conversation.messages import (
@@ -478,31 +478,6 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         """Nothing to free."""
 
 
-# --- Requests to the Bot API --------------------------------------------------------------
-
-
-class BoundedRequest(HTTPXRequest):
-    """PTB's httpx request with at most `max_in_flight` requests handed to httpx at once.
-
-    Beyond that, requests wait their turn here (first come, first served) instead of in
-    httpx's pool: httpcore rescans its queue and checks every idle pooled connection's
-    socket on each request, which cost the bot more CPU than sending when 50 chats were
-    answered at once. The wait is not bounded by PTB's pool timeout (1 s), so a burst of
-    replies is delayed, never dropped; each request keeps its connect/read/write timeouts.
-    """
-
-    __slots__ = ("_in_flight",)
-
-    def __init__(self, max_in_flight: int, **kwargs: Any) -> None:
-        super().__init__(connection_pool_size=max_in_flight, **kwargs)
-        self._in_flight = asyncio.Semaphore(max_in_flight)
-
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        """`HTTPXRequest.do_request`, once a slot is free."""
-        async with self._in_flight:
-            return await super().do_request(*args, **kwargs)
-
-
 # --- Handlers ----------------------------------------------------------------------------
 
 
@@ -607,21 +582,23 @@ def build_application(
     base_url: str = DEFAULT_BASE_URL,
     base_file_url: str | None = None,
     max_running: int = 64,
-    max_requests_in_flight: int = 16,
+    max_connections: int = 16,
     connect_timeout: float = 5.0,
     read_timeout: float = 10.0,
 ) -> TelegramApplication:
     """The Telegram application: handlers, per-chat ordering and the error handler.
 
-    Bot API calls (sendMessage and the like) go `max_requests_in_flight` at a time, enough
-    for Telegram's own limit of about 30 messages a second; getUpdates has its own connection.
+    Bot API calls (sendMessage and the like) go over aiohttp (`AiohttpRequest`), at most
+    `max_connections` at a time, enough for Telegram's own limit of about 30 messages a
+    second; getUpdates has its own connection.
     """
     if not token:
         raise ValueError("A Telegram bot token is required.")
     hide_token_in_logs(token)
-    request = BoundedRequest(
-        max_requests_in_flight, connect_timeout=connect_timeout, read_timeout=read_timeout
+    request = AiohttpRequest(
+        connection_limit=max_connections, connect_timeout=connect_timeout, read_timeout=read_timeout
     )
+    polling = AiohttpRequest(connection_limit=1, connect_timeout=connect_timeout)
     application = (
         Application.builder()
         .token(token)
@@ -629,6 +606,7 @@ def build_application(
         .base_file_url(base_file_url or file_base_url(base_url))
         .concurrent_updates(PerChatUpdateProcessor(max_running=max_running))
         .request(request)
+        .get_updates_request(polling)
         .job_queue(None)
         .build()
     )
