@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -92,10 +93,23 @@ _CITIZEN_OF_ACCOUNT = (
         ChannelIdentity.external_user_id == sa.bindparam("external_user_id"),
     )
 )
+_CITIZEN_ID_OF_ACCOUNT = select(ChannelIdentity.citizen_id).where(
+    ChannelIdentity.channel == sa.bindparam("channel"),
+    ChannelIdentity.external_user_id == sa.bindparam("external_user_id"),
+)
+_EXISTING_INCOMING = select(Message.id).where(
+    Message.channel == sa.bindparam("channel"),
+    Message.chat_id == sa.bindparam("chat_id"),
+    Message.direction == Direction.incoming,
+    Message.channel_message_id == sa.bindparam("channel_message_id"),
+)
+_STATE_OF_CHAT = select(Conversation.state, Conversation.data).where(
+    Conversation.channel == sa.bindparam("channel"), Conversation.chat_id == sa.bindparam("chat_id")
+)
 _CONVERSATION_OF_CHAT = select(Conversation).where(
     Conversation.channel == sa.bindparam("channel"), Conversation.chat_id == sa.bindparam("chat_id")
 )
-_OFFICIAL_OF_ACCOUNT = select(Official).where(
+_OFFICIAL_OF_ACCOUNT = select(Official.id).where(
     Official.channel == sa.bindparam("channel"),
     Official.external_user_id == sa.bindparam("external_user_id"),
     col(Official.active),
@@ -147,6 +161,20 @@ def get_or_create_citizen(
     if found is not None:
         return found
     begin_write(session)
+    citizen_id = _citizen_id(session, channel, external_user_id, display_name)
+    session.commit()
+    return session.get_one(Citizen, citizen_id)
+
+
+def _citizen_id(
+    session: Session, channel: Channel, external_user_id: str, display_name: str | None
+) -> int:
+    """The id of the citizen behind an account, created in the caller's write transaction on
+    first contact."""
+    account = {"channel": channel, "external_user_id": external_user_id}
+    found: int | None = session.exec(_CITIZEN_ID_OF_ACCOUNT, params=account).first()
+    if found is not None:
+        return found
     try:
         with session.begin_nested():
             citizen = Citizen(display_name=display_name)
@@ -161,12 +189,10 @@ def get_or_create_citizen(
             )
             session.add(identity)
             session.flush()
-    except IntegrityError:  # another request created this account just now
-        session.rollback()
-        return session.exec(_CITIZEN_OF_ACCOUNT, params=account).one()
-    session.commit()
-    session.refresh(citizen)
-    return citizen
+            return citizen.id
+    except IntegrityError:  # another request created this account just now (PostgreSQL)
+        created: int = session.exec(_CITIZEN_ID_OF_ACCOUNT, params=account).one()
+        return created
 
 
 # --- Messages -------------------------------------------------------------------------------
@@ -190,34 +216,36 @@ def store_incoming(
     the row stored then and False (the caller must not handle it again).
     """
     begin_write(session)
-    values: dict[str, Any] = {
-        "direction": Direction.incoming,
-        "channel": channel,
-        "chat_id": chat_id,
-        "user_id": user_id,
-        "channel_message_id": channel_message_id,
-        "text": text,
-        "payload": payload,
-        "citizen_id": citizen_id,
-        "conversation_id": conversation_id,
-        "created_at": utcnow(),
-    }
-    new_id = session.exec(_insert_incoming(_dialect(session)), params=values).scalar_one_or_none()
+    values = _incoming_values(
+        channel=channel, chat_id=chat_id, channel_message_id=channel_message_id, text=text,
+        payload=payload, user_id=user_id, citizen_id=citizen_id, conversation_id=conversation_id,
+    )  # fmt: skip
+    message_id, new = _insert_incoming_row(session, values)
     session.commit()
-    if new_id is not None:
+    if new:
         # The row as inserted, in the session as if loaded: no SELECT to read it back.
-        message = Message(id=new_id, **values)
+        message = Message(id=message_id, **values)
         make_transient_to_detached(message)
         session.add(message)
         return message, True
-    existing = session.exec(
-        select(Message).where(
-            Message.channel == channel,
-            Message.chat_id == chat_id,
-            Message.direction == Direction.incoming,
-            Message.channel_message_id == channel_message_id,
-        )
-    ).one()
+    return session.get_one(Message, message_id), False
+
+
+def _incoming_values(**values: Any) -> dict[str, Any]:
+    """The columns of an incoming message."""
+    return {**values, "direction": Direction.incoming, "created_at": utcnow()}
+
+
+def _insert_incoming_row(session: Session, values: dict[str, Any]) -> tuple[int, bool]:
+    """Insert an incoming message in the caller's write transaction: its id and True, or the
+    id of the same channel message stored before and False."""
+    inserted = session.exec(_insert_incoming(_dialect(session)), params=values)
+    new_id: int | None = inserted.scalar_one_or_none()
+    if new_id is not None:
+        return new_id, True
+    keys = ("channel", "chat_id", "channel_message_id")
+    existing = session.exec(_EXISTING_INCOMING, params={k: values[k] for k in keys}).one()
+    assert existing is not None
     return existing, False
 
 
@@ -250,19 +278,10 @@ def store_outgoing(
     return message
 
 
-def set_message_nlu(*, session: Session, message: Message, nlu: dict[str, Any]) -> Message:
-    """Attach what the NLU understood to a stored message."""
-    begin_write(session)
-    session.add(message)
-    # An UPDATE by id: setting the attribute would load the whole (expired) row first.
-    session.exec(_UPDATE_MESSAGE, params={"message_id": row_id(message), "nlu": nlu})
-    session.commit()
-    return message
-
-
-def flag_message(*, session: Session, message: Message, **flags: Any) -> Message:
+def flag_message(*, session: Session, message_id: int, **flags: Any) -> Message:
     """Add flags to a stored message's payload (e.g. `human_request=True`)."""
     begin_write(session)
+    message = session.get_one(Message, message_id)
     message.payload = {**message.payload, **flags}
     session.add(message)
     session.commit()
@@ -270,17 +289,7 @@ def flag_message(*, session: Session, message: Message, **flags: Any) -> Message
     return message
 
 
-def mark_message_handled(*, session: Session, message: Message) -> Message:
-    """Note that a message has been answered (a redelivery after this needs nothing)."""
-    begin_write(session)
-    message.handled_at = utcnow()
-    session.add(message)
-    session.commit()
-    session.refresh(message)
-    return message
-
-
-def record_replies(*, session: Session, message: Message, replies: Sequence[MessageCreate]) -> None:
+def record_replies(*, session: Session, message_id: int, replies: Sequence[MessageCreate]) -> None:
     """After a turn: the replies sent and the incoming message marked handled, in one
     transaction (one commit per turn instead of one per reply)."""
     begin_write(session)
@@ -291,7 +300,64 @@ def record_replies(*, session: Session, message: Message, replies: Sequence[Mess
             for reply in replies
         ]
         session.exec(sa.insert(_MESSAGE), params=rows)
-    session.exec(_UPDATE_MESSAGE, params={"message_id": row_id(message), "handled_at": now})
+    session.exec(_UPDATE_MESSAGE, params={"message_id": message_id, "handled_at": now})
+    session.commit()
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """What a citizen's turn starts from (`start_turn`)."""
+
+    citizen_id: int
+    message_id: int
+    new: bool  # False: the channel delivered this message before; it is not handled again
+    state: str | None  # the chat's dialogue state; None before its first turn
+    data: dict[str, Any]
+
+
+def start_turn(
+    *,
+    session: Session,
+    channel: Channel,
+    chat_id: str,
+    user_id: str,
+    display_name: str | None,
+    channel_message_id: str,
+    text: str,
+    payload: dict[str, Any],
+) -> TurnStart:
+    """Store a citizen's incoming message before anything else is done with it, with the
+    citizen (created on first contact), and read the chat's dialogue state: one transaction."""
+    begin_write(session)
+    citizen_id = _citizen_id(session, channel, user_id, display_name)
+    values = _incoming_values(
+        channel=channel, chat_id=chat_id, channel_message_id=channel_message_id, text=text,
+        payload=payload, user_id=user_id, citizen_id=citizen_id, conversation_id=None,
+    )  # fmt: skip
+    message_id, new = _insert_incoming_row(session, values)
+    saved = session.exec(_STATE_OF_CHAT, params={"channel": channel, "chat_id": chat_id}).first()
+    session.commit()
+    state, data = saved if saved is not None else (None, {})
+    return TurnStart(citizen_id, message_id, new, state, dict(data))
+
+
+def save_turn(
+    *,
+    session: Session,
+    message_id: int,
+    nlu: dict[str, Any] | None,
+    channel: Channel,
+    chat_id: str,
+    state: str,
+    data: dict[str, Any],
+    citizen_id: int | None,
+) -> None:
+    """A citizen's turn before its replies go out: what the NLU understood of the message (if
+    it was asked) and the chat's dialogue state, in one transaction."""
+    begin_write(session)
+    if nlu is not None:
+        session.exec(_UPDATE_MESSAGE, params={"message_id": message_id, "nlu": nlu})
+    _upsert_conversation_row(session, channel, chat_id, state, data, citizen_id)
     session.commit()
 
 
@@ -330,6 +396,19 @@ def save_conversation(
     """Create or replace the dialogue state of a chat (one row per chat, race-safe); returns
     the row's id."""
     begin_write(session)
+    conversation_id = _upsert_conversation_row(session, channel, chat_id, state, data, citizen_id)
+    session.commit()
+    return conversation_id
+
+
+def _upsert_conversation_row(
+    session: Session,
+    channel: Channel,
+    chat_id: str,
+    state: str,
+    data: dict[str, Any],
+    citizen_id: int | None,
+) -> int:
     now = utcnow()
     values = {
         "channel": channel,
@@ -343,7 +422,6 @@ def save_conversation(
     conversation_id: int = session.exec(
         _upsert_conversation(_dialect(session)), params=values
     ).scalar_one()
-    session.commit()
     return conversation_id
 
 
@@ -731,13 +809,12 @@ def officials_of_unit(
     return session.exec(statement.order_by(col(Official.id))).all()
 
 
-def official_by_account(
-    *, session: Session, channel: Channel, external_user_id: str
-) -> Official | None:
-    """The active official linked to this channel account, if any."""
-    return session.exec(
+def official_by_account(*, session: Session, channel: Channel, external_user_id: str) -> int | None:
+    """The id of the active official linked to this channel account, if any."""
+    found: int | None = session.exec(
         _OFFICIAL_OF_ACCOUNT, params={"channel": channel, "external_user_id": external_user_id}
     ).first()
+    return found
 
 
 # --- Missed deadlines and their escalation (bot/officials/escalation.py) --------------------

@@ -112,10 +112,10 @@ def test_an_account_belongs_to_one_official(session: Session) -> None:
     assert second is not None
     session.refresh(first)
     assert first.chat_id is None and second.chat_id == "same"
-    account = queries.official_by_account(
+    official_id = queries.official_by_account(
         session=session, channel=Channel.telegram, external_user_id="same"
     )
-    assert account is not None and account.id == second.id
+    assert official_id == second.id
 
 
 # --- who may act ------------------------------------------------------------------------------

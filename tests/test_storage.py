@@ -34,6 +34,7 @@ from storage.models import (
     Channel,
     Direction,
     Message,
+    MessageCreate,
     OutboxMessageCreate,
     OutboxStatus,
     Ticket,
@@ -236,21 +237,40 @@ def test_a_redelivery_racing_the_first_delivery_is_stored_once(engine: Engine) -
         assert count(session, Message) == 1
 
 
-def test_message_keeps_nlu_result_and_handled_time(session: Session) -> None:
-    message, _ = queries.store_incoming(
-        session=session, channel=Channel.web, chat_id="s1", channel_message_id="1",
-        text="đơn PA-2026-000001 xử lý đến đâu rồi", payload={},
-    )  # fmt: skip
-    assert message.nlu is None and message.handled_at is None
+def test_a_turn_keeps_the_message_its_nlu_result_state_and_handled_time(session: Session) -> None:
+    def start() -> queries.TurnStart:
+        return queries.start_turn(
+            session=session, channel=Channel.web, chat_id="s1", user_id="s1", display_name="Lan",
+            channel_message_id="1", text="đơn PA-2026-000001 xử lý đến đâu rồi", payload={},
+        )  # fmt: skip
+
+    first = start()
+    assert first.new and first.state is None and first.data == {}
+    stored = session.get_one(Message, first.message_id)
+    assert stored.citizen_id == first.citizen_id and stored.nlu is None
+    assert stored.handled_at is None
     nlu = {"intent": "check_status", "confidence": 0.93, "ticket_code": "PA-2026-000001"}
-    queries.set_message_nlu(session=session, message=message, nlu=nlu)
-    queries.mark_message_handled(session=session, message=message)
+    queries.save_turn(
+        session=session, message_id=first.message_id, nlu=nlu, channel=Channel.web,
+        chat_id="s1", state="ask_place", data={"category": "waste"}, citizen_id=first.citizen_id,
+    )  # fmt: skip
+    reply = MessageCreate(
+        direction=Direction.outgoing, channel=Channel.web, chat_id="s1", text="Dạ"
+    )
+    queries.record_replies(session=session, message_id=first.message_id, replies=[reply])
     session.expire_all()
-    stored = session.get_one(Message, message.id)
+    stored = session.get_one(Message, first.message_id)
     assert stored.nlu == nlu
     assert stored.handled_at is not None and stored.handled_at.tzinfo is not None
     history = queries.messages_of_chat(session=session, channel=Channel.web, chat_id="s1")
-    assert [m.id for m in history] == [message.id]
+    assert [(m.direction, m.text) for m in history] == [
+        (Direction.incoming, "đơn PA-2026-000001 xử lý đến đâu rồi"),
+        (Direction.outgoing, "Dạ"),
+    ]
+    again = start()  # the channel delivers the same message again
+    assert not again.new and again.message_id == first.message_id
+    assert again.citizen_id == first.citizen_id
+    assert (again.state, again.data) == ("ask_place", {"category": "waste"})
 
 
 # --- Citizens -------------------------------------------------------------------------------
@@ -265,7 +285,14 @@ def test_citizen_is_created_once_per_channel_account(engine: Engine) -> None:
             )  # fmt: skip
             return citizen.id
 
-    ids = in_threads(6, contact)
+    def first_message(n: int) -> int:
+        with Session(engine) as session:
+            return queries.start_turn(
+                session=session, channel=Channel.telegram, chat_id="777", user_id="777",
+                display_name="Lan", channel_message_id=str(n), text="alo", payload={},
+            ).citizen_id  # fmt: skip
+
+    ids = in_threads(6, contact) + in_threads(6, first_message)
     assert len(set(ids)) == 1
     with Session(engine) as session:
         other = queries.get_or_create_citizen(

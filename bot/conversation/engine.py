@@ -145,13 +145,6 @@ class _Turn:
     def store(self) -> bool:
         """Store the incoming message; False when this exact update was handled before."""
         m = self.message
-        citizen = queries.get_or_create_citizen(
-            session=self.session, channel=self.channel, external_user_id=m.user_id,
-            display_name=m.display_name,
-        )  # fmt: skip
-        assert citizen.id is not None
-        # Ids kept as ints: every commit expires the rows, and reading `.id` would reload them.
-        self.citizen_id = citizen.id
         payload = {
             "button": m.button,
             "location": asdict(m.location) if m.location else None,
@@ -159,31 +152,31 @@ class _Turn:
             "edited": m.edited,
             "metadata": m.metadata,
         }
-        self.stored, new = queries.store_incoming(
-            session=self.session, channel=self.channel, chat_id=m.chat_id,
-            channel_message_id=m.message_id, text=m.text[:MAX_STORED_TEXT], payload=payload,
-            user_id=m.user_id, citizen_id=self.citizen_id,
+        start = queries.start_turn(
+            session=self.session, channel=self.channel, chat_id=m.chat_id, user_id=m.user_id,
+            display_name=m.display_name, channel_message_id=m.message_id,
+            text=m.text[:MAX_STORED_TEXT], payload=payload,
         )  # fmt: skip
-        self.stored_id: int = queries.row_id(self.stored)
-        conversation = queries.get_conversation(
-            session=self.session, channel=self.channel, chat_id=m.chat_id
-        )
-        self.state = conversation.state if conversation else IDLE
-        self.data: dict[str, Any] = dict(conversation.data) if conversation else {}
-        # End the read transaction: no pooled connection is held while the NLU is awaited.
-        self.session.commit()
-        return new
+        self.citizen_id = start.citizen_id
+        self.stored_id = start.message_id
+        self.state = start.state or IDLE
+        self.data: dict[str, Any] = start.data
+        self.nlu_json: dict[str, Any] | None = None  # saved with the dialogue state
+        return start.new
 
     async def run(self) -> None:
         try:
             await self.respond()
+        except BaseException:
+            self.session.rollback()  # what the failed step left unfinished; the state is saved
+            raise
         finally:
             self.remember_buttons()
-            queries.save_conversation(
-                session=self.session, channel=self.channel, chat_id=self.message.chat_id,
-                state=self.state, data=self.data, citizen_id=self.citizen_id,
+            queries.save_turn(
+                session=self.session, message_id=self.stored_id, nlu=self.nlu_json,
+                channel=self.channel, chat_id=self.message.chat_id, state=self.state,
+                data=self.data, citizen_id=self.citizen_id,
             )  # fmt: skip
-            self.session.commit()  # hold no pooled connection while the channel sends
             sent = []
             for reply in self.replies:
                 sent_id = await self.output.send(self.message.chat_id, reply)
@@ -198,7 +191,7 @@ class _Turn:
                         },
                     )
                 )  # fmt: skip
-            queries.record_replies(session=self.session, message=self.stored, replies=sent)
+            queries.record_replies(session=self.session, message_id=self.stored_id, replies=sent)
 
     def reply(self, text: str, buttons: list[Button] | tuple[Button, ...] = ()) -> None:
         self.replies.append(Reply(text=text, buttons=tuple(buttons)))
@@ -247,7 +240,7 @@ class _Turn:
             await self.on_button(typed)
             return
         nlu = await self.nlu.parse(m.text)
-        queries.set_message_nlu(session=self.session, message=self.stored, nlu=nlu.as_json())
+        self.nlu_json = nlu.as_json()
         if photos and self.state in FORM_STATES:
             self.add_photos(quiet=True)
         if nlu.intent == "cancel" and nlu.confidence >= CONFIDENT:
@@ -684,7 +677,7 @@ class _Turn:
     def request_human(self) -> None:
         """Stored, sent to the city intake unit's officials, acknowledged."""
         self.data = {**self.data, "human_requested_at": self.clock().isoformat()}
-        queries.flag_message(session=self.session, message=self.stored, human_request=True)
+        queries.flag_message(session=self.session, message_id=self.stored_id, human_request=True)
         request_person(
             session=self.session, channel=self.channel, chat_id=self.message.chat_id,
             citizen_id=self.citizen_id, text=self.message.text, message_id=self.stored_id,

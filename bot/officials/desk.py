@@ -80,10 +80,9 @@ class Desk:
             await self.conversation.handle(message, output)
             return
         with get_session(self._engine) as session:
-            found = queries.official_by_account(
+            official_id = queries.official_by_account(
                 session=session, channel=channel, external_user_id=message.user_id
             )
-            official_id = found.id if found else None
             session.commit()
         button = message.button or ""
         is_invite = find_invite_code(message.text) is not None
@@ -124,12 +123,13 @@ class _DeskTurn:
     def store(self) -> bool:
         """Store the message first; False when this update was handled before."""
         m = self.message
-        self.stored, new = queries.store_incoming(
+        stored, new = queries.store_incoming(
             session=self.session, channel=self.channel, chat_id=m.chat_id,
             channel_message_id=m.message_id, text=m.text[:10_000],
             payload={"button": m.button, "official_id": getattr(self.official, "id", None)},
             user_id=m.user_id,
         )  # fmt: skip
+        self.stored_id: int = queries.row_id(stored)
         conversation = queries.get_conversation(
             session=self.session, channel=self.channel, chat_id=m.chat_id
         )
@@ -157,7 +157,7 @@ class _DeskTurn:
             self.link(code)
             return
         if self.official is None:
-            queries.flag_message(session=self.session, message=self.stored, refused=True)
+            queries.flag_message(session=self.session, message_id=self.stored_id, refused=True)
             logger.warning(
                 "Refused %s from unlinked %s account %s.", m.button or "a message",
                 m.channel, m.user_id,
@@ -170,7 +170,7 @@ class _DeskTurn:
             else:
                 self.on_text(m.text.strip())
         except ActionRefused as refused:
-            queries.flag_message(session=self.session, message=self.stored, refused=True)
+            queries.flag_message(session=self.session, message_id=self.stored_id, refused=True)
             self.state, self.data = OFF_IDLE, {}
             self.reply(refused.message)
 
