@@ -411,10 +411,11 @@ async def main(args: argparse.Namespace) -> None:
             profiling = "BENCH_PROFILE" in os.environ
             runs: list[tuple[str, Run]] = []
             shares = []
-            # The machine's speed drifts by tens of percent within minutes, so the raw NLU is
-            # measured right before each burst, with the product idle (long polling).
+            # The machine's speed drifts by tens of percent within minutes, so each burst is
+            # compared with the raw NLU measured right before and right after it (the product
+            # idle, long polling), and the bursts are repeated.
+            raw_rates = [await throughput(url, token, texts, concurrency=16)]
             for round_no in range(1, args.rounds + 1):
-                raw_rate = await throughput(url, token, texts, concurrency=16)
                 if profiling:
                     running.process.send_signal(signal.SIGUSR1)
                 burst, burst_cpu = await measured(
@@ -422,20 +423,18 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 if profiling:
                     running.process.send_signal(signal.SIGUSR2)
+                raw_rates.append(await throughput(url, token, texts, concurrency=16))
+                raw_rate = statistics.mean(raw_rates[-2:])
                 pipeline_rate = len(texts) / burst.seconds
                 shares.append(pipeline_rate / raw_rate)
                 print(
-                    f"round {round_no}: raw NLU through the client, 16 in flight: "
-                    f"{raw_rate:.0f} messages/s; pipeline, {args.chats} chats as fast as they "
-                    f"can: {pipeline_rate:.0f} messages/s ({shares[-1]:.0%} of the raw NLU); "
-                    + burst.latency.line("reply latency")
+                    f"round {round_no}: raw NLU through the client, 16 in flight, before and "
+                    f"after: {raw_rates[-2]:.0f} and {raw_rates[-1]:.0f} messages/s; pipeline, "
+                    f"{args.chats} chats as fast as they can: {pipeline_rate:.0f} messages/s "
+                    f"({shares[-1]:.0%} of the raw NLU); " + burst.latency.line("reply latency")
                 )
                 print(burst_cpu)
                 runs.append((f"burst {round_no}", burst))
-            print(
-                f"share of the raw NLU over {args.rounds} rounds: median "
-                f"{statistics.median(shares):.0%} (from {min(shares):.0%} to {max(shares):.0%})"
-            )
             for rate in args.rate:
                 paced, paced_cpu = await measured(
                     f"{rate:.0f}/s",
