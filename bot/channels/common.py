@@ -7,7 +7,7 @@ import logging
 
 def utf16_length(text: str) -> int:
     """Length as Telegram and Zalo count it: UTF-16 code units."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def prefix_within(text: str, limit: int) -> int:
