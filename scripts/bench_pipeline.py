@@ -435,6 +435,10 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 print(burst_cpu)
                 runs.append((f"burst {round_no}", burst))
+            print(
+                f"share of the raw NLU over {args.rounds} rounds: median "
+                f"{statistics.median(shares):.0%} (from {min(shares):.0%} to {max(shares):.0%})"
+            )
             for rate in args.rate:
                 paced, paced_cpu = await measured(
                     f"{rate:.0f}/s",
