@@ -42,6 +42,7 @@ nlu-eval: setup
 bench: setup
 	$(CIVICBOT) bench
 	$(VENV)/bin/python scripts/bench_bot_api.py
+	$(VENV)/bin/python scripts/bench_turn.py
 	$(VENV)/bin/python scripts/bench_pipeline.py
 	$(VENV)/bin/python scripts/bench_digest.py
 
