@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.conversation import engine as engine_module
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import (
     Attachment,
@@ -218,6 +219,27 @@ async def test_every_message_and_reply_is_stored_with_its_nlu_result(chat: Chat)
     assert incoming[0].nlu["procedure"] == "khai_sinh"
     assert incoming[0].handled_at is not None
     assert outgoing and "Hồ sơ" in outgoing[0].text
+
+
+async def test_a_failing_step_keeps_the_message_its_nlu_result_and_the_state(
+    chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await chat.send("xin chào")
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a step of the dialogue failed")
+
+    monkeypatch.setattr(engine_module._Turn, "answer_procedure", broken)
+    with pytest.raises(RuntimeError):
+        await chat.send("lam giay khai sinh can nhung gi")
+    failed = [m for m in chat.rows(Message) if m.text == "lam giay khai sinh can nhung gi"]
+    assert len(failed) == 1 and failed[0].nlu is not None
+    assert failed[0].nlu["procedure"] == "khai_sinh"
+    [conversation] = chat.rows(ConversationRow)
+    assert conversation.state == "idle"
+    monkeypatch.undo()
+    replies = await chat.send("lam giay khai sinh can nhung gi")  # the next message is answered
+    assert replies and "Hồ sơ" in replies[0].text
 
 
 async def test_procedure_answer_leads_with_the_aspect_and_offers_details(chat: Chat) -> None:
