@@ -91,14 +91,6 @@ def row_id(row: Any) -> Any:
 # building a statement (an upsert most of all) costs more CPU than running it on SQLite. Its
 # writes are Core statements (per database kind): the ORM's handling of DML on a model costs
 # several times the statement too.
-_CITIZEN_OF_ACCOUNT = (
-    select(Citizen)
-    .join(ChannelIdentity)
-    .where(
-        ChannelIdentity.channel == sa.bindparam("channel"),
-        ChannelIdentity.external_user_id == sa.bindparam("external_user_id"),
-    )
-)
 _CITIZEN_ID_OF_ACCOUNT = select(ChannelIdentity.citizen_id).where(
     ChannelIdentity.channel == sa.bindparam("channel"),
     ChannelIdentity.external_user_id == sa.bindparam("external_user_id"),
@@ -152,24 +144,6 @@ def _upsert_conversation(dialect: str) -> Any:
 
 
 # --- Citizens ---------------------------------------------------------------------------
-
-
-def get_or_create_citizen(
-    *,
-    session: Session,
-    channel: Channel,
-    external_user_id: str,
-    display_name: str | None = None,
-) -> Citizen:
-    """The citizen behind a channel account, created with the account on first contact."""
-    account = {"channel": channel, "external_user_id": external_user_id}
-    found = session.exec(_CITIZEN_OF_ACCOUNT, params=account).first()
-    if found is not None:
-        return found
-    begin_write(session)
-    citizen_id = _citizen_id(session, channel, external_user_id, display_name)
-    session.commit()
-    return session.get_one(Citizen, citizen_id)
 
 
 def _citizen_id(
@@ -927,12 +901,8 @@ def record_outbox_sent(
     begin_write(session)
     now = now or utcnow()
     outbox = session.get_one(OutboxMessage, message_id)
-    citizen_id = session.exec(
-        select(ChannelIdentity.citizen_id).where(
-            ChannelIdentity.channel == outbox.channel,
-            ChannelIdentity.external_user_id == outbox.recipient,
-        )
-    ).first()
+    account = {"channel": outbox.channel, "external_user_id": outbox.recipient}
+    citizen_id = _core(session, _CITIZEN_ID_OF_ACCOUNT, account).scalar()
     conversation_id = session.exec(
         select(Conversation.id).where(
             Conversation.channel == outbox.channel, Conversation.chat_id == outbox.recipient

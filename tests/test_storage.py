@@ -32,6 +32,7 @@ from storage.db import SQLITE_BUSY_TIMEOUT_MS, create_db_engine, get_session, no
 from storage.models import (
     AttachmentCreate,
     Channel,
+    Citizen,
     Direction,
     Message,
     MessageCreate,
@@ -276,29 +277,25 @@ def test_a_turn_keeps_the_message_its_nlu_result_state_and_handled_time(session:
 # --- Citizens -------------------------------------------------------------------------------
 
 
+def first_contact(session: Session, channel: Channel, user: str, message: str = "1") -> int:
+    """The citizen id a first message from this account gets."""
+    return queries.start_turn(
+        session=session, channel=channel, chat_id=user, user_id=user, display_name="Lan",
+        channel_message_id=message, text="alo", payload={},
+    ).citizen_id  # fmt: skip
+
+
 def test_citizen_is_created_once_per_channel_account(engine: Engine) -> None:
-    def contact(_: int) -> int | None:
+    def contact(n: int) -> int:
         with Session(engine) as session:
-            citizen = queries.get_or_create_citizen(
-                session=session, channel=Channel.telegram, external_user_id="777",
-                display_name="Lan",
-            )  # fmt: skip
-            return citizen.id
+            return first_contact(session, Channel.telegram, "777", message=str(n))
 
-    def first_message(n: int) -> int:
-        with Session(engine) as session:
-            return queries.start_turn(
-                session=session, channel=Channel.telegram, chat_id="777", user_id="777",
-                display_name="Lan", channel_message_id=str(n), text="alo", payload={},
-            ).citizen_id  # fmt: skip
-
-    ids = in_threads(6, contact) + in_threads(6, first_message)
+    ids = in_threads(12, contact)
     assert len(set(ids)) == 1
     with Session(engine) as session:
-        other = queries.get_or_create_citizen(
-            session=session, channel=Channel.zalo, external_user_id="777"
-        )
-        assert other.id != ids[0]
+        assert count(session, Citizen) == 1
+        other = first_contact(session, Channel.zalo, "777")
+        assert other != ids[0]
 
 
 # --- Conversations --------------------------------------------------------------------------
@@ -399,22 +396,17 @@ def test_unknown_code_finds_nothing(session: Session) -> None:
 
 
 def test_tickets_of_a_citizen_newest_first(session: Session) -> None:
-    citizen = queries.get_or_create_citizen(
-        session=session, channel=Channel.telegram, external_user_id="1"
-    )
-    stranger = queries.get_or_create_citizen(
-        session=session, channel=Channel.telegram, external_user_id="2"
-    )
-    assert citizen.id is not None and stranger.id is not None
+    citizen_id = first_contact(session, Channel.telegram, "1")
+    stranger_id = first_contact(session, Channel.telegram, "2")
     base = datetime(2026, 5, 1, tzinfo=UTC)
     codes = [
         queries.create_ticket(
-            session=session, ticket_in=a_ticket(citizen_id=citizen.id), now=base + timedelta(days=i)
+            session=session, ticket_in=a_ticket(citizen_id=citizen_id), now=base + timedelta(days=i)
         ).code
         for i in range(3)
     ]
-    queries.create_ticket(session=session, ticket_in=a_ticket(citizen_id=stranger.id), now=base)
-    mine = queries.tickets_of_citizen(session=session, citizen_id=citizen.id)
+    queries.create_ticket(session=session, ticket_in=a_ticket(citizen_id=stranger_id), now=base)
+    mine = queries.tickets_of_citizen(session=session, citizen_id=citizen_id)
     assert [t.code for t in mine] == list(reversed(codes))
     oldest = queries.get_ticket_by_code(session=session, code=codes[0])
     assert oldest is not None
@@ -425,7 +417,7 @@ def test_tickets_of_a_citizen_newest_first(session: Session) -> None:
         actor="x",
     )
     still_open = queries.tickets_of_citizen(
-        session=session, citizen_id=citizen.id, statuses=[TicketStatus.received]
+        session=session, citizen_id=citizen_id, statuses=[TicketStatus.received]
     )
     assert [t.code for t in still_open] == list(reversed(codes[1:]))
 
