@@ -37,7 +37,7 @@ from bot.channels.web import (
     parse_updates_query,
     reply_to_json,
 )
-from bot.conversation.messages import Button, ConversationHandler, OutgoingFile, Reply
+from bot.conversation.messages import ConversationHandler, reply_from_payload
 from bot.web.dashboard import dashboard_routes, dashboard_session_middleware
 from bot.web.open311 import open311_routes
 from storage import queries
@@ -119,16 +119,7 @@ UPDATES_LIMIT = 100
 
 def _stored_reply_json(message: StoredMessage) -> ReplyJson:
     """A stored outgoing message as the web chat shows a reply, with its id."""
-    payload = message.payload
-    reply = Reply(
-        text=message.text,
-        buttons=tuple(Button(b["label"], b["data"]) for b in payload.get("buttons") or []),
-        image_url=payload.get("image_url"),
-        files=tuple(
-            OutgoingFile(kind=f.get("kind", "document"), filename=f.get("filename"))
-            for f in payload.get("files") or []
-        ),
-    )
+    reply = reply_from_payload({**message.payload, "text": message.text})
     return {"id": message.id, **reply_to_json(reply)}
 
 

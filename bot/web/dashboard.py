@@ -62,7 +62,7 @@ from bot.officials.actions import ActionRefused
 from bot.officials.desk import ROLE_NAMES, is_overdue, overdue_clause
 from bot.officials.notify import notify_chat
 from storage import queries
-from storage.db import begin_write, get_engine, get_session
+from storage.db import begin_write, get_session
 from storage.models import (
     DashboardSignin,
     Official,
@@ -857,7 +857,7 @@ def dashboard_routes(
     """The dashboard's routes under `/dashboard` (`engine` default: the app's)."""
 
     def db() -> Any:
-        return get_session(engine if engine is not None else get_engine())
+        return get_session(engine)
 
     def viewer_sync(official_id: int) -> Viewer | None:
         with db() as session:

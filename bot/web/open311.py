@@ -56,7 +56,7 @@ from bot.conversation.texts import CATEGORY_NAMES
 from bot.intake import expected, file_ticket
 from bot.nlu.location import Ward, gazetteer
 from storage import queries
-from storage.db import get_engine, get_session
+from storage.db import get_session
 from storage.models import (
     OPEN311_CLOSED,
     Attachment,
@@ -704,7 +704,7 @@ def open311_routes(
     default: CIVICBOT_OPEN311_API_KEYS, read at each request)."""
 
     def session() -> AbstractContextManager[Session]:
-        return get_session(engine if engine is not None else get_engine())
+        return get_session(engine)
 
     def list_requests_sync(query: RequestQuery) -> list[dict[str, Any]]:
         with session() as db:
