@@ -1,8 +1,25 @@
-"""What every channel needs: splitting long texts, and keeping bot tokens out of the logs."""
+"""What every channel needs: splitting long texts, reading bounded request bodies, and
+keeping bot tokens out of the logs."""
 
 from __future__ import annotations
 
 import logging
+
+from starlette.requests import Request
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes (by its Content-Length
+    or, without one, as it streams in)."""
+    size = request.headers.get("content-length", "")
+    if size.isdigit() and int(size) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def utf16_length(text: str) -> int:

@@ -71,7 +71,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.channels.common import hide_token_in_logs, split_text, utf16_length
+from bot.channels.common import hide_token_in_logs, read_body, split_text, utf16_length
 from bot.conversation.messages import (
     Attachment,
     Button,
@@ -636,14 +636,9 @@ def zalo_webhook_route(
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not expected or not hmac.compare_digest(given, expected):
             return JSONResponse({"ok": False, "description": "Forbidden"}, status_code=403)
-        size = request.headers.get("content-length", "")
-        if size.isdigit() and int(size) > max_bytes:
+        body = await read_body(request, max_bytes)
+        if body is None:
             return JSONResponse({"ok": False, "description": "Too large"}, status_code=413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                return JSONResponse({"ok": False, "description": "Too large"}, status_code=413)
         try:
             update = json.loads(body)
         except ValueError:

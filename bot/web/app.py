@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.channels.common import read_body
 from bot.channels.web import (
     MAX_TEXT_CHARS,
     ReplyJson,
@@ -99,19 +100,6 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None when it is larger than `limit` bytes."""
-    size = request.headers.get("content-length", "")
-    if size.isdigit() and int(size) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
 # --- Web chat notifications (GET /api/updates) ----------------------------------------------
 
 UPDATES_LIMIT = 100
@@ -174,7 +162,7 @@ def create_app(
         return JSONResponse({"ok": True})
 
     async def post_message(request: Request) -> Response:
-        body = await _read_body(request, MAX_BODY_BYTES)
+        body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return JSONResponse(_TOO_LARGE.as_json(), status_code=_TOO_LARGE.status)
         try:

@@ -51,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.channels.common import read_body
 from bot.config import settings
 from bot.conversation.messages import Reply
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
@@ -816,14 +817,9 @@ def _safe_next(value: str | None) -> str:
 
 async def _form(request: Request) -> dict[str, str] | None:
     """The urlencoded form (last value of each field), or None when too large or garbled."""
-    size = request.headers.get("content-length", "")
-    if size.isdigit() and int(size) > MAX_FORM_BYTES:
+    body = await read_body(request, MAX_FORM_BYTES)
+    if body is None:
         return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return None
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20))
     except (UnicodeDecodeError, ValueError):

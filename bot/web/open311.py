@@ -51,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from bot.channels.common import read_body
 from bot.config import settings
 from bot.conversation.texts import CATEGORY_NAMES
 from bot.intake import expected, file_ticket
@@ -350,18 +351,6 @@ def parse_request_query(params: QueryParams, *, now: datetime) -> RequestQuery:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    size = request.headers.get("content-length", "")
-    if size.isdigit() and int(size) > limit:
-        raise Open311Error(413, "Nội dung gửi lên quá lớn.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Open311Error(413, "Nội dung gửi lên quá lớn.")
-    return bytes(body)
-
-
 async def _one_chunk(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
 
@@ -369,7 +358,9 @@ async def _one_chunk(body: bytes) -> AsyncGenerator[bytes, None]:
 async def read_post_params(request: Request) -> dict[str, str]:
     """The POST parameters: query string, then the body (form, JSON or multipart) over it."""
     params: dict[str, str] = dict(request.query_params)
-    body = await _read_body(request, MAX_BODY_BYTES)
+    body = await read_body(request, MAX_BODY_BYTES)
+    if body is None:
+        raise Open311Error(413, "Nội dung gửi lên quá lớn.")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not body.strip():
         return params
