@@ -4,8 +4,11 @@ keeping bot tokens out of the logs."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from starlette.requests import Request
+
+from bot.conversation.messages import OutgoingFile
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -20,6 +23,19 @@ async def read_body(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+def files_phrase(files: Iterable[OutgoingFile]) -> str | None:
+    """What files a reply has, for a channel that cannot show them ("2 ảnh và 1 tệp
+    (ket-qua.pdf)"), or None when it has none."""
+    files = list(files)
+    photos = sum(1 for f in files if f.kind == "photo")
+    documents = [f for f in files if f.kind != "photo"]
+    parts = [f"{photos} ảnh"] if photos else []
+    if documents:
+        names = [d.filename for d in documents if d.filename]
+        parts.append(f"{len(documents)} tệp" + (f" ({', '.join(names)})" if names else ""))
+    return " và ".join(parts) if parts else None
 
 
 def utf16_length(text: str) -> int:

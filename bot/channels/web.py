@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.channels.common import files_phrase
 from bot.conversation.messages import (
     ConversationHandler,
     GeoPoint,
@@ -39,13 +40,8 @@ ReplyJson = dict[str, Any]
 
 def files_note(files: Sequence[OutgoingFile]) -> str | None:
     """A line saying what files a reply has (the web chat does not show them), or None."""
-    photos = sum(1 for f in files if f.kind == "photo")
-    documents = [f for f in files if f.kind != "photo"]
-    parts = [f"{photos} ảnh"] if photos else []
-    if documents:
-        names = [d.filename for d in documents if d.filename]
-        parts.append(f"{len(documents)} tệp" + (f" ({', '.join(names)})" if names else ""))
-    return f"(Kèm theo {' và '.join(parts)}.)" if parts else None
+    phrase = files_phrase(files)
+    return f"(Kèm theo {phrase}.)" if phrase else None
 
 
 def reply_to_json(reply: Reply) -> ReplyJson:

@@ -71,7 +71,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.channels.common import hide_token_in_logs, read_body, split_text, utf16_length
+from bot.channels.common import (
+    files_phrase,
+    hide_token_in_logs,
+    read_body,
+    split_text,
+    utf16_length,
+)
 from bot.conversation.messages import (
     Attachment,
     Button,
@@ -422,22 +428,11 @@ def _photo_url(file: OutgoingFile) -> str | None:
 
 def files_not_sent_note(files: Iterable[OutgoingFile]) -> str | None:
     """A line telling the reader which attached files Zalo could not show, or None."""
-    photos = documents = 0
-    names: list[str] = []
-    for file in files:
-        if file.kind == "photo":
-            photos += 1
-        else:
-            documents += 1
-            if file.filename:
-                names.append(file.filename)
-    if not photos and not documents:
+    phrase = files_phrase(files)
+    if phrase is None:
         return None
-    parts = [f"{photos} ảnh"] if photos else []
-    if documents:
-        parts.append(f"{documents} tệp" + (f" ({', '.join(names)})" if names else ""))
     return (
-        f"(Tin nhắn này có kèm {' và '.join(parts)}; Zalo chưa hiển thị được tệp đính kèm, "
+        f"(Tin nhắn này có kèm {phrase}; Zalo chưa hiển thị được tệp đính kèm, "
         "anh/chị vui lòng xem trên kênh khác.)"
     )
 
