@@ -18,12 +18,20 @@ from bot.channels.zalo import (
     ZaloApiError,
     ZaloClient,
     ZaloOutput,
+    files_not_sent_note,
     run_polling,
     update_to_message,
     zalo_webhook_route,
 )
 from bot.config import Settings
-from bot.conversation.messages import Attachment, Button, IncomingMessage, OutputChannel, Reply
+from bot.conversation.messages import (
+    Attachment,
+    Button,
+    IncomingMessage,
+    OutgoingFile,
+    OutputChannel,
+    Reply,
+)
 from bot.web.app import create_app
 
 SECRET = "webhook-secret-0123456789"
@@ -430,3 +438,16 @@ async def test_the_token_is_hidden_in_httpx_logs(
         async with ZaloClient(zalo.token, zalo.base_url) as client:
             await client.get_me()
     assert "/bot<token>/getMe" in caplog.text and zalo.token not in caplog.text
+
+
+def test_files_zalo_cannot_show_are_named_in_one_line() -> None:
+    files = [
+        OutgoingFile("photo", file_id="p1"),
+        OutgoingFile("photo", file_id="p2"),
+        OutgoingFile("document", content=b"%PDF", filename="ket-qua.pdf"),
+    ]
+    assert files_not_sent_note(files) == (
+        "(Tin nhắn này có kèm 2 ảnh và 1 tệp (ket-qua.pdf); Zalo chưa hiển thị được tệp đính "
+        "kèm, anh/chị vui lòng xem trên kênh khác.)"
+    )
+    assert files_not_sent_note([]) is None
