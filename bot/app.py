@@ -110,13 +110,17 @@ async def _background(outputs: dict[Channel, OutputChannel]) -> AsyncIterator[No
 async def _weekly_digests(stop: asyncio.Event, interval: float = 60.0) -> None:
     """Every minute, queue the digests that are due (once per unit and week: dedupe keys)."""
     while not stop.is_set():
-        try:
-            with get_session() as session:
-                enqueue_weekly_digests(session=session, now=utcnow())
+        try:  # a thread: SQL and charts for every unit on Mondays, not on the event loop
+            await asyncio.to_thread(_queue_due_digests)
         except Exception:
             logger.exception("Queueing the weekly digests failed; trying again in %s s.", interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def _queue_due_digests() -> None:
+    with get_session() as session:
+        enqueue_weekly_digests(session=session, now=utcnow())
 
 
 @contextlib.asynccontextmanager
