@@ -587,6 +587,19 @@ def _category_order(row: Breakdown) -> tuple[int, str]:
     return len(order) + (row.key is None), row.key or ""
 
 
+ProcedureQuestions = tuple[int, list[ProcedureCount]]
+
+
+def city_procedure_questions(
+    *, session: Session, week: IsoWeek, tz: tzinfo | str, now: datetime | None = None
+) -> ProcedureQuestions:
+    """The week's procedure questions, city-wide: the same in every unit's digest, so a run
+    over many units reads them once and passes them to `weekly_digest`."""
+    zone = as_tz(tz)
+    start, end = week.start(zone), min(week.end(zone), now or utcnow())
+    return _procedures(session.connection(), start, end)
+
+
 def weekly_digest(
     *,
     session: Session,
@@ -594,11 +607,13 @@ def weekly_digest(
     unit_id: str | None,
     tz: tzinfo | str,
     now: datetime | None = None,
+    procedures: ProcedureQuestions | None = None,
 ) -> Digest:
     """The digest of `week` for one unit (`unit_id`) or the whole city (None).
 
     A week still running ends at `now` (default: the clock): what is open and overdue is
-    counted as of now, not at a week's end that has not come yet."""
+    counted as of now, not at a week's end that has not come yet. `procedures`: the week's
+    `city_procedure_questions`, when already read."""
     zone = as_tz(tz)
     conn = session.connection()
     unit_name = CITY_NAME
@@ -615,7 +630,9 @@ def weekly_digest(
     with_deadline = sum(c.with_deadline for c in cells.values())
     on_time = sum(c.on_time for c in cells.values())
     satisfaction, reopened = _satisfaction(conn, start, end, unit_id)
-    questions, procedures = _procedures(conn, start, end)
+    questions, top_procedures = (
+        procedures if procedures is not None else _procedures(conn, start, end)
+    )
     category_names: dict[str | None, str] = {key: _category_name(key) for key in CATEGORY_NAMES}
     category_names[None] = NO_CATEGORY
     by_category = sorted(_rollup(cells, 0, category_names), key=_category_order)
@@ -647,6 +664,6 @@ def weekly_digest(
         by_ward=tuple(by_ward),
         top_wards=tuple(r for r in by_ward if r.received > 0 and r.key is not None)[:TOP_WARDS],
         procedure_questions=questions,
-        top_procedures=tuple(procedures),
+        top_procedures=tuple(top_procedures),
         overdue_tickets=tuple(_overdue_tickets(conn, end, unit_id, zone)),
     )

@@ -23,7 +23,13 @@ from sqlmodel import Session, col, select
 
 from bot.config import settings
 from bot.conversation.messages import OutgoingFile, Reply, reply_to_payload
-from bot.digest.aggregate import IsoWeek, as_tz, weekly_digest
+from bot.digest.aggregate import (
+    IsoWeek,
+    ProcedureQuestions,
+    as_tz,
+    city_procedure_questions,
+    weekly_digest,
+)
 from bot.digest.render import chart_png, csv_bytes, message_text
 from storage import queries
 from storage.db import begin_write
@@ -67,9 +73,18 @@ def digest_recipients(*, session: Session) -> dict[str | None, list[Official]]:
     return recipients
 
 
-def digest_reply(*, session: Session, week: IsoWeek, unit_id: str | None, tz: tzinfo) -> Reply:
+def digest_reply(
+    *,
+    session: Session,
+    week: IsoWeek,
+    unit_id: str | None,
+    tz: tzinfo,
+    procedures: ProcedureQuestions | None = None,
+) -> Reply:
     """The message officials get: the short text, the chart (PNG) and the CSV."""
-    digest = weekly_digest(session=session, week=week, unit_id=unit_id, tz=tz)
+    digest = weekly_digest(
+        session=session, week=week, unit_id=unit_id, tz=tz, procedures=procedures
+    )
     stem = f"bao-cao-tuan-{week}-{unit_id or 'toan-thanh-pho'}"
     return Reply(
         message_text(digest),
@@ -110,12 +125,17 @@ def enqueue_weekly_digests(
     }
     done = _queued_keys(session, list(wanted))
     queued = 0
+    procedures: ProcedureQuestions | None = None  # city-wide: read once for all units
     for unit_id, officials in recipients.items():
         missing = [o for o in officials if dedupe_key(week, unit_id, o.id or 0) not in done]
         if not missing:
             continue
+        if procedures is None:
+            procedures = city_procedure_questions(session=session, week=week, tz=zone)
         payload = reply_to_payload(
-            digest_reply(session=session, week=week, unit_id=unit_id, tz=zone)
+            digest_reply(
+                session=session, week=week, unit_id=unit_id, tz=zone, procedures=procedures
+            )
         )
         begin_write(session)
         # Checked again inside the write transaction: another process may have queued some.
