@@ -330,13 +330,16 @@ def remind_unanswered(
     waiting = session.exec(
         select(Ticket).where(Ticket.status == TicketStatus.need_info).order_by(col(Ticket.id))
     ).all()
+    # Decided on a read first, so that the write lock is taken only for a reminder to send.
+    due_ids = [t.id for t in waiting if _reminder_due(session, t, now, calendar, config)]
+    if session.in_transaction():
+        session.commit()
     reminded: list[str] = []
-    for ticket in waiting:
-        asked = question_asked(session, ticket)
-        if asked is None or calendar.add_working_days(asked.at, config.citizen_answer_days) > now:
-            continue
-        begin_write(session)  # checked under the write lock: two runs remind once
-        if _reminded(session, asked):
+    for ticket_id in due_ids:
+        begin_write(session)  # checked again under the write lock: two runs remind once
+        ticket = session.get_one(Ticket, ticket_id)
+        asked = _reminder_due(session, ticket, now, calendar, config)
+        if asked is None:
             session.rollback()
             continue
         key = f"unanswered:{ticket.code}:{asked.id}"
@@ -368,6 +371,19 @@ def remind_unanswered(
         session.commit()
         reminded.append(ticket.code)
     return reminded
+
+
+def _reminder_due(
+    session: Session, ticket: Ticket, now: datetime, calendar: WorkingCalendar, config: Settings
+) -> TicketEvent | None:
+    """The question a reminder is due for: still waiting, unanswered for
+    `citizen_answer_days` working days and not reminded yet."""
+    if ticket.status != TicketStatus.need_info:
+        return None
+    asked = question_asked(session, ticket)
+    if asked is None or calendar.add_working_days(asked.at, config.citizen_answer_days) > now:
+        return None
+    return None if _reminded(session, asked) else asked
 
 
 def _reminded(session: Session, asked: TicketEvent) -> bool:
