@@ -39,7 +39,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm import Session as OrmSession
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
@@ -382,23 +381,15 @@ async def running_outbox(worker: OutboxWorker, *, interval: float = 1.0) -> Asyn
 # --- Waking running workers when a transaction queued a message -----------------------------
 
 _running_workers: weakref.WeakSet[OutboxWorker] = weakref.WeakSet()
-_QUEUED = "civicbot.outbox_queued"
-
-
-@event.listens_for(OrmSession, "do_orm_execute")
-def _on_execute(state: ORMExecuteState) -> None:
-    table = getattr(state.statement, "table", None)  # an annotated copy: compare names
-    if state.is_insert and getattr(table, "name", None) == OutboxMessage.__tablename__:
-        state.session.info[_QUEUED] = True
 
 
 @event.listens_for(OrmSession, "after_commit")
 def _on_commit(session: OrmSession) -> None:
-    if session.info.pop(_QUEUED, False):
+    if session.info.pop(queries.OUTBOX_QUEUED, False):
         for worker in list(_running_workers):
             worker.wake()
 
 
 @event.listens_for(OrmSession, "after_rollback")
 def _on_rollback(session: OrmSession) -> None:
-    session.info.pop(_QUEUED, None)
+    session.info.pop(queries.OUTBOX_QUEUED, None)

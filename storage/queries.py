@@ -642,6 +642,11 @@ OUTBOX_BACKOFF_MAX = timedelta(hours=1)
 OUTBOX_MAX_ATTEMPTS = 8
 
 
+# Set in `session.info` by a transaction that queued a message: on its commit, running outbox
+# workers are woken (bot/delivery.py).
+OUTBOX_QUEUED = "civicbot.outbox_queued"
+
+
 def enqueue_outbox(
     *,
     session: Session,
@@ -665,6 +670,8 @@ def enqueue_outbox(
     if message_in.dedupe_key is not None:
         statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
     new_id = session.exec(statement.returning(col(OutboxMessage.id))).scalar_one_or_none()
+    if new_id is not None:
+        session.info[OUTBOX_QUEUED] = True
     if commit:
         session.commit()
     if new_id is not None:
