@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.config import settings
 from bot.conversation.messages import Button, OutgoingFile, Reply
@@ -22,7 +22,7 @@ from bot.directory.store import ensure_directory, intake_unit
 from bot.officials.notify import notify_officials
 from storage import queries
 from storage.db import begin_write
-from storage.models import Channel, HumanRequest, Ticket, TicketCreate, TicketStatus, Unit
+from storage.models import Channel, HumanRequest, Ticket, TicketCreate, TicketStatus
 
 
 @cache
@@ -47,7 +47,7 @@ def file_ticket(
     photo_file_ids: tuple[str, ...] = (),
 ) -> Ticket:
     """Create, route, set deadlines and notify the lead unit's officials; returns the ticket."""
-    _load_directory(session)
+    ensure_directory(session=session)
     decision = route(session=session, category=ticket_in.category, ward_code=ticket_in.ward_code)
     deadlines = deadlines_for(category=ticket_in.category, filed_at=now, calendar=calendar())
     routed = ticket_in.model_copy(
@@ -78,12 +78,6 @@ def file_ticket(
     return ticket
 
 
-def _load_directory(session: Session) -> None:
-    """With no units yet (a new database), load the configured or bundled directory."""
-    if session.exec(select(Unit.id).limit(1)).first() is None:
-        ensure_directory(session=session)
-
-
 def official_buttons(code: str, status: TicketStatus = TicketStatus.received) -> tuple[Button, ...]:
     """What an official can do with a ticket in `status` (data read by bot/officials/desk.py)."""
     if status not in (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info):
@@ -98,12 +92,20 @@ def official_buttons(code: str, status: TicketStatus = TicketStatus.received) ->
     )
 
 
+def place_text(ticket: Ticket) -> str:
+    """Where the problem is, as officials read it: the place as written, and its ward."""
+    place = ticket.location_text or "—"
+    return f"{place} ({ticket.ward_name})" if ticket.ward_name else place
+
+
+def contact_text(ticket: Ticket) -> str:
+    """How to reach the citizen, as officials read it."""
+    return "Ẩn danh" if ticket.anonymous else (ticket.contact_phone or "Không để lại")
+
+
 def new_ticket_notice(ticket: Ticket, photos: tuple[OutgoingFile, ...] = ()) -> Reply:
     """The message a unit's officials get for a new (or transferred-in) ticket."""
-    place = ticket.location_text or "—"
-    if ticket.ward_name:
-        place = f"{place} ({ticket.ward_name})"
-    contact = "Ẩn danh" if ticket.anonymous else (ticket.contact_phone or "Không để lại")
+    place, contact = place_text(ticket), contact_text(ticket)
     text = say(
         "utter_official_new_ticket",
         code=ticket.code,
@@ -130,7 +132,7 @@ def request_person(
     now: datetime,
 ) -> HumanRequest:
     """A citizen asks for a person: stored, and the unit on duty (city intake) is told."""
-    _load_directory(session)
+    ensure_directory(session=session)
     unit = intake_unit(session=session)
     begin_write(session)
     request = HumanRequest(

@@ -631,11 +631,7 @@ class _Turn:
             self.reply(say("utter_rating_thanks", rating=stars.group(1), code=waiting[0].code))
 
     def cancel(self) -> None:
-        if self.state == ANSWER_INFO:
-            self.state, self.data = IDLE, {}
-            self.reply(say("utter_cancelled"), MENU)
-            return
-        if self.state in FORM_STATES:
+        if self.state == ANSWER_INFO or self.state in FORM_STATES:
             self.state, self.data = IDLE, {}
             self.reply(say("utter_cancelled"), MENU)
         else:
@@ -647,11 +643,9 @@ class _Turn:
         codes = find_ticket_codes(self.message.text)
         code = code or (codes[0].value if codes else None)
         if code is not None:
-            ticket = queries.get_ticket_by_code(session=self.session, code=code)
-            if ticket is None or ticket.citizen_id != self.citizen_id:
-                self.reply(say("utter_ticket_not_found", code=code))  # never reveal others'
-                return
-            self.reply(self.ticket_line(ticket))
+            ticket = self.own_ticket(code)
+            if ticket is not None:
+                self.reply(self.ticket_line(ticket))
             return
         tickets = queries.tickets_of_citizen(
             session=self.session, citizen_id=self.citizen_id, limit=MAX_LISTED_TICKETS

@@ -25,7 +25,6 @@ from bot.officials.notify import notify_chat, notify_citizen, notify_officials
 from storage import queries
 from storage.db import begin_write
 from storage.models import (
-    Conversation,
     HumanRequest,
     HumanRequestStatus,
     Official,
@@ -113,11 +112,9 @@ def _set_citizen_state(session: Session, ticket: Ticket, state: str) -> None:
     """Put the citizen's chat in `state` for this ticket, unless they are filling in a form."""
     if ticket.channel is None or ticket.chat_id is None:
         return
-    conversation = session.exec(
-        select(Conversation).where(
-            Conversation.channel == ticket.channel, Conversation.chat_id == ticket.chat_id
-        )
-    ).first()
+    conversation = queries.get_conversation(
+        session=session, channel=ticket.channel, chat_id=ticket.chat_id
+    )
     if conversation is None or conversation.state not in ("idle", ANSWER_INFO):
         return
     conversation.state = state

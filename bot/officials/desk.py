@@ -23,7 +23,8 @@ from sqlmodel import Session, col, select
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Reply
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
-from bot.intake import expected, official_buttons
+from bot.directory import store
+from bot.intake import expected, official_buttons, place_text
 from bot.officials import actions
 from bot.officials.actions import ActionRefused
 from bot.officials.invites import find_invite_code, link_official
@@ -328,11 +329,9 @@ class _DeskTurn:
         ).all()
         choices = list(units)
         if ticket.ward_code:
-            ward_unit = self.session.exec(
-                select(Unit).where(Unit.ward_code == ticket.ward_code, col(Unit.active))
-            ).first()
-            if ward_unit is not None and ward_unit.id != ticket.lead_unit_id:
-                choices.insert(0, ward_unit)
+            ward = store.ward_unit(session=self.session, ward_code=ticket.ward_code)
+            if ward is not None and ward.id != ticket.lead_unit_id:
+                choices.insert(0, ward)
         if current is not None and current.parent_id:
             parent = self.session.get(Unit, current.parent_id)
             if parent is not None and parent not in choices:
@@ -341,9 +340,7 @@ class _DeskTurn:
         self.reply(say("utter_official_pick_unit", code=ticket.code), (*buttons, CANCEL_BUTTON))
 
     def show(self, ticket: Ticket) -> None:
-        place = ticket.location_text or "—"
-        if ticket.ward_name:
-            place = f"{place} ({ticket.ward_name})"
+        place = place_text(ticket)
         self.reply(
             say(
                 "utter_official_ticket", code=ticket.code,

@@ -57,7 +57,7 @@ from bot.conversation.messages import Reply
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
 from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week, weekly_digest
 from bot.digest.render import chart_png, csv_bytes, render_html
-from bot.intake import expected
+from bot.intake import contact_text, expected, place_text
 from bot.officials import actions
 from bot.officials.actions import ActionRefused
 from bot.officials.desk import ROLE_NAMES, is_overdue, overdue_clause
@@ -599,15 +599,8 @@ def render_ticket(
 ) -> str:
     """The ticket page: details, history and (for its unit's handlers) the action forms."""
     assert ticket.id is not None
-    photos = sum(
-        1
-        for a in queries.attachments_of_ticket(session=session, ticket_id=ticket.id)
-        if a.kind == "photo"
-    )
-    place = ticket.location_text or "—"
-    if ticket.ward_name:
-        place = f"{place} ({ticket.ward_name})"
-    contact = "Ẩn danh" if ticket.anonymous else (ticket.contact_phone or "Không để lại")
+    photos = len(actions.photos_of(session, ticket))
+    place, contact = place_text(ticket), contact_text(ticket)
     facts = [
         ("Lĩnh vực", esc(_category(ticket))),
         ("Trạng thái", _status_badge(ticket, now)),
