@@ -80,13 +80,6 @@ def _dialect_insert(dialect: str, table: Any) -> Any:
     raise NotImplementedError(f"Unsupported database: {dialect}")
 
 
-def row_id(row: Any) -> Any:
-    """`row.id` without a SELECT: a commit expires every attribute of a stored row, and
-    reading even its id would load the whole row again."""
-    identity = sa.inspect(row).identity
-    return identity[0] if identity else row.id
-
-
 # The statements of every citizen's turn are built once and take their values as parameters:
 # building a statement (an upsert most of all) costs more CPU than running it on SQLite. Its
 # writes are Core statements (per database kind): the ORM's handling of DML on a model costs
@@ -257,15 +250,13 @@ def store_outgoing(
     return message
 
 
-def flag_message(*, session: Session, message_id: int, **flags: Any) -> Message:
+def flag_message(*, session: Session, message_id: int, **flags: Any) -> None:
     """Add flags to a stored message's payload (e.g. `human_request=True`)."""
     begin_write(session)
     message = session.get_one(Message, message_id)
     message.payload = {**message.payload, **flags}
     session.add(message)
     session.commit()
-    session.refresh(message)
-    return message
 
 
 def record_replies(*, session: Session, message_id: int, replies: Sequence[MessageCreate]) -> None:
@@ -693,7 +684,7 @@ def claim_due_outbox(
 
     One UPDATE … RETURNING: a claimed row counts an attempt and is not due again until the
     lease is over (PostgreSQL skips rows another sender is claiming: SKIP LOCKED). Call
-    `mark_outbox_sent` or `mark_outbox_failed` for each. `channels` limits the claim to
+    `record_outbox_sent` or `mark_outbox_failed` for each. `channels` limits the claim to
     those channels (the others' rows stay untouched).
     """
     if channels is not None and not channels:
@@ -729,19 +720,6 @@ def claim_due_outbox(
         .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
         .execution_options(populate_existing=True)
     ).all()
-
-
-def mark_outbox_sent(
-    *, session: Session, message: OutboxMessage, now: datetime | None = None
-) -> OutboxMessage:
-    begin_write(session)
-    message.status = OutboxStatus.sent
-    message.sent_at = now or utcnow()
-    message.last_error = None
-    session.add(message)
-    session.commit()
-    session.refresh(message)
-    return message
 
 
 def outbox_backoff(attempts: int) -> timedelta:
@@ -899,7 +877,7 @@ def record_outbox_sent(
     payload: dict[str, Any],
     channel_message_id: str | None,
     now: datetime | None = None,
-) -> Message:
+) -> None:
     """Mark an outbox message sent and store it as an outgoing `Message`, in one transaction.
 
     The stored message is linked to the recipient's citizen and conversation when the chat
@@ -932,8 +910,6 @@ def record_outbox_sent(
     outbox.last_error = None
     session.add(outbox)
     session.commit()
-    session.refresh(message)
-    return message
 
 
 def pending_outbox_counts(*, session: Session) -> dict[Channel, int]:

@@ -36,6 +36,7 @@ from storage.models import (
     Direction,
     Message,
     MessageCreate,
+    OutboxMessage,
     OutboxMessageCreate,
     OutboxStatus,
     Ticket,
@@ -574,7 +575,11 @@ def test_outbox_claim_sent_failed_and_backoff(session: Session) -> None:
     # Claimed rows are leased: not due again until the lease is over.
     assert queries.claim_due_outbox(session=session, now=now + timedelta(seconds=2)) == []
 
-    sent = queries.mark_outbox_sent(session=session, message=claimed[0])
+    queries.record_outbox_sent(
+        session=session, message_id=claimed[0].id, text="Xin chào", payload={},
+        channel_message_id="9",
+    )  # fmt: skip
+    sent = session.get_one(OutboxMessage, claimed[0].id)
     assert sent.status == OutboxStatus.sent and sent.sent_at is not None
 
     t1 = now + timedelta(seconds=3)

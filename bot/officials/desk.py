@@ -130,7 +130,8 @@ class _DeskTurn:
             payload={"button": m.button, "official_id": getattr(self.official, "id", None)},
             user_id=m.user_id,
         )  # fmt: skip
-        self.stored_id: int = queries.row_id(stored)
+        assert stored.id is not None
+        self.stored_id = stored.id
         conversation = queries.get_conversation(
             session=self.session, channel=self.channel, chat_id=m.chat_id
         )
