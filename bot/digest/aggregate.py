@@ -101,11 +101,6 @@ class IsoWeek:
         """The week's first day."""
         return date.fromisocalendar(self.year, self.week, 1)
 
-    @property
-    def sunday(self) -> date:
-        """The week's last day."""
-        return date.fromisocalendar(self.year, self.week, 7)
-
     def start(self, tz: tzinfo) -> datetime:
         """Monday 00:00 local time (aware)."""
         return datetime.combine(self.monday, time(0), tzinfo=tz)

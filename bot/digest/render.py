@@ -21,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bot.digest.aggregate import Breakdown, Digest
+from bot.directory.deadlines import WEEKDAY_NAMES
 
 Format = Literal["md", "json", "csv", "html"]
 FORMATS: tuple[Format, ...] = ("md", "json", "csv", "html")
@@ -42,7 +43,6 @@ COLUMNS: dict[str, str] = {
     "overdue": "Quá hạn",
 }
 MISSED = {"accept": "tiếp nhận", "resolve": "giải quyết"}
-WEEKDAYS = ("thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ nhật")
 MESSAGE_OVERDUE_CODES = 5
 
 
@@ -79,7 +79,7 @@ def week_title(digest: Digest) -> str:
 
 def moment(value: datetime) -> str:
     """ "17:00 thứ Hai, 16/11/2026"."""
-    return f"{value:%H:%M} {WEEKDAYS[value.weekday()]}, {value:%d/%m/%Y}"
+    return f"{value:%H:%M} {WEEKDAY_NAMES[value.weekday()]}, {value:%d/%m/%Y}"
 
 
 def _headline_rows(digest: Digest) -> Iterator[tuple[str, str, int, int, int]]:

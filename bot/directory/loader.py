@@ -150,10 +150,6 @@ class Directory:
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     source: Path | None = field(default=None, compare=False)
 
-    def unit(self, unit_id: str) -> UnitEntry | None:
-        """The unit with this id, if the file has it."""
-        return next((u for u in self.units if u.id == unit_id), None)
-
     @property
     def intake(self) -> UnitEntry:
         """The unit that gets unrouted tickets (a checked file has exactly one)."""
