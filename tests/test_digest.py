@@ -44,6 +44,7 @@ from bot.digest.render import (
     chart_png,
     csv_bytes,
     message_text,
+    moment,
     render,
     week_title,
 )
@@ -759,3 +760,6 @@ def test_a_week_still_running_is_counted_up_to_now(filled: Engine) -> None:
     assert "08" in codes  # its deadline, Monday 17:00, has passed
     assert "04" not in codes  # accept by Thursday 17:00: not late yet at noon
     assert d.counts.received < digest_of(filled, W47).counts.received
+    with Session(filled) as session:  # the clock's time is UTC: shown in the digest's zone
+        utc = weekly_digest(session=session, week=W47, unit_id=None, tz=TZ, now=now.astimezone(UTC))
+    assert utc.period_end == now and moment(utc.period_end) == "12:00 thứ Năm, 19/11/2026"

@@ -590,9 +590,12 @@ def city_procedure_questions(
 ) -> ProcedureQuestions:
     """The week's procedure questions, city-wide: the same in every unit's digest, so a run
     over many units reads them once and passes them to `weekly_digest`."""
-    zone = as_tz(tz)
-    start, end = week.start(zone), min(week.end(zone), now or utcnow())
-    return _procedures(session.connection(), start, end)
+    return _procedures(session.connection(), *_period(week, as_tz(tz), now))
+
+
+def _period(week: IsoWeek, zone: tzinfo, now: datetime | None) -> tuple[datetime, datetime]:
+    """The week's start and its end, or `now` while it runs; both in the week's time zone."""
+    return week.start(zone), min(week.end(zone), (now or utcnow()).astimezone(zone))
 
 
 def weekly_digest(
@@ -617,7 +620,7 @@ def weekly_digest(
         if found is None:
             raise UnknownUnit(unit_id)
         unit_name = found
-    start, end = week.start(zone), min(week.end(zone), now or utcnow())
+    start, end = _period(week, zone, now)
     cells = _cells(conn, start, end, unit_id)
     before = week.previous()
     previous = _total(_cells(conn, before.start(zone), before.end(zone), unit_id).values())
