@@ -21,6 +21,7 @@ from bot.conversation.messages import (
     IncomingMessage,
     Reply,
 )
+from bot.conversation.texts import say
 from bot.nlu import fallback
 from bot.nlu.result import LocationResult, NluResult
 from storage.models import Attachment as AttachmentRow
@@ -97,6 +98,17 @@ async def test_complaint_with_category_and_place_becomes_a_ticket(chat: Chat) ->
     )  # fmt: skip
     assert ticket.contact_phone == "0912345678"
     assert ticket.location_text == "phố Huế"  # as written; the old ward Phố Huế is now here
+
+
+async def test_an_answer_button_of_a_ticket_no_longer_waiting_is_expired(chat: Chat) -> None:
+    await chat.send("Vỉa hè phố Huế, phường Hai Bà Trưng bị quán nước lấn chiếm hết")
+    await chat.press("Bỏ qua")
+    await chat.press("Gửi ẩn danh")
+    await chat.press("Gửi phản ánh")
+    (ticket,) = chat.rows(Ticket)
+    assert ticket.status == TicketStatus.received  # no question asked: nothing to answer
+    replies = await chat.send(button=f"ans:{ticket.code}")
+    assert [r.text for r in replies] == [say("utter_button_expired")]
 
 
 async def test_vague_complaint_asks_category_place_description_without_diacritics(

@@ -580,13 +580,15 @@ class _Turn:
         ticket = self.own_ticket(code)
         if ticket is None:
             return
+        if kind == "ans":
+            if ticket.status != TicketStatus.need_info:  # answered already, or concluded
+                self.reply(say("utter_button_expired"))
+                return
+            self.state, self.data = ANSWER_INFO, {"ticket": ticket.code}
+            self.reply(say("utter_answer_prompt", code=ticket.code), [CANCEL_BUTTON])
+            return
         try:
-            if kind == "ans":
-                if ticket.status != TicketStatus.need_info:
-                    raise ActionRefused(say("utter_button_expired"))
-                self.state, self.data = ANSWER_INFO, {"ticket": ticket.code}
-                self.reply(say("utter_answer_prompt", code=ticket.code), [CANCEL_BUTTON])
-            elif kind == "rate" and stars.isdigit() and 1 <= int(stars) <= 5:
+            if kind == "rate" and stars.isdigit() and 1 <= int(stars) <= 5:
                 actions.rate(session=self.session, ticket=ticket, rating=int(stars),
                              now=self.clock())  # fmt: skip
                 self.reply(say("utter_rating_thanks", rating=stars, code=ticket.code), MENU)
