@@ -22,12 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from bench_pipeline import nlu_server, workload  # noqa: E402
+from bench_pipeline import workload  # noqa: E402
 
+from bot.config import settings  # noqa: E402
 from bot.conversation.engine import Conversation  # noqa: E402
 from bot.conversation.messages import CollectingOutput, IncomingMessage  # noqa: E402
 from bot.nlu.client import NluClient  # noqa: E402
 from bot.nlu.result import NluResult  # noqa: E402
+from bot.nlu.server import local_server  # noqa: E402
 from bot.officials.desk import Desk  # noqa: E402
 from storage.db import create_db_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -46,7 +48,7 @@ class KnownAnswers:
 
 
 async def parse_all(texts: list[str]) -> dict[str, NluResult]:
-    with nlu_server() as (url, token, _):
+    with local_server(settings) as (url, token):
         async with NluClient(url, token) as client:
             return {text: await client.parse(text) for text in texts}
 
