@@ -116,18 +116,16 @@ def enqueue_weekly_digests(
     week = due_week(now, zone)
     if week is None:
         return 0
-    recipients = digest_recipients(session=session)
-    wanted = {
-        dedupe_key(week, unit_id, o.id): o
-        for unit_id, officials in recipients.items()
-        for o in officials
-        if o.id is not None
+    # Each official's key and address, read before a commit expires the rows.
+    sends = {
+        unit_id: [(dedupe_key(week, unit_id, o.id or 0), o.channel, o.chat_id) for o in officials]
+        for unit_id, officials in digest_recipients(session=session).items()
     }
-    done = _queued_keys(session, list(wanted))
+    done = _queued_keys(session, [key for unit in sends.values() for key, _, _ in unit])
     queued = 0
     procedures: ProcedureQuestions | None = None  # city-wide: read once for all units
-    for unit_id, officials in recipients.items():
-        missing = [o for o in officials if dedupe_key(week, unit_id, o.id or 0) not in done]
+    for unit_id, unit_sends in sends.items():
+        missing = [send for send in unit_sends if send[0] not in done]
         if not missing:
             continue
         if procedures is None:
@@ -139,18 +137,14 @@ def enqueue_weekly_digests(
         )
         begin_write(session)
         # Checked again inside the write transaction: another process may have queued some.
-        keys = [dedupe_key(week, unit_id, o.id or 0) for o in missing]
-        already = _queued_keys(session, keys)
-        for official, key in zip(missing, keys, strict=True):
-            if key in already or official.channel is None or official.chat_id is None:
+        already = _queued_keys(session, [key for key, _, _ in missing])
+        for key, channel, chat_id in missing:
+            if key in already or channel is None or chat_id is None:
                 continue
             queries.enqueue_outbox(
                 session=session,
                 message_in=OutboxMessageCreate(
-                    channel=official.channel,
-                    recipient=official.chat_id,
-                    payload=payload,
-                    dedupe_key=key,
+                    channel=channel, recipient=chat_id, payload=payload, dedupe_key=key
                 ),
                 commit=False,
             )
