@@ -448,6 +448,11 @@ def _status_badge(ticket: Ticket, now: datetime) -> str:
     return badge
 
 
+def _all_units(session: Session) -> list[Unit]:
+    """Every unit, for a leader's choice of unit: by kind, then name."""
+    return list(session.exec(select(Unit).order_by(col(Unit.kind), col(Unit.name))))
+
+
 def _category(ticket: Ticket) -> str:
     return CATEGORY_NAMES.get(ticket.category or "other", "Khác")
 
@@ -459,7 +464,7 @@ def render_queue(
     unit_id: str | None = viewer.unit_id
     units: list[Unit] = []
     if viewer.is_leader:
-        units = list(session.exec(select(Unit).order_by(col(Unit.kind), col(Unit.name))))
+        units = _all_units(session)
         known = {u.id for u in units}
         unit_id = filters.unit if filters.unit in known else None
         filters = replace(filters, unit=unit_id or "")
@@ -497,7 +502,8 @@ def render_queue(
         '<a class="button secondary" href="/dashboard">Bỏ lọc</a></div></form>'
     )
     scope = "Toàn thành phố" if viewer.is_leader and unit_id is None else None
-    heading = scope or actions.unit_name(session, unit_id)
+    own = unit_id == viewer.unit_id  # its name was read with the viewer
+    heading = scope or (viewer.unit_name if own else actions.unit_name(session, unit_id))
     shown = f"{len(tickets)}/{total}" if total > len(tickets) else str(total)
     rows = []
     for t in tickets:
@@ -724,7 +730,7 @@ def render_digest(
     zone = as_tz(settings.timezone)
     units: list[Unit] = []
     if viewer.is_leader:
-        units = list(session.exec(select(Unit).order_by(col(Unit.kind), col(Unit.name))))
+        units = _all_units(session)
     try:
         digest = weekly_digest(
             session=session, week=request.week, unit_id=request.unit or None, tz=zone
