@@ -417,17 +417,8 @@ def _cells(
 
 
 def _total(cells: Iterable[_Cell]) -> Counts:
-    totals = Counts()
-    for c in cells:
-        totals = Counts(
-            received=totals.received + c.received,
-            accepted=totals.accepted + c.accepted,
-            resolved=totals.resolved + c.resolved,
-            rejected=totals.rejected + c.rejected,
-            open=totals.open + c.open,
-            overdue=totals.overdue + c.overdue,
-        )
-    return totals
+    cells = list(cells)
+    return Counts(**{field: sum(getattr(c, field) for c in cells) for field in Counts.model_fields})
 
 
 def _rollup(
