@@ -25,6 +25,7 @@ from bot.conversation.messages import ConversationHandler, OutputChannel
 from bot.delivery import OutboxWorker
 from bot.digest.schedule import enqueue_weekly_digests
 from bot.directory.store import ensure_directory
+from bot.intake import calendar
 from bot.nlu import server
 from bot.nlu.client import NluClient
 from bot.officials.desk import Desk
@@ -97,7 +98,7 @@ async def _background(outputs: dict[Channel, OutputChannel]) -> AsyncIterator[No
     worker = OutboxWorker(outputs)
     tasks = [
         asyncio.create_task(worker.run(stop)),
-        asyncio.create_task(run_escalations(stop)),
+        asyncio.create_task(run_escalations(stop, calendar=calendar())),
         asyncio.create_task(_weekly_digests(stop)),
     ]
     try:
