@@ -820,11 +820,17 @@ def overdue_tickets(
     return session.exec(statement.order_by(col(Ticket.id))).all()
 
 
-def city_intake_unit(*, session: Session) -> Unit | None:
-    """The active unit marked `intake` (the city's reception desk), if any."""
+def city_intake_units(*, session: Session) -> Sequence[Unit]:
+    """The active units marked `intake` (the city's reception desk; a checked directory file
+    has one), by id."""
     return session.exec(
         select(Unit).where(col(Unit.intake), col(Unit.active)).order_by(col(Unit.id))
-    ).first()
+    ).all()
+
+
+def city_intake_unit(*, session: Session) -> Unit | None:
+    """The city's reception desk, if any."""
+    return next(iter(city_intake_units(session=session)), None)
 
 
 def city_leaders(*, session: Session, linked_only: bool = True) -> Sequence[Official]:

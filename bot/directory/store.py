@@ -29,7 +29,7 @@ from storage.models import (
     UnitKind,
     utcnow,
 )
-from storage.queries import officials_of_unit
+from storage.queries import city_intake_units, officials_of_unit
 
 __all__ = [
     "DirectoryEmptyError",
@@ -125,9 +125,7 @@ def units(*, session: Session, active_only: bool = True) -> Sequence[Unit]:
 
 def intake_unit(*, session: Session) -> Unit:
     """The active city intake unit; raises `DirectoryEmptyError` when there is none."""
-    found = session.exec(
-        select(Unit).where(col(Unit.intake), col(Unit.active)).order_by(col(Unit.id))
-    ).all()
+    found = city_intake_units(session=session)
     if not found:
         raise DirectoryEmptyError()
     if len(found) > 1:  # a checked file has one; the table itself does not enforce it
