@@ -46,7 +46,11 @@ from sqlalchemy.engine import Connection, Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # make_units_file: the bundled directory's bodies
 
+from make_units_file import BODIES  # noqa: E402
+
+from bot.config import DEFAULT_ACCEPT_HOURS, DEFAULT_RESOLVE_DAYS  # noqa: E402
 from bot.nlu.location import gazetteer  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import create_db_engine  # noqa: E402
@@ -58,35 +62,14 @@ from storage.models import (  # noqa: E402
     TicketEvent,
     Unit,
 )
+from storage.queries import format_ticket_code  # noqa: E402
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 BATCH = 20_000
 HOUR = 3600.0
 
-CITY_UNITS = (
-    ("ubnd-tp", "UBND Thành phố Hà Nội", "city", None, False),
-    ("vp-ubnd-tp", "Văn phòng UBND Thành phố Hà Nội", "city", "ubnd-tp", True),
-    ("thanh-tra-tp", "Thanh tra Thành phố Hà Nội", "city", "ubnd-tp", False),
-    ("so-xay-dung", "Sở Xây dựng Hà Nội", "city", "ubnd-tp", False),
-    ("so-nong-nghiep-moi-truong", "Sở Nông nghiệp và Môi trường Hà Nội", "city", "ubnd-tp", False),
-    ("so-noi-vu", "Sở Nội vụ Hà Nội", "city", "ubnd-tp", False),
-    ("cong-an-tp", "Công an Thành phố Hà Nội", "city", "ubnd-tp", False),
-    (
-        "pccc-cong-an-tp",
-        "Phòng Cảnh sát PCCC và CNCH – Công an Thành phố Hà Nội",
-        "city",
-        "cong-an-tp",
-        False,
-    ),
-    (
-        "csgt-cong-an-tp",
-        "Phòng Cảnh sát giao thông – Công an Thành phố Hà Nội",
-        "city",
-        "cong-an-tp",
-        False,
-    ),
-    ("nuoc-sach-ha-noi", "Công ty TNHH MTV Nước sạch Hà Nội", "company", "so-xay-dung", False),
-)
+# The city bodies of the bundled directory, as (id, name, kind, parent, intake).
+CITY_UNITS = tuple((b.id, b.name, b.kind, b.parent, b.intake) for b in BODIES)
 
 # Share of tickets per category, and where a ticket without a ward goes.
 CATEGORIES = {
@@ -132,8 +115,8 @@ SEVERITY = {
     "misconduct": "complex",
     "procedure_delay": "complex",
 }
-ACCEPT_HOURS = {"urgent": 4.0, "normal": 8.0, "complex": 8.0}
-RESOLVE_DAYS = {"urgent": 1, "normal": 5, "complex": 15}
+ACCEPT_HOURS = DEFAULT_ACCEPT_HOURS
+RESOLVE_DAYS = DEFAULT_RESOLVE_DAYS
 # Median working-time hours to resolve after acceptance, by severity (log-normal).
 RESOLVE_MEDIAN_HOURS = {"urgent": 5.0, "normal": 16.0, "complex": 50.0}
 DESCRIPTIONS = {
@@ -771,7 +754,7 @@ def generate_into(
             offset = _offset(datetime.fromtimestamp(stamp, UTC), tz)
             year = datetime.fromtimestamp(stamp + offset, UTC).year
             counters[year] = counters.get(year, 0) + 1
-            code = f"PA-{year}-{counters[year]:06d}"
+            code = format_ticket_code(year, counters[year])
             life = Life(_ticket(world, number, code, stamp + offset), local_now, offset)
             simulate(life, world)
             row, its_events = life.rows()
