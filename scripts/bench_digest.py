@@ -39,8 +39,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import generate_tickets  # noqa: E402
 import pg  # noqa: E402
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
@@ -168,12 +166,9 @@ def prepare_data(server: pg.PostgresServer) -> dict[str, str]:
         for url in urls.values():
             migrate.upgrade(url)  # newer migrations (indexes) since the data was made
         return urls
-    with psycopg.connect(server.admin_url, autocommit=True) as connection:
-        for name in urls:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    for name in urls:
+        server.drop_database(name)
+        server.create_database(name)
     print(f"Generating {TICKETS:,} tickets (once; kept in {DIRECTORY}) …", flush=True)
     began = time.monotonic()
     stats = generate_tickets.generate_into(
