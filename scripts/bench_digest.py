@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -77,85 +74,6 @@ SETTINGS = {  # a modest production-like server; no fsync: the data is a cache, 
     "max_connections": "20",
 }
 BIG_TABLES = ("ticket", "ticket_event", "message")
-
-
-# --- A PostgreSQL server whose data directory is kept --------------------------------------
-
-
-def start_server(directory: Path) -> pg.PostgresServer:
-    """Start PostgreSQL on `directory/data` (created on first use); stopping keeps it."""
-    bindir = pg.find_bindir()
-    account = pg._run_as()
-    uid = gid = None
-    if account is not None:
-        uid, gid = account.pw_uid, account.pw_gid
-    directory.mkdir(parents=True, exist_ok=True)
-    if uid is not None:
-        os.chown(directory, uid, gid or 0)
-    if account is not None and not pg._runs_as(bindir, uid, gid):
-        # The binaries sit where `nobody` cannot reach them: run a copy (see tests/pg.py).
-        shutil.rmtree(directory / "install", ignore_errors=True)
-        bindir = pg._copy_installation(bindir, directory / "install")
-    data = directory / "data"
-    groups: list[int] | None = [] if uid is not None else None
-    if not (data / "PG_VERSION").exists():
-        shutil.rmtree(data, ignore_errors=True)
-        subprocess.run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ],
-            check=True,
-            capture_output=True,
-            cwd=directory,
-            user=uid,
-            group=gid,
-            extra_groups=groups,
-        )
-    port = pg._free_port()
-    settings = [arg for name, value in SETTINGS.items() for arg in ("-c", f"{name}={value}")]
-    log = (directory / "postgres.log").open("ab")
-    process = subprocess.Popen(
-        [
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            f"port={port}",
-            "-c",
-            "unix_socket_directories=",
-            *settings,
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=directory,
-        start_new_session=True,
-        preexec_fn=pg._die_with_parent,
-        user=uid,
-        group=gid,
-        extra_groups=groups,
-    )
-    # No `directory` on the server object: its stop() then keeps the data.
-    server = pg.PostgresServer(
-        admin_url=f"postgresql://postgres@127.0.0.1:{port}/postgres",
-        process=process,
-        bindir=bindir,
-    )
-    if not pg._wait_ready(server):
-        raise SystemExit(f"PostgreSQL did not start; see {directory / 'postgres.log'}")
-    server.version = pg._server_version(server.admin_url)
-    return server
 
 
 def prepare_data(server: pg.PostgresServer) -> dict[str, str]:
@@ -283,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.regenerate:
         (DIRECTORY / "data.json").unlink(missing_ok=True)
     began = time.monotonic()
-    server = start_server(DIRECTORY)
+    server = pg.start_in(DIRECTORY, SETTINGS, keep=True)  # the data is kept between runs
     try:
         print(f"PostgreSQL {server.version}, data in {DIRECTORY}; {SETTINGS}")
         urls = prepare_data(server)

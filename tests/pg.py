@@ -29,6 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +230,15 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+# Test data only: no fsync.
+TEST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "100",
+}
+
+
 def start() -> PostgresServer:
     """Start a new server (or use the one in CIVICBOT_TEST_POSTGRES_URL)."""
     outside = os.environ.get(URL_VARIABLE)
@@ -239,12 +249,19 @@ def start() -> PostgresServer:
         except psycopg.Error as error:
             raise PostgresUnavailable(f"{URL_VARIABLE} is set but unusable: {error}") from error
         return PostgresServer(admin_url=admin_url, version=version)
+    _remove_stale_directories()
+    server = start_in(Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX)), TEST_SETTINGS)
+    atexit.register(server.stop)
+    return server
 
+
+def start_in(directory: Path, settings: Mapping[str, str], *, keep: bool = False) -> PostgresServer:
+    """Start a server on `directory`/data, made by initdb unless it holds one already, with
+    these `-c` settings. Its `stop()` deletes `directory` unless `keep`."""
     began = time.monotonic()
     bindir = find_bindir()
     account = _run_as()
-    _remove_stale_directories()
-    directory = Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX))
+    directory.mkdir(parents=True, exist_ok=True)
     data = directory / "data"
     log = directory / "postgres.log"
     uid = gid = None
@@ -252,29 +269,32 @@ def start() -> PostgresServer:
         uid, gid = account.pw_uid, account.pw_gid
         os.chown(directory, uid, gid)
     groups: list[int] | None = [] if account is not None else None
-    server = PostgresServer(admin_url="", directory=directory, bindir=bindir)
-    atexit.register(server.stop)
+    server = PostgresServer(admin_url="", directory=None if keep else directory, bindir=bindir)
     try:
         if account is not None and not _runs_as(bindir, uid, gid):
             # The binaries sit where `nobody` cannot reach (a checkout under /root, say):
-            # run a copy of the installation (it is relocatable) from the temporary directory.
+            # run a copy of the installation (it is relocatable) from `directory`.
+            shutil.rmtree(directory / "install", ignore_errors=True)
             bindir = server.bindir = _copy_installation(bindir, directory / "install")
             if not _runs_as(bindir, uid, gid):
                 raise PostgresUnavailable(
                     f"The PostgreSQL binaries cannot be run as '{RUN_AS_WHEN_ROOT}' even from a "
                     f"copy in {bindir}. " + HELP
                 )
-        initdb = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-            capture_output=True, text=True, cwd=directory, check=False,
-            user=uid, group=gid, extra_groups=groups,
-        )  # fmt: skip
-        if initdb.returncode != 0:
-            raise PostgresUnavailable(
-                f"initdb ({bindir}) failed with code {initdb.returncode}:\n"
-                f"{initdb.stdout}\n{initdb.stderr}\n{HELP}"
-            )
+        if not (data / "PG_VERSION").exists():
+            shutil.rmtree(data, ignore_errors=True)
+            initdb = subprocess.run(
+                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                 "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+                capture_output=True, text=True, cwd=directory, check=False,
+                user=uid, group=gid, extra_groups=groups,
+            )  # fmt: skip
+            if initdb.returncode != 0:
+                raise PostgresUnavailable(
+                    f"initdb ({bindir}) failed with code {initdb.returncode}:\n"
+                    f"{initdb.stdout}\n{initdb.stderr}\n{HELP}"
+                )
+        options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
         for _ in range(3):  # another process may take the free port first
             port = _free_port()
             server.admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -282,9 +302,7 @@ def start() -> PostgresServer:
                 server.process = subprocess.Popen(
                     [str(bindir / "postgres"), "-D", str(data),
                      "-c", "listen_addresses=127.0.0.1", "-c", f"port={port}",
-                     "-c", "unix_socket_directories=", "-c", "fsync=off",
-                     "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                     "-c", "max_connections=100"],
+                     "-c", "unix_socket_directories=", *options],
                     stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                     cwd=directory, start_new_session=True, preexec_fn=_die_with_parent,
                     user=uid, group=gid, extra_groups=groups,
