@@ -1,13 +1,13 @@
-"""The bot's Vietnamese words: responses from domain.yml and the names citizens read."""
+"""The bot's Vietnamese words: `texts.yml` beside this file and the names citizens read."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from pathlib import Path
 
 import yaml
 
-from bot.config import ROOT
+TEXTS_FILE = Path(__file__).with_name("texts.yml")
 
 CATEGORY_NAMES: dict[str, str] = {
     "sidewalk": "Lấn chiếm vỉa hè, lòng đường",
@@ -35,18 +35,17 @@ STATUS_NAMES: dict[str, str] = {
 
 
 @cache
-def _responses() -> dict[str, Any]:
-    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-    responses: dict[str, Any] = domain["responses"]
+def _responses() -> dict[str, str]:
+    responses: dict[str, str] = yaml.safe_load(TEXTS_FILE.read_text(encoding="utf-8"))
     return responses
 
 
 def response_names() -> frozenset[str]:
-    """Every response declared in domain.yml."""
+    """Every response declared in texts.yml."""
     return frozenset(_responses())
 
 
 def say(name: str, /, **values: object) -> str:
     """The text of response `name`, with its {placeholders} filled."""
-    text: str = _responses()[name][0]["text"]
+    text = _responses()[name]
     return text.format(**values) if values else text
