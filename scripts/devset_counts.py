@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Counts for the dev sets: .venv/bin/python scripts/devset_counts.py."""
+
+import collections
+import csv
+import os
+import re
+from pathlib import Path
+
+D = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data")
+EN = re.compile(
+    r"\b(is|are|was|how|what|who|where|why|you|your|there|someone|please|of|and|with|for|have|just|want|help|stars?|my|need|from|this|hotel|near|officer|office|documents|some|guys|every|noisy|keep|much|thanks?|translate|won|last|night|whole|our|mine|it's|i'm|lol|get|apply|does|cost|about|next|still|now|right|real|person|file|complaint|english|good|job|very|too|slow|status|ticket|open|bar|burned|number|call|think|might|neighbour|register|residence|hanoi)\b",
+    re.I,
+)
+
+
+def diacritics(t):
+    return any(ord(c) > 127 and c.isalpha() for c in t)
+
+
+def kind(t):
+    """english = at least two English-only words; short one-word English replies
+    ("yes", "bye", "menu") are counted with the texts without diacritics."""
+    if len(EN.findall(t)) >= 2:
+        return "english"
+    return "with_diacritics" if diacritics(t) else "no_diacritics"
+
+
+def show(title, c):
+    print(f"  {title}:")
+    for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"    {k or '(empty)':38s} {v}")
+
+
+rows = list(csv.DictReader(Path(D, "nlu_dev2.csv").read_text(encoding="utf-8").splitlines()))
+print(f"nlu_dev2.csv: {len(rows)} rows")
+show("intent", collections.Counter(r["intent"] for r in rows))
+show(
+    "category (report_problem rows)",
+    collections.Counter(r["category"] for r in rows if "report_problem" in r["intent"]),
+)
+show(
+    "procedure (ask_procedure rows)",
+    collections.Counter(r["procedure"] for r in rows if "ask_procedure" in r["intent"]),
+)
+show("script", collections.Counter(kind(r["text"]) for r in rows))
+vi = [r for r in rows if kind(r["text"]) != "english"]
+nd = sum(1 for r in vi if not diacritics(r["text"]))
+print(f"  Vietnamese rows without diacritics: {nd}/{len(vi)} = {nd / len(vi):.1%}")
+TC = re.compile(r"pa[- ]?20\d\d", re.I)
+print("  ticket-code mentions:", sum(1 for r in rows if TC.search(r["text"])))
+
+rows = list(csv.DictReader(Path(D, "emergencies.csv").read_text(encoding="utf-8").splitlines()))
+print(f"\nemergencies.csv: {len(rows)} rows")
+show("emergency", collections.Counter(r["emergency"] for r in rows))
+show(
+    "numbers (yes rows)", collections.Counter(r["numbers"] for r in rows if r["emergency"] == "yes")
+)
+show("script", collections.Counter(kind(r["text"]) for r in rows))
+vi = [r for r in rows if kind(r["text"]) != "english"]
+nd = sum(1 for r in vi if not diacritics(r["text"]))
+print(f"  Vietnamese rows without diacritics: {nd}/{len(vi)} = {nd / len(vi):.1%}")
