@@ -219,7 +219,7 @@ async def test_transfer_reject_reopen_and_refusals(
             fake.press_button(STRANGER, data=f"t:acc:{code}")
             await wait_text(fake, STRANGER, "chưa được liên kết")
             fake.press_button(OTHER_UNIT, data=f"t:acc:{code}")
-            await wait_text(fake, OTHER_UNIT, "không thuộc đơn vị")
+            await wait_text(fake, OTHER_UNIT, "không thuộc phạm vi")
             # Transfer to the parent unit, with a reason; the parent's official is told.
             fake.press_button(HANDLER, data=f"t:tra:{code}")
             await wait_text(fake, HANDLER, "tới đơn vị nào")
@@ -231,7 +231,7 @@ async def test_transfer_reject_reopen_and_refusals(
             assert "Vượt thẩm quyền" in transferred
             # The old unit can no longer act on it.
             fake.press_button(HANDLER, data=f"t:acc:{code}")
-            assert "không thuộc đơn vị" in await wait_text(fake, HANDLER, "không thuộc")
+            assert "Không tìm thấy" in await wait_text(fake, HANDLER, "không thuộc phạm vi")
             # Resolve, the citizen says it is not fixed: reopened, the unit is told.
             fake.press_button(SUPERVISOR, data=f"t:res:{code}")
             await wait_text(fake, SUPERVISOR, "Nhập kết quả")

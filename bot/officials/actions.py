@@ -21,6 +21,7 @@ from bot.conversation.messages import Button, OutgoingFile, Reply
 from bot.conversation.texts import STATUS_NAMES, say
 from bot.directory.deadlines import deadlines_for
 from bot.intake import calendar, expected, new_ticket_notice, official_buttons
+from bot.officials import access
 from bot.officials.notify import notify_chat, notify_citizen, notify_officials
 from storage import queries
 from storage.db import begin_write
@@ -28,7 +29,6 @@ from storage.models import (
     HumanRequest,
     HumanRequestStatus,
     Official,
-    OfficialRole,
     Ticket,
     TicketEvent,
     TicketEventKind,
@@ -39,7 +39,7 @@ from storage.models import (
 
 logger = logging.getLogger(__name__)
 
-ACTING_ROLES = (OfficialRole.handler, OfficialRole.supervisor)
+ACTING_ROLES = access.ACTING_ROLES
 ACTOR_SYSTEM = "system"  # changes the workflow makes by itself (deadlines, escalation)
 OPEN_STATUSES = queries.OPEN_STATUSES
 # The citizen's chat state while their answer to an official's question is awaited
@@ -66,16 +66,18 @@ def actor_of(official: Official) -> str:
     return f"official:{official.id}:{official.name}"
 
 
-def check_can_act(official: Official | None, ticket: Ticket) -> Official:
-    """The official, if they may act on `ticket`; else ActionRefused (and a log line)."""
-    if official is None or not official.active:
-        logger.warning("Refused: an unlinked account tried to act on %s.", ticket.code)
+def check_can_act(session: Session, official: Official | None, ticket: Ticket) -> Official:
+    """The official, if they may act on `ticket` (`access.can_act`); else ActionRefused and a
+    log line. A ticket they may not even read is answered as if it did not exist."""
+    reader = access.Reader.of(session, official)
+    if reader is None or official is None:
+        access.log_refusal(reader, "act on", ticket)
         raise ActionRefused(say("utter_official_refused_unlinked"))
-    if official.unit_id != ticket.lead_unit_id or official.role not in ACTING_ROLES:
-        logger.warning(
-            "Refused: official %s (%s, %s) tried to act on %s of unit %s.", official.id,
-            official.unit_id, official.role.value, ticket.code, ticket.lead_unit_id,
-        )  # fmt: skip
+    if not access.can_read(reader, ticket):
+        access.log_refusal(reader, "act on", ticket)
+        raise ActionRefused(say("utter_official_ticket_not_found", code=ticket.code))
+    if not access.can_act(reader, ticket):
+        access.log_refusal(reader, "act on", ticket)
         raise ActionRefused(say("utter_official_refused_unit", code=ticket.code))
     return official
 
@@ -141,7 +143,7 @@ def _change(
 
 def accept(*, session: Session, ticket: Ticket, official: Official | None, now: datetime) -> None:
     """The unit takes the ticket on; the citizen is told who and by when."""
-    official = check_can_act(official, ticket)
+    official = check_can_act(session, official, ticket)
     _require_status(ticket, (TicketStatus.received,))
     begin_write(session)
     event = _change(
@@ -167,7 +169,7 @@ def ask_info(
     *, session: Session, ticket: Ticket, official: Official | None, question: str, now: datetime
 ) -> None:
     """Ask the citizen for more information; their answer comes back to the ticket."""
-    official = check_can_act(official, ticket)
+    official = check_can_act(session, official, ticket)
     _require_status(ticket, OPEN_STATUSES)
     question = question.strip()
     if not question:
@@ -251,10 +253,12 @@ def transfer(
     now: datetime,
 ) -> None:
     """Hand the ticket to another unit (with a reason); it starts there as `received`."""
-    official = check_can_act(official, ticket)
+    official = check_can_act(session, official, ticket)
     _require_status(ticket, OPEN_STATUSES)
     target = session.get(Unit, to_unit_id)
-    if target is None or not target.active or to_unit_id == ticket.lead_unit_id:
+    if target is not None and access.accuses(ticket, target.ward_code):
+        logger.warning("Refused: %s to the accused's unit %s.", ticket.code, to_unit_id)
+    if target is None or not access.may_receive(target, ticket):
         raise ActionRefused(say("utter_official_pick_unit", code=ticket.code))
     if not reason.strip():
         raise ActionRefused(say("utter_official_ask_transfer_reason", code=ticket.code,
@@ -302,7 +306,7 @@ def _close(
     """Resolve or reject an open ticket; the note is required (`ask` asks for it).
 
     Returns the acting official and the id of the status event."""
-    official = check_can_act(official, ticket)
+    official = check_can_act(session, official, ticket)
     _require_status(ticket, OPEN_STATUSES)
     if not note.strip():
         raise ActionRefused(say(ask, code=ticket.code))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Re
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
 from bot.directory import store
 from bot.intake import expected, official_buttons, place_text
-from bot.officials import actions
+from bot.officials import access, actions
 from bot.officials.actions import ActionRefused
 from bot.officials.invites import find_invite_code, link_official
 from storage import queries
@@ -72,7 +72,7 @@ class Desk:
         self.conversation = conversation
         self._engine = engine
         self._clock = clock
-        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = ChatLocks()
 
     async def handle(self, message: IncomingMessage, output: OutputChannel) -> None:
         """An official's message (or invite, or officials' button) here; others to citizens."""
@@ -90,7 +90,7 @@ class Desk:
         if official_id is None and not is_invite and not button.startswith(OFFICIAL_PREFIXES):
             await self.conversation.handle(message, output)
             return
-        async with self._locks[(message.channel, message.chat_id)]:
+        async with self._locks.hold((message.channel, message.chat_id)):
             with get_session(self._engine) as session:
                 official = session.get(Official, official_id) if official_id else None
                 turn = _DeskTurn(session, message, channel, official, self._clock())
@@ -99,6 +99,31 @@ class Desk:
                     turn.save()
             for reply in turn.replies:
                 await output.send(message.chat_id, reply)
+
+
+class ChatLocks:
+    """One lock per chat, so a chat's messages are handled one at a time; a chat's lock is
+    dropped when nobody holds or waits for it, so the map holds only the chats in flight."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class _DeskTurn:
@@ -196,9 +221,17 @@ class _DeskTurn:
             )
         )  # fmt: skip
 
-    def ticket(self, code: str) -> Ticket:
+    @property
+    def reader(self) -> access.Reader | None:
+        return access.Reader.of(self.session, self.official)
+
+    def ticket(self, code: str, what: str = "read") -> Ticket:
+        """The ticket `code` if the official may read it; else the same refusal whether or
+        not it exists (codes are sequential: a difference would tell which exist)."""
         ticket = queries.get_ticket_by_code(session=self.session, code=code)
-        if ticket is None:
+        reader = self.reader
+        if ticket is None or not access.can_read(reader, ticket):
+            access.log_refusal(reader, what, code)
             raise ActionRefused(say("utter_official_ticket_not_found", code=code))
         return ticket
 
@@ -219,11 +252,11 @@ class _DeskTurn:
             self.reply(say("utter_button_expired"))
             return
         action, code = parts[1], parts[2]
-        ticket = self.ticket(code)
+        ticket = self.ticket(code, f"press {action} on")
         if action == "view":
             self.show(ticket)
             return
-        actions.check_can_act(self.official, ticket)
+        actions.check_can_act(self.session, self.official, ticket)
         if action == "acc":
             actions.accept(session=self.session, ticket=ticket, official=self.official,
                            now=self.now)  # fmt: skip
@@ -240,7 +273,8 @@ class _DeskTurn:
             self.offer_units(ticket)
         elif action == "to" and len(parts) == 4:
             unit = self.session.get(Unit, parts[3])
-            if unit is None:
+            if unit is None or not access.may_receive(unit, ticket):
+                access.log_refusal(self.reader, f"transfer to {parts[3]}", ticket)
                 raise ActionRefused(say("utter_official_pick_unit", code=code))
             self.state, self.data = OFF_TRANSFER_REASON, {"ticket": code, "unit": unit.id}
             self.reply(
@@ -279,7 +313,7 @@ class _DeskTurn:
             self.state, self.data = OFF_IDLE, {}
             self.reply(say("utter_official_human_answered", id=request.id))
             return
-        ticket = self.ticket(str(data["ticket"]))
+        ticket = self.ticket(str(data["ticket"]), state)
         common: dict[str, Any] = {"session": self.session, "ticket": ticket,
                                   "official": self.official, "now": self.now}  # fmt: skip
         if state == OFF_QUESTION:
@@ -331,12 +365,13 @@ class _DeskTurn:
         choices = list(units)
         if ticket.ward_code:
             ward = store.ward_unit(session=self.session, ward_code=ticket.ward_code)
-            if ward is not None and ward.id != ticket.lead_unit_id:
+            if ward is not None:
                 choices.insert(0, ward)
         if current is not None and current.parent_id:
             parent = self.session.get(Unit, current.parent_id)
             if parent is not None and parent not in choices:
                 choices.insert(0, parent)
+        choices = [u for u in choices if access.may_receive(u, ticket)]
         buttons = tuple(Button(u.name[:60], f"t:to:{ticket.code}:{u.id}") for u in choices[:12])
         self.reply(say("utter_official_pick_unit", code=ticket.code), (*buttons, CANCEL_BUTTON))
 
@@ -352,13 +387,14 @@ class _DeskTurn:
                 resolve_by=expected(ticket.resolve_by),
                 history="\n".join(actions.history_lines(self.session, ticket)),
             ),
-            official_buttons(ticket.code, ticket.status),
+            official_buttons(ticket.code, ticket.status)
+            if access.can_act(self.reader, ticket) else (),
         )  # fmt: skip
 
     def queue(self, *, overdue: bool) -> None:
         unit_id = self.official_unit()
         tickets = open_tickets(session=self.session, unit_id=unit_id, overdue_at=self.now
-                               if overdue else None)  # fmt: skip
+                               if overdue else None, reader=self.reader)  # fmt: skip
         unit = actions.unit_name(self.session, unit_id)
         if not tickets:
             self.reply(say("utter_official_queue_empty", unit=unit))
@@ -374,11 +410,17 @@ class _DeskTurn:
 
 
 def open_tickets(
-    *, session: Session, unit_id: str | None, overdue_at: datetime | None = None
+    *,
+    session: Session,
+    unit_id: str | None,
+    overdue_at: datetime | None = None,
+    reader: access.Reader | None = None,
 ) -> list[Ticket]:
     """Open tickets of a unit (all units: None), oldest deadline first; only late ones when
-    `overdue_at` is given (see `is_overdue`)."""
+    `overdue_at` is given (see `is_overdue`), only those `reader` may read when given."""
     statement = select(Ticket).where(col(Ticket.status).in_(actions.OPEN_STATUSES))
+    if reader is not None:
+        statement = statement.where(access.readable_clause(reader))
     if unit_id is not None:
         statement = statement.where(Ticket.lead_unit_id == unit_id)
     if overdue_at is not None:

@@ -58,7 +58,7 @@ from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
 from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week, weekly_digest
 from bot.digest.render import chart_png, csv_bytes, render_html
 from bot.intake import contact_text, expected, place_text
-from bot.officials import actions
+from bot.officials import access, actions
 from bot.officials.actions import ActionRefused
 from bot.officials.desk import ROLE_NAMES, is_overdue, overdue_clause
 from bot.officials.notify import notify_chat
@@ -257,29 +257,36 @@ class Viewer:
     role: OfficialRole
     unit_id: str
     unit_name: str
+    unit_ward_code: str | None = None
 
     @property
     def is_leader(self) -> bool:
         """Leaders see every unit (and do not act)."""
         return self.role == OfficialRole.leader
 
+    @property
+    def reader(self) -> access.Reader:
+        return access.Reader(self.id, self.role, self.unit_id, self.unit_ward_code)
+
     def may_see(self, ticket: Ticket) -> bool:
-        """Whether the ticket is shown to this official at all."""
-        return self.is_leader or ticket.lead_unit_id == self.unit_id
+        """Whether the ticket is shown to this official at all (the desk's rule)."""
+        return access.can_read(self.reader, ticket)
 
     def may_act(self, ticket: Ticket) -> bool:
         """Whether the action forms are offered (`actions.check_can_act` decides in the end)."""
-        return self.role in actions.ACTING_ROLES and ticket.lead_unit_id == self.unit_id
+        return access.can_act(self.reader, ticket)
 
 
 def load_viewer(*, session: Session, official_id: int) -> Viewer | None:
     """The active official `official_id` as a Viewer, or None."""
     official = session.get(Official, official_id)
-    if official is None or not official.active or official.id is None:
+    reader = access.Reader.of(session, official)
+    if official is None or reader is None:
         return None
     return Viewer(
-        id=official.id, name=official.name, role=official.role, unit_id=official.unit_id,
+        id=reader.official_id, name=official.name, role=reader.role, unit_id=reader.unit_id,
         unit_name=actions.unit_name(session, official.unit_id),
+        unit_ward_code=reader.unit_ward_code,
     )  # fmt: skip
 
 
@@ -327,6 +334,7 @@ def queue_tickets(
     filters: QueueFilters,
     now: datetime,
     limit: int = MAX_LISTED,
+    reader: access.Reader | None = None,
 ) -> tuple[list[Ticket], int]:
     """Tickets of a unit (all units: None) matching `filters`, and how many match in all.
 
@@ -345,6 +353,8 @@ def queue_tickets(
         conditions.append(Ticket.ward_code == filters.ward)
     if filters.overdue:
         conditions.append(overdue_clause(now))
+    if reader is not None:
+        conditions.append(access.readable_clause(reader))
     total = session.exec(
         select(sa.func.count()).select_from(Ticket).where(sa.true(), *conditions)
     ).one()
@@ -358,9 +368,13 @@ def queue_tickets(
     return list(session.exec(statement.limit(limit))), total
 
 
-def queue_wards(*, session: Session, unit_id: str | None) -> list[tuple[str, str]]:
+def queue_wards(
+    *, session: Session, unit_id: str | None, reader: access.Reader
+) -> list[tuple[str, str]]:
     """(ward code, ward name) of the wards the unit's tickets (all: None) are in, by name."""
-    statement = select(Ticket.ward_code, Ticket.ward_name).where(col(Ticket.ward_code).is_not(None))
+    statement = select(Ticket.ward_code, Ticket.ward_name).where(
+        col(Ticket.ward_code).is_not(None), access.readable_clause(reader)
+    )
     if unit_id is not None:
         statement = statement.where(Ticket.lead_unit_id == unit_id)
     names: dict[str, str] = {}
@@ -468,8 +482,10 @@ def render_queue(
         known = {u.id for u in units}
         unit_id = filters.unit if filters.unit in known else None
         filters = replace(filters, unit=unit_id or "")
-    tickets, total = queue_tickets(session=session, unit_id=unit_id, filters=filters, now=now)
-    wards = queue_wards(session=session, unit_id=unit_id)
+    tickets, total = queue_tickets(
+        session=session, unit_id=unit_id, filters=filters, now=now, reader=viewer.reader
+    )
+    wards = queue_wards(session=session, unit_id=unit_id, reader=viewer.reader)
 
     statuses = [("open", "Đang mở (chưa xong)"), ("all", "Tất cả")] + [
         (s.value, STATUS_NAMES[s.value]) for s in TicketStatus
@@ -546,13 +562,11 @@ def render_queue(
 def _transfer_choices(session: Session, ticket: Ticket) -> list[tuple[str, str]]:
     """Units a ticket may go to: the parent unit and the ticket's ward first, then the city
     bodies and companies, then every ward."""
-    units = list(
-        session.exec(
-            select(Unit)
-            .where(col(Unit.active), Unit.id != ticket.lead_unit_id)
-            .order_by(col(Unit.name))
-        )
-    )
+    units = [
+        u
+        for u in session.exec(select(Unit).order_by(col(Unit.name)))
+        if access.may_receive(u, ticket)
+    ]
     current = session.get(Unit, ticket.lead_unit_id) if ticket.lead_unit_id else None
     first = [
         u
@@ -1006,6 +1020,7 @@ def dashboard_routes(
         with db() as session:
             ticket = queries.get_ticket_by_code(session=session, code=code)
             if ticket is None or not viewer.may_see(ticket):
+                access.log_refusal(viewer.reader, "open", code)
                 return None
             return render_ticket(
                 session=session, viewer=viewer, ticket=ticket, now=clock(), page=page
@@ -1033,6 +1048,7 @@ def dashboard_routes(
             ticket = queries.get_ticket_by_code(session=session, code=code)
             official = session.get(Official, viewer.id)
             if ticket is None or not viewer.may_see(ticket):
+                access.log_refusal(viewer.reader, action, code)
                 return None
             text = {k: form.get(k, "") for k in ("question", "note", "reason", "unit")}
             page = f"/dashboard/tickets/{ticket.code}"
