@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import limits
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +41,15 @@ _SERVICE_LEVEL_DEFAULTS: dict[str, Any] = {
     "accept_hours": DEFAULT_ACCEPT_HOURS,
     "resolve_days": DEFAULT_RESOLVE_DAYS,
 }
+
+RATE_LIMIT_FIELDS = (
+    *(
+        f"web_{what}_per_{who}"
+        for what in ("messages", "updates", "photos")
+        for who in ("client", "session")
+    ),
+    "web_sessions_per_client",
+)
 
 
 class Settings(BaseSettings):
@@ -101,10 +111,38 @@ class Settings(BaseSettings):
     # CIVICBOT_OPEN311_API_KEYS='["key-of-app-1", "key-of-app-2"]'. Empty: POST is refused.
     open311_api_keys: list[str] = []
 
+    # --- Web chat abuse limits (bot/channels/web_limits.py) ----------------------------------
+    # Moving windows in the `limits` syntax ("N per [M] second|minute|hour|day", several
+    # joined by ";"), counted per client address and per web chat session. Over the limit the
+    # request gets HTTP 429 and a polite Vietnamese message.
+    web_messages_per_client: str = "40 per 10 seconds; 600 per hour"
+    web_messages_per_session: str = "8 per 10 seconds; 30 per minute; 300 per hour"
+    web_updates_per_client: str = "600 per minute"  # the page polls every 4 s per tab
+    web_updates_per_session: str = "60 per minute"
+    web_photos_per_client: str = "60 per hour"
+    web_photos_per_session: str = "10 per 10 minutes; 30 per day"
+    web_sessions_per_client: str = "30 per hour"  # new sessions: no way round the above
+    # The web chat's session cookie lives this many days (notifications reach it meanwhile).
+    web_session_days: int = Field(default=180, ge=1)
+    # Photos from the web chat: largest upload, and where they are kept (JPEG, by hash).
+    web_photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    upload_dir: Path = ROOT / "var" / "uploads"
+
+    # --- Per-citizen daily caps, every channel (bot/intake.py) --------------------------------
+    # Tickets filed and people asked for by one citizen per local day (CIVICBOT_TIMEZONE).
+    max_tickets_per_day: int = Field(default=10, ge=1)
+    max_person_requests_per_day: int = Field(default=5, ge=1)
+
     # --- Officials' dashboard (bot/web/dashboard.py) ------------------------------------------
     # Signs the dashboard's session cookies; generated when unset (a restart then signs
     # everyone out). Set it when several processes serve the dashboard.
     dashboard_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    @field_validator(*RATE_LIMIT_FIELDS)
+    @classmethod
+    def _rate_limits_parse(cls, value: str) -> str:
+        limits.parse_many(value)  # ValueError for a malformed one: caught at start-up
+        return value
 
     @field_validator("severity_by_category", "accept_hours", "resolve_days", mode="before")
     @classmethod

@@ -6,8 +6,9 @@ deadlines, and that unit's officials are notified, all in one transaction with t
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from functools import cache
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -38,6 +39,51 @@ def expected(moment: datetime | None) -> str:
     return format_expected(moment, ZoneInfo(settings.timezone))
 
 
+class DailyCapReached(Exception):
+    """A citizen reached today's cap of tickets or person requests (CIVICBOT_MAX_*_PER_DAY);
+    nothing was filed. The dialogue answers with `reply_text`."""
+
+    def __init__(self, kind: Literal["tickets", "person_requests"], cap: int) -> None:
+        super().__init__(f"Daily cap of {cap} {kind} reached")
+        self.kind = kind
+        self.cap = cap
+
+    @property
+    def reply_text(self) -> str:
+        """What the citizen reads."""
+        if self.kind == "tickets":
+            return say("utter_daily_ticket_cap", cap=self.cap)
+        return say("utter_daily_person_cap", cap=self.cap)
+
+
+def check_daily_cap(
+    *,
+    session: Session,
+    kind: Literal["tickets", "person_requests"],
+    now: datetime,
+    citizen_id: int | None,
+    channel: Channel | None,
+    chat_id: str | None,
+) -> None:
+    """Raises `DailyCapReached` when the citizen (or, without one, the chat) already filed
+    today's cap of `kind` (today: the local day of CIVICBOT_TIMEZONE)."""
+    cap = (
+        settings.max_tickets_per_day if kind == "tickets" else settings.max_person_requests_per_day
+    )
+    zone = ZoneInfo(settings.timezone)
+    midnight = datetime.combine(now.astimezone(zone).date(), time(), zone)
+    done = queries.count_filed_since(
+        session=session,
+        kind=kind,
+        since=midnight,
+        citizen_id=citizen_id,
+        channel=channel,
+        chat_id=chat_id,
+    )
+    if done >= cap:
+        raise DailyCapReached(kind, cap)
+
+
 def file_ticket(
     *,
     session: Session,
@@ -46,7 +92,17 @@ def file_ticket(
     actor: str,
     photo_file_ids: tuple[str, ...] = (),
 ) -> Ticket:
-    """Create, route, set deadlines and notify the lead unit's officials; returns the ticket."""
+    """Create, route, set deadlines and notify the lead unit's officials; returns the ticket.
+
+    Raises `DailyCapReached` (before writing anything) over the citizen's daily cap."""
+    check_daily_cap(
+        session=session,
+        kind="tickets",
+        now=now,
+        citizen_id=ticket_in.citizen_id,
+        channel=ticket_in.channel,
+        chat_id=ticket_in.chat_id,
+    )
     ensure_directory(session=session)
     decision = route(session=session, category=ticket_in.category, ward_code=ticket_in.ward_code)
     deadlines = deadlines_for(category=ticket_in.category, filed_at=now, calendar=calendar())
@@ -131,7 +187,17 @@ def request_person(
     message_id: int | None,
     now: datetime,
 ) -> HumanRequest:
-    """A citizen asks for a person: stored, and the unit on duty (city intake) is told."""
+    """A citizen asks for a person: stored, and the unit on duty (city intake) is told.
+
+    Raises `DailyCapReached` (before writing anything) over the citizen's daily cap."""
+    check_daily_cap(
+        session=session,
+        kind="person_requests",
+        now=now,
+        citizen_id=citizen_id,
+        channel=channel,
+        chat_id=chat_id,
+    )
     ensure_directory(session=session)
     unit = intake_unit(session=session)
     begin_write(session)

@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from storage.models import (
     Citizen,
     Conversation,
     Direction,
+    HumanRequest,
     Message,
     MessageCreate,
     Official,
@@ -498,6 +499,30 @@ def tickets_of_citizen(
         statement = statement.where(col(Ticket.status).in_(list(statuses)))
     statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
     return session.exec(statement.limit(limit)).all()
+
+
+def count_filed_since(
+    *,
+    session: Session,
+    kind: Literal["tickets", "person_requests"],
+    since: datetime,
+    citizen_id: int | None,
+    channel: Channel | None = None,
+    chat_id: str | None = None,
+) -> int:
+    """Tickets filed or people asked for since `since` by a citizen (or, without one, from a
+    chat; 0 when neither is known)."""
+    table: type[Ticket] | type[HumanRequest] = Ticket if kind == "tickets" else HumanRequest
+    if citizen_id is not None:
+        who = col(table.citizen_id) == citizen_id
+    elif channel is not None and chat_id is not None:
+        who = (col(table.channel) == channel) & (col(table.chat_id) == chat_id)
+    else:
+        return 0
+    statement = (
+        select(sa.func.count()).select_from(table).where(who, col(table.created_at) >= since)
+    )
+    return session.exec(statement).one()
 
 
 def add_ticket_event(

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from bot.catalog.catalog import Procedure, answer, details, load_catalog, suggest
 from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Reply
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
-from bot.intake import expected, file_ticket, request_person
+from bot.intake import DailyCapReached, expected, file_ticket, request_person
 from bot.nlu.location import gazetteer
 from bot.nlu.result import CATEGORIES, NluResult
 from bot.officials import actions
@@ -521,10 +521,9 @@ class _Turn:
             contact=contact,
         )
 
-    def submit(self) -> None:
-        form = self.data
-        photos = tuple(form.get("photos", []))
-        ticket = file_ticket(
+    def file(self, form: dict[str, Any], photos: tuple[str, ...]) -> Ticket:
+        """The form as a filed ticket. Raises `DailyCapReached`."""
+        return file_ticket(
             session=self.session,
             photo_file_ids=photos,
             actor="citizen",
@@ -544,6 +543,16 @@ class _Turn:
             ),
             now=self.clock(),
         )
+
+    def submit(self) -> None:
+        form = self.data
+        photos = tuple(form.get("photos", []))
+        try:
+            ticket = self.file(form, photos)
+        except DailyCapReached as cap:
+            self.state, self.data = IDLE, {}
+            self.reply(cap.reply_text, MENU)
+            return
         assert ticket.id is not None
         for file_id in photos:
             queries.add_attachment(
@@ -672,13 +681,17 @@ class _Turn:
 
     def request_human(self) -> None:
         """Stored, sent to the city intake unit's officials, acknowledged."""
+        try:
+            request_person(
+                session=self.session, channel=self.channel, chat_id=self.message.chat_id,
+                citizen_id=self.citizen_id, text=self.message.text, message_id=self.stored_id,
+                now=self.clock(),
+            )  # fmt: skip
+        except DailyCapReached as cap:
+            self.reply(cap.reply_text)
+            return
         self.data = {**self.data, "human_requested_at": self.clock().isoformat()}
         queries.flag_message(session=self.session, message_id=self.stored_id, human_request=True)
-        request_person(
-            session=self.session, channel=self.channel, chat_id=self.message.chat_id,
-            citizen_id=self.citizen_id, text=self.message.text, message_id=self.stored_id,
-            now=self.clock(),
-        )  # fmt: skip
         self.reply(say("utter_human_ack"))
 
     def not_understood(self) -> None:
