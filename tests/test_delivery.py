@@ -28,7 +28,7 @@ from telegram import Bot
 
 from bot import delivery
 from bot.channels.telegram import TelegramOutput
-from bot.channels.web import WebOutboxOutput
+from bot.channels.web import SESSION_COOKIE, WebOutboxOutput, chat_id_of
 from bot.channels.zalo import ZaloApiError, ZaloClient, ZaloOutput
 from bot.conversation.messages import (
     Button,
@@ -645,7 +645,9 @@ class SilentConversation:
 
 
 async def test_web_updates_return_outbox_messages_after_an_id(engine: Engine, clock: Clock) -> None:
-    session_id = "web-s-1"
+    token = "t" * 43  # the cookie of a session the server started
+    session_id = chat_id_of(token)
+    assert session_id is not None
     with Session(engine) as session:  # a reply returned by the POST: not an update
         queries.store_outgoing(
             session=session, channel=Channel.web, chat_id=session_id, text="Trả lời trực tiếp"
@@ -664,8 +666,10 @@ async def test_web_updates_return_outbox_messages_after_an_id(engine: Engine, cl
 
     app = create_app(SilentConversation(), engine=engine)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-        first = await http.get("/api/updates", params={"session_id": session_id})
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1", cookies={SESSION_COOKIE: token}
+    ) as http:
+        first = await http.get("/api/updates")
         assert first.status_code == 200 and first.headers["cache-control"] == "no-store"
         body = first.json()
         [update] = body["messages"]
@@ -675,21 +679,27 @@ async def test_web_updates_return_outbox_messages_after_an_id(engine: Engine, cl
         assert update["buttons"] == [{"label": "Hài lòng", "data": "rate:5"}]
         assert body["after"] == update["id"]
 
-        again = await http.get(
-            "/api/updates", params={"session_id": session_id, "after": body["after"]}
-        )
+        again = await http.get("/api/updates", params={"after": body["after"]})
         assert again.json() == {"messages": [], "after": body["after"]}
 
         enqueue(engine, session_id, "Thông báo mới", clock=clock, channel=Channel.web)
         assert await worker.run_once() == 1
-        later = await http.get(
-            "/api/updates", params={"session_id": session_id, "after": body["after"]}
-        )
+        later = await http.get("/api/updates", params={"after": body["after"]})
         assert [m["text"] for m in later.json()["messages"]] == ["Thông báo mới"]
 
-        for bad in ({"session_id": "bad id!"}, {"session_id": session_id, "after": "-1"}, {}):
-            refused = await http.get("/api/updates", params=bad)
+        for bad in ("-1", "1e3", "x"):
+            refused = await http.get("/api/updates", params={"after": bad})
             assert refused.status_code == 400 and refused.json()["error"] == "bad_request"
+
+    # The attacker: the victim's chat id, in the old query parameter or as the cookie, reads
+    # nothing; a session the server starts for them has no notifications.
+    for cookies in ({}, {SESSION_COOKIE: session_id}):
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", cookies=cookies
+        ) as attacker:
+            stolen = await attacker.get("/api/updates", params={"session_id": session_id})
+            assert stolen.status_code == 200 and stolen.json()["messages"] == []
+            assert chat_id_of(stolen.cookies[SESSION_COOKIE]) not in (None, session_id)
 
 
 async def test_the_page_shows_notifications_it_polls_for(tmp_path: Path, clock: Clock) -> None:
@@ -697,7 +707,9 @@ async def test_the_page_shows_notifications_it_polls_for(tmp_path: Path, clock: 
     url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate.upgrade(url)
     engine = create_db_engine(url)
-    session_id = "web-browser-1"
+    token = "b" * 43
+    session_id = chat_id_of(token)
+    assert session_id is not None
     worker = OutboxWorker({Channel.web: WebOutboxOutput()}, engine=engine, clock=clock)
     enqueue(engine, session_id, "Phản ánh PA-2026-000004 đã được tiếp nhận.", clock=clock,
             channel=Channel.web)  # fmt: skip
@@ -716,8 +728,8 @@ async def test_the_page_shows_notifications_it_polls_for(tmp_path: Path, clock: 
                 executable_path=shutil.which("chromium"), args=["--no-sandbox"]
             )
             page = await browser.new_page()
-            await page.add_init_script(
-                f"window.localStorage.setItem('civicbot.session', '{session_id}')"
+            await page.context.add_cookies(
+                [{"name": SESSION_COOKIE, "value": token, "url": f"http://127.0.0.1:{port}/"}]
             )
             await page.goto(f"http://127.0.0.1:{port}/")
             bubbles = page.locator("#messages .msg.bot .bubble")

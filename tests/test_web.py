@@ -12,7 +12,7 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bot.channels.web import WebOutput, parse_message, reply_to_json
+from bot.channels.web import SESSION_COOKIE, WebOutput, chat_id_of, parse_message, reply_to_json
 from bot.conversation.messages import Button, GeoPoint, IncomingMessage, OutputChannel, Reply
 from bot.web.app import create_app
 
@@ -69,7 +69,7 @@ async def http(conversation: EchoConversation) -> AsyncIterator[httpx.AsyncClien
 
 
 def body(text: str | None = None, message_id: str = "m-1", **fields: object) -> dict[str, object]:
-    payload: dict[str, object] = {"session_id": "s-1", "message_id": message_id, **fields}
+    payload: dict[str, object] = {"message_id": message_id, **fields}
     if text is not None:
         payload["text"] = text
     return payload
@@ -114,9 +114,15 @@ async def test_a_message_round_trips_with_buttons(
             "image_url": None,
         }
     ]
+    session = chat_id_of(http.cookies[SESSION_COOKIE])  # the server started the session
     (message,) = conversation.messages
-    assert (message.channel, message.chat_id, message.user_id) == ("web", "s-1", "s-1")
-    assert (message.text, message.button, message.message_id) == ("chào bạn", None, "s-1/m-1")
+    assert session is not None and session.startswith("w-")
+    assert (message.channel, message.chat_id, message.user_id) == ("web", session, session)
+    assert (message.text, message.button, message.message_id) == (
+        "chào bạn",
+        None,
+        f"{session}/m-1",
+    )
 
 
 async def test_a_button_round_trips(
@@ -152,8 +158,10 @@ async def test_a_retried_message_id_is_handled_once(
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json()
     assert len(conversation.messages) == 1
-    other_session = {**body("chào", message_id="retry-1"), "session_id": "s-2"}
-    assert (await http.post("/api/web/messages", json=other_session)).status_code == 200
+    http.cookies.clear()  # another session
+    assert (
+        await http.post("/api/web/messages", json=body("chào", message_id="retry-1"))
+    ).status_code == 200
     assert len(conversation.messages) == 2  # ids are per session
 
 
@@ -163,6 +171,7 @@ async def test_a_retry_during_handling_waits_for_the_first(
     conversation.delay = 0.2
     transport = httpx.ASGITransport(app=create_app(conversation))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        await http.get("/")  # the session, before the retries
         posts = [http.post("/api/web/messages", json=body("chào", message_id="x")) for _ in "123"]
         responses = await asyncio.gather(*posts)
     assert [r.status_code for r in responses] == [200, 200, 200]
@@ -202,8 +211,6 @@ async def test_bad_json_and_bad_fields_are_400(
     assert bad.status_code == 400 and bad.json()["error"] == "bad_json"
     payloads: list[object] = [
         [],
-        {"text": "chào"},
-        {"session_id": "có dấu cách", "text": "chào"},
         body(""),
         body("   "),
         body(123),  # type: ignore[arg-type]
@@ -222,8 +229,10 @@ async def test_bad_json_and_bad_fields_are_400(
 
 
 def test_parse_message_and_output() -> None:
-    message = parse_message({"session_id": "s", "text": "chào"})
-    assert message.message_id.startswith("s/")  # no client id: one is made up
+    message = parse_message({"session_id": "other", "text": "chào"}, session_id="s")
+    assert message.chat_id == "s" and message.message_id.startswith(
+        "s/"
+    )  # no client id: one is made up
     output = WebOutput()
     asyncio.run(output.send("s", MENU))
     assert output.as_json() == [reply_to_json(MENU)]

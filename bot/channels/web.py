@@ -1,21 +1,28 @@
 """The local web chat channel: JSON in, the replies of that message out.
 
-A browser posts ``{session_id, message_id, text}`` (or ``button`` or ``location``) and gets
-the replies as ``[{text, buttons: [{label, data}], image_url}]``. The client-generated
-``message_id`` makes a retried post safe: the same (session, message id) is handled once
-and its replies are returned again, also to a retry that arrives while the first is still
-being handled. That memory is in-process and bounded (the oldest ids are forgotten first).
+The server names the session: a random token in an HttpOnly cookie (`new_session_token`),
+whose hash is the chat id (`chat_id_of`), so a chat id read from the database or a log does
+not open the session. Whatever id a browser sends in a body or a URL is ignored.
+
+A browser posts ``{message_id, text}`` (or ``button`` or ``location``), or a photo's bytes,
+and gets the replies as ``[{text, buttons: [{label, data}], image_url}]``. The
+client-generated ``message_id`` makes a retried post safe: the same (session, message id) is
+handled once and its replies are returned again, also to a retry that arrives while the first
+is still being handled. That memory is in-process and bounded (the oldest ids are forgotten
+first).
 
 The web has no push: notifications from the outbox (`WebOutboxOutput`) are stored as outgoing
-messages, and the page asks for them (``GET /api/updates``, `parse_updates_query`). Files are
+messages, and the page asks for them (``GET /api/updates``, `parse_after`). Files are
 not shown; a line under the text says what is attached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import re
+import secrets
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -24,6 +31,7 @@ from typing import Any
 
 from bot.channels.common import files_phrase
 from bot.conversation.messages import (
+    Attachment,
     ConversationHandler,
     GeoPoint,
     IncomingMessage,
@@ -34,8 +42,22 @@ from bot.conversation.messages import (
 MAX_TEXT_CHARS = 10_000
 MAX_BUTTON_CHARS = 256
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+SESSION_COOKIE = "civicbot_chat"
 
 ReplyJson = dict[str, Any]
+
+
+def new_session_token() -> str:
+    """A fresh session token for the cookie (256 random bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def chat_id_of(token: str | None) -> str | None:
+    """The chat id of a session token, or None when `token` is not one we issue."""
+    if token is None or not _TOKEN.match(token):
+        return None
+    return "w-" + hashlib.sha256(token.encode()).hexdigest()[:40]
 
 
 def files_note(files: Sequence[OutgoingFile]) -> str | None:
@@ -104,18 +126,24 @@ def _bad(message: str) -> WebInputError:
     return WebInputError(400, "bad_request", message)
 
 
-def parse_message(payload: Any, *, max_text_chars: int = MAX_TEXT_CHARS) -> IncomingMessage:
-    """Validate one posted message. Raises `WebInputError`."""
-    if not isinstance(payload, dict):
-        raise _bad("Yêu cầu phải là một đối tượng JSON.")
-    session_id = payload.get("session_id")
-    if not isinstance(session_id, str) or not _ID.match(session_id):
-        raise _bad("Thiếu hoặc sai session_id (1–128 ký tự chữ, số, - _ . :).")
-    client_id = payload.get("message_id")
-    if client_id is None:
-        client_id = uuid.uuid4().hex  # no retry protection without a client id
+def message_key(session_id: str, client_id: Any) -> str:
+    """The message id of a post: the session's chat id and the page's id for the message (a
+    fresh one without it: no retry protection then). Raises `WebInputError`."""
+    if client_id is None or client_id == "":
+        client_id = uuid.uuid4().hex
     if not isinstance(client_id, str) or not _ID.match(client_id):
         raise _bad("Sai message_id (1–128 ký tự chữ, số, - _ . :).")
+    return f"{session_id}/{client_id}"
+
+
+def parse_message(
+    payload: Any, *, session_id: str, max_text_chars: int = MAX_TEXT_CHARS
+) -> IncomingMessage:
+    """Validate one message posted in the session `session_id` (from the cookie; a
+    ``session_id`` in the body is ignored). Raises `WebInputError`."""
+    if not isinstance(payload, dict):
+        raise _bad("Yêu cầu phải là một đối tượng JSON.")
+    message_id = message_key(session_id, payload.get("message_id"))
 
     text = payload.get("text", "")
     if text is None:
@@ -146,23 +174,34 @@ def parse_message(payload: Any, *, max_text_chars: int = MAX_TEXT_CHARS) -> Inco
         channel="web",
         chat_id=session_id,
         user_id=session_id,
-        message_id=f"{session_id}/{client_id}",
+        message_id=message_id,
         text=text,
         button=button,
         location=location,
     )
 
 
-def parse_updates_query(session_id: str | None, after: str | None) -> tuple[str, int]:
-    """The session and the last message id seen, from ``GET /api/updates``' query string.
+def photo_message(
+    session_id: str, client_id: str | None, file_id: str, size: int
+) -> IncomingMessage:
+    """A photo the page uploaded, as the channels' photo messages are. Raises `WebInputError`."""
+    return IncomingMessage(
+        channel="web",
+        chat_id=session_id,
+        user_id=session_id,
+        message_id=message_key(session_id, client_id),
+        attachments=(Attachment(file_id=file_id, kind="photo", mime_type="image/jpeg", size=size),),
+    )
+
+
+def parse_after(after: str | None) -> int:
+    """The last message id the page has seen, from ``GET /api/updates?after=``.
     Raises `WebInputError`."""
-    if session_id is None or not _ID.match(session_id):
-        raise _bad("Thiếu hoặc sai session_id (1–128 ký tự chữ, số, - _ . :).")
     if after is None or after == "":
-        return session_id, 0
+        return 0
     if not after.isascii() or not after.isdigit() or len(after) > 18:
         raise _bad("Tham số after phải là số nguyên không âm.")
-    return session_id, int(after)
+    return int(after)
 
 
 def _location(value: Any) -> GeoPoint:
@@ -198,13 +237,18 @@ class WebChat:
         self._remembered = remembered
         self._results: OrderedDict[str, asyncio.Future[list[ReplyJson]]] = OrderedDict()
 
-    async def handle(self, payload: Any) -> list[ReplyJson]:
-        """The replies to one posted message. Raises `WebInputError` for a bad request.
+    async def handle(self, payload: Any, *, session_id: str) -> list[ReplyJson]:
+        """The replies to one message posted in `session_id`. Raises `WebInputError` for a
+        bad request."""
+        message = parse_message(payload, session_id=session_id, max_text_chars=self.max_text_chars)
+        return await self.handle_message(message)
+
+    async def handle_message(self, message: IncomingMessage) -> list[ReplyJson]:
+        """The replies to one message, handled once per message id.
 
         An exception of the conversation propagates and is not remembered: a retry runs
         the message again.
         """
-        message = parse_message(payload, max_text_chars=self.max_text_chars)
         known = self._results.get(message.message_id)
         if known is not None:
             return list(await asyncio.shield(known))

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
+from bot.channels.web_photos import portable
+from bot.config import settings
 from bot.conversation.messages import Reply, reply_to_payload
 from bot.conversation.texts import say
 from storage import queries
@@ -22,7 +24,11 @@ CHANNEL_NAMES = {Channel.telegram: "Telegram", Channel.zalo: "Zalo", Channel.web
 
 
 def for_channel(reply: Reply, channel: Channel) -> Reply:
-    """`reply` as `channel` can send it: files another channel holds become a line of text."""
+    """`reply` as `channel` can send it: web chat photos as their content, files another
+    channel holds as a line of text."""
+    files = tuple(portable(f, settings.upload_dir) for f in reply.files)
+    if files != reply.files:
+        reply = dataclasses.replace(reply, files=files)
     kept = tuple(f for f in reply.files if f.sendable_on(channel.value))
     if len(kept) == len(reply.files):
         return reply

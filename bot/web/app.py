@@ -1,11 +1,17 @@
 """The ASGI app: the local web chat, its JSON API, the health check and channel webhooks.
 
 ``GET /`` serves the chat page (static HTML, CSS and JS under ``static/``, no CDN);
-``POST /api/web/messages`` takes ``{session_id, message_id, text | button | location}`` and
-returns the replies as a JSON list; ``GET /healthz`` answers ``{"ok": true}`` without
-touching any dependency. Webhook routes (Zalo, Telegram) come in as `extra_routes`.
+``POST /api/web/messages`` takes ``{message_id, text | button | location}`` and
+returns the replies as a JSON list; ``POST /api/web/photos`` takes a photo's bytes (JPEG, PNG
+or WebP; the page's message id in ``X-Message-Id``) and returns the replies the same way;
+``POST /api/web/session`` starts a new conversation. The session is the ``civicbot_chat``
+cookie the server sets (HttpOnly, SameSite=Lax, Secure over HTTPS), never an id the page
+sends. Over a rate limit (`bot.channels.web_limits`) the answer is HTTP 429 with
+``{"error": "rate_limited", "message": …, "retry_after": seconds}`` and ``Retry-After``.
+``GET /healthz`` answers ``{"ok": true}`` without touching any dependency. Webhook routes
+(Zalo, Telegram) come in as `extra_routes`.
 The Open311 GeoReport v2 API is under ``/open311/v2`` (`bot.web.open311`).
-``GET /api/updates?session_id=…&after=ID`` returns the notifications the outbox delivered to a
+``GET /api/updates?after=ID`` returns the notifications the outbox delivered to the session's
 web chat after message id ``after`` (not the replies the POST returned) as
 ``{"messages": [{id, text, buttons, image_url}], "after": ID}``; the page polls it, passing
 back the ``after`` it got.
@@ -32,12 +38,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.channels.common import read_body
 from bot.channels.web import (
     MAX_TEXT_CHARS,
+    SESSION_COOKIE,
     ReplyJson,
     WebChat,
     WebInputError,
-    parse_updates_query,
+    chat_id_of,
+    new_session_token,
+    parse_after,
+    photo_message,
     reply_to_json,
 )
+from bot.channels.web_limits import Kind, OverLimit, WebLimits
+from bot.channels.web_photos import PhotoRefused, clean_photo, store_photo
+from bot.config import Settings
+from bot.config import settings as default_settings
 from bot.conversation.messages import ConversationHandler, reply_from_payload
 from bot.web.dashboard import dashboard_routes, dashboard_session_middleware
 from bot.web.open311 import open311_routes
@@ -120,20 +134,85 @@ def _read_updates(engine: Engine | None, session_id: str, after: int) -> dict[st
         return {"messages": [_stored_reply_json(m) for m in found], "after": last}
 
 
-def _updates_endpoint(engine: Engine | None) -> Route:
+# --- The web chat's session cookie and rate limits ------------------------------------------
+
+
+class _Sessions:
+    """Finds the session of a request from its cookie, or starts one (within the limits)."""
+
+    def __init__(self, settings: Settings, limits: WebLimits) -> None:
+        self.max_age = settings.web_session_days * 86400
+        self.limits = limits
+
+    @staticmethod
+    def client(request: Request) -> str:
+        """The client's address (behind a proxy, as uvicorn's proxy headers set it)."""
+        return request.client.host if request.client else "unknown"
+
+    def start(self, request: Request) -> tuple[str, str] | OverLimit:
+        """A new session: (token, chat id), or the limit that refuses it."""
+        refused = self.limits.hit("sessions", client=self.client(request))
+        if refused is not None:
+            return refused
+        token = new_session_token()
+        chat_id = chat_id_of(token)
+        assert chat_id is not None
+        return token, chat_id
+
+    def admit(self, request: Request, kind: Kind) -> tuple[str, str | None] | OverLimit:
+        """The request's chat id and the token to set (None: the cookie is kept), after
+        counting it against `kind`'s limits; or the limit that refuses it."""
+        token: str | None = None
+        chat_id = chat_id_of(request.cookies.get(SESSION_COOKIE))
+        if chat_id is None:
+            started = self.start(request)
+            if isinstance(started, OverLimit):
+                return started
+            token, chat_id = started
+        refused = self.limits.hit(kind, client=self.client(request), session=chat_id)
+        return refused if refused is not None else (chat_id, token)
+
+    def set_cookie(self, request: Request, response: Response, token: str | None) -> Response:
+        """Sets the session cookie when `token` is a new one; returns `response`."""
+        if token is not None:
+            response.set_cookie(
+                SESSION_COOKIE,
+                token,
+                max_age=self.max_age,
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+
+def _over_limit(refused: OverLimit) -> Response:
+    body = {"error": "rate_limited", "message": refused.message, "retry_after": refused.retry_after}
+    return JSONResponse(
+        body,
+        status_code=429,
+        headers={"Retry-After": str(refused.retry_after), "Cache-Control": "no-store"},
+    )
+
+
+def _updates_endpoint(engine: Engine | None, sessions: _Sessions) -> Route:
     async def get_updates(request: Request) -> Response:
         try:
-            session_id, after = parse_updates_query(
-                request.query_params.get("session_id"), request.query_params.get("after")
-            )
+            after = parse_after(request.query_params.get("after"))
         except WebInputError as error:
             return JSONResponse(error.as_json(), status_code=error.status)
+        admitted = sessions.admit(request, "updates")
+        if isinstance(admitted, OverLimit):
+            return _over_limit(admitted)
+        session_id, token = admitted
         try:  # a thread: the database driver blocks
             body = await run_in_threadpool(_read_updates, engine, session_id, after)
         except Exception:
             logger.exception("Reading the web chat's notifications failed.")
             return JSONResponse(_FAILED, status_code=500)
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+        response = JSONResponse(body, headers={"Cache-Control": "no-store"})
+        return sessions.set_cookie(request, response, token)
 
     return Route("/api/updates", get_updates, methods=["GET"], name="web_updates")
 
@@ -144,24 +223,48 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     max_text_chars: int = MAX_TEXT_CHARS,
     engine: Engine | None = None,
+    settings: Settings | None = None,
 ) -> Starlette:
     """The app around `conversation`; `extra_routes` adds e.g. the Zalo webhook.
 
     `engine`: the database the web chat's notifications are read from (default: the app's).
+    `settings`: the web chat's limits and upload directory (default: the app's).
     """
+    settings = settings or default_settings
     chat = WebChat(conversation, max_text_chars=max_text_chars)
+    sessions = _Sessions(settings, WebLimits.from_settings(settings))
 
     async def index(request: Request) -> Response:
-        return FileResponse(
+        response = FileResponse(
             STATIC_DIR / "index.html",
             media_type="text/html; charset=utf-8",
             headers={"Content-Security-Policy": _PAGE_POLICY, "Cache-Control": "no-cache"},
         )
+        if chat_id_of(request.cookies.get(SESSION_COOKIE)) is None:
+            started = sessions.start(request)  # over the limit: the first post says so
+            if not isinstance(started, OverLimit):
+                sessions.set_cookie(request, response, started[0])
+        return response
+
+    async def new_session(request: Request) -> Response:
+        started = sessions.start(request)
+        if isinstance(started, OverLimit):
+            return _over_limit(started)
+        response = JSONResponse({"ok": True}, headers={"Cache-Control": "no-store"})
+        return sessions.set_cookie(request, response, started[0])
+
+    async def answer(request: Request, token: str | None, replies: list[ReplyJson]) -> Response:
+        response = JSONResponse(replies, headers={"Cache-Control": "no-store"})
+        return sessions.set_cookie(request, response, token)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
     async def post_message(request: Request) -> Response:
+        admitted = sessions.admit(request, "messages")
+        if isinstance(admitted, OverLimit):
+            return _over_limit(admitted)
+        session_id, token = admitted
         body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return JSONResponse(_TOO_LARGE.as_json(), status_code=_TOO_LARGE.status)
@@ -173,19 +276,53 @@ def create_app(
                 status_code=400,
             )
         try:
-            replies = await chat.handle(payload)
+            replies = await chat.handle(payload, session_id=session_id)
         except WebInputError as error:
             return JSONResponse(error.as_json(), status_code=error.status)
         except Exception:
             logger.exception("The conversation failed on a web chat message.")
             return JSONResponse(_FAILED, status_code=500)
-        return JSONResponse(replies, headers={"Cache-Control": "no-store"})
+        return await answer(request, token, replies)
+
+    photo_too_large = WebInputError(
+        413,
+        "photo_too_large",
+        f"Ảnh lớn quá {settings.web_photo_max_bytes / 1024 / 1024:.0f} MB. "
+        "Anh/chị vui lòng gửi ảnh nhỏ hơn (ví dụ chụp lại với chất lượng thấp hơn).",
+    )
+
+    async def post_photo(request: Request) -> Response:
+        admitted = sessions.admit(request, "photos")
+        if isinstance(admitted, OverLimit):
+            return _over_limit(admitted)
+        session_id, token = admitted
+        data = await read_body(request, settings.web_photo_max_bytes)
+        if data is None:
+            return JSONResponse(photo_too_large.as_json(), status_code=photo_too_large.status)
+        try:
+            cleaned = await run_in_threadpool(clean_photo, data)
+            file_id = await run_in_threadpool(store_photo, cleaned, settings.upload_dir)
+            message = photo_message(
+                session_id, request.headers.get("x-message-id"), file_id, len(cleaned)
+            )
+            replies = await chat.handle_message(message)
+        except PhotoRefused as refused:
+            body = {"error": "not_a_photo", "message": refused.message}
+            return JSONResponse(body, status_code=refused.status)
+        except WebInputError as error:
+            return JSONResponse(error.as_json(), status_code=error.status)
+        except Exception:
+            logger.exception("The conversation failed on a web chat photo.")
+            return JSONResponse(_FAILED, status_code=500)
+        return await answer(request, token, replies)
 
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET", "HEAD"], name="index"),
         Route("/healthz", healthz, methods=["GET", "HEAD"], name="healthz"),
         Route("/api/web/messages", post_message, methods=["POST"], name="web_messages"),
-        _updates_endpoint(engine),
+        Route("/api/web/photos", post_photo, methods=["POST"], name="web_photos"),
+        Route("/api/web/session", new_session, methods=["POST"], name="web_session"),
+        _updates_endpoint(engine, sessions),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *open311_routes(engine=engine),  # the Open311 GeoReport v2 API, /open311/v2
         *dashboard_routes(engine=engine),  # the officials' dashboard, /dashboard

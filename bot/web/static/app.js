@@ -1,19 +1,24 @@
-// CivicBot local web chat. No dependencies: talks to POST /api/web/messages, and polls
-// GET /api/updates for notifications (ticket progress, answers of officials) sent later.
+// CivicBot local web chat. No dependencies: talks to POST /api/web/messages (and
+// /api/web/photos), and polls GET /api/updates for notifications (ticket progress, answers
+// of officials) sent later. The session is the server's HttpOnly cookie: this page never
+// sees or sends a session id.
 (function () {
   "use strict";
 
   var API = "/api/web/messages";
+  var PHOTO_API = "/api/web/photos";
+  var SESSION_API = "/api/web/session";
   var UPDATES_API = "/api/updates";
-  var SESSION_KEY = "civicbot.session";
+  var OLD_SESSION_KEY = "civicbot.session";  // ids chosen by older pages: no longer used
   var HISTORY_KEY = "civicbot.history";
   var AFTER_KEY = "civicbot.updates_after";
   var POLL_MS = 4000;
   var MAX_POLL_MS = 60000;
   var MAX_CHARS = 10000;
   var MAX_HISTORY = 200;
+  var MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+  var PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp"];
   var RETRY_DELAYS = [1000, 3000];
-  var ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
   var scroller = document.getElementById("scroller");
   var list = document.getElementById("messages");
@@ -24,6 +29,8 @@
   var input = document.getElementById("text");
   var sendButton = document.getElementById("send");
   var locationButton = document.getElementById("location");
+  var photoButton = document.getElementById("photo");
+  var photoInput = document.getElementById("photo-file");
   var resetButton = document.getElementById("reset");
 
   var memory = {};
@@ -48,22 +55,16 @@
     }).join("");
   }
 
-  function sessionId() {
-    var id = store.get(SESSION_KEY);
-    if (!id || !ID_PATTERN.test(id)) {
-      id = "web-" + newId();
-      store.set(SESSION_KEY, id);
-    }
-    return id;
-  }
-
   var history = [];
   try { history = JSON.parse(store.get(HISTORY_KEY) || "[]"); } catch (e) { history = []; }
   if (!Array.isArray(history)) history = [];
 
   function saveHistory() {
     if (history.length > MAX_HISTORY) history = history.slice(-MAX_HISTORY);
-    store.set(HISTORY_KEY, JSON.stringify(history));
+    // A photo's preview is a blob: URL of this page only, not worth keeping.
+    store.set(HISTORY_KEY, JSON.stringify(history, function (key, value) {
+      return key === "preview" ? undefined : value;
+    }));
   }
 
   // --- Rendering ---------------------------------------------------------------------
@@ -96,7 +97,12 @@
       (entry.failed ? " failed" : "");
     var bubble = document.createElement("div");
     bubble.className = "bubble";
-    if (entry.image_url && safeImage(entry.image_url)) {
+    if (entry.preview && /^blob:/.test(entry.preview)) {
+      var photo = document.createElement("img");
+      photo.src = entry.preview;
+      photo.alt = "Ảnh anh/chị đã gửi";
+      bubble.appendChild(photo);
+    } else if (entry.image_url && safeImage(entry.image_url)) {
       var image = document.createElement("img");
       image.src = entry.image_url;
       image.alt = "Hình ảnh";
@@ -165,6 +171,7 @@
     busy = value;
     sendButton.disabled = value;
     locationButton.disabled = value;
+    photoButton.disabled = value;
     typing.hidden = !value;
     refreshChips();
     if (value) scrollToEnd();
@@ -175,13 +182,14 @@
   }
 
   // One message, retried with the same message_id: the server handles it once.
-  function post(body) {
+  function post(url, headers, body) {
     var attempt = 0;
     function once() {
-      return fetch(API, {
+      return fetch(url, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body)
+        headers: headers,
+        credentials: "same-origin",
+        body: body
       }).then(function (response) {
         if ([502, 503, 504].indexOf(response.status) >= 0 && attempt < RETRY_DELAYS.length) {
           return wait(RETRY_DELAYS[attempt++]).then(once);
@@ -199,20 +207,33 @@
 
   function send(fields, shown) {
     if (busy) return Promise.resolve(false);
-    var body = { session_id: sessionId(), message_id: newId() };
+    var body = { message_id: newId() };
     Object.keys(fields).forEach(function (key) { body[key] = fields[key]; });
-    var entry = { from: "user", text: shown };
+    return deliver(
+      post(API, { "Content-Type": "application/json" }, JSON.stringify(body)),
+      { from: "user", text: shown },
+      fields.text && !fields.button ? fields.text : null
+    );
+  }
+
+  // Shows the citizen's message, then the replies or why it failed; `unsent` is text to put
+  // back in the box when it was refused (over a rate limit, say), so nothing typed is lost.
+  function deliver(request, entry, unsent) {
     var mine = add(entry);
-    function failed(message) {
+    function failed(message, status) {
       entry.failed = true;
       saveHistory();
       mine.classList.add("failed");
+      if (unsent && !input.value.trim() && status !== 200) {
+        input.value = unsent;
+        autosize();
+      }
       showError(message);
       return false;
     }
     setBusy(true);
     toast.hidden = true;
-    return post(body).then(function (result) {
+    return request.then(function (result) {
       if (result.status === 200 && Array.isArray(result.data)) {
         result.data.forEach(function (reply) {
           add({
@@ -225,7 +246,7 @@
         return true;
       }
       return failed((result.data && result.data.message) ||
-        "Không gửi được tin nhắn (mã lỗi " + result.status + ").");
+        "Không gửi được tin nhắn (mã lỗi " + result.status + ").", result.status);
     }, function () {
       return failed("Không kết nối được máy chủ. Anh/chị kiểm tra mạng rồi thử lại.");
     }).then(function (ok) {
@@ -269,6 +290,24 @@
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
   }
 
+  function sendPhoto(file) {
+    if (!file || busy) return;
+    if (PHOTO_TYPES.indexOf(file.type) < 0) {
+      showError("Anh/chị vui lòng chọn ảnh JPEG, PNG hoặc WebP.");
+      return;
+    }
+    if (file.size > MAX_PHOTO_BYTES) {
+      showError("Ảnh lớn quá 10 MB. Anh/chị vui lòng chọn ảnh nhỏ hơn.");
+      return;
+    }
+    var preview = window.URL && window.URL.createObjectURL ? URL.createObjectURL(file) : null;
+    deliver(
+      post(PHOTO_API, { "Content-Type": file.type, "X-Message-Id": newId() }, file),
+      { from: "user", text: "📷 Ảnh đã gửi", preview: preview },
+      null
+    );
+  }
+
   function autosize() {
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight + 2, window.innerHeight * 0.4) + "px";
@@ -277,6 +316,7 @@
   // --- Notifications: the web has no push, so the page asks every few seconds -----------
 
   var pollTimer = null;
+  var generation = 0;  // a new conversation drops the answers of polls still under way
   var pollDelay = POLL_MS;
   var polling = false;
 
@@ -289,17 +329,18 @@
     if (polling) return;
     if (document.hidden) { schedulePoll(POLL_MS); return; }
     polling = true;
-    var session = sessionId();
+    var session = generation;
     var after = store.get(AFTER_KEY) || "0";
-    var url = UPDATES_API + "?session_id=" + encodeURIComponent(session) +
-      "&after=" + encodeURIComponent(after);
-    fetch(url, { headers: { "Accept": "application/json" }, cache: "no-store" })
+    var url = UPDATES_API + "?after=" + encodeURIComponent(after);
+    fetch(url, {
+      headers: { "Accept": "application/json" }, cache: "no-store", credentials: "same-origin"
+    })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
       .then(function (data) {
-        if (session !== sessionId() || !data || !Array.isArray(data.messages)) return;
+        if (session !== generation || !data || !Array.isArray(data.messages)) return;
         data.messages.forEach(function (message) {
           add({
             from: "bot",
@@ -338,16 +379,31 @@
   });
   input.addEventListener("input", autosize);
   locationButton.addEventListener("click", sendLocation);
+  photoButton.addEventListener("click", function () { photoInput.click(); });
+  photoInput.addEventListener("change", function () {
+    var file = photoInput.files && photoInput.files[0];
+    photoInput.value = "";
+    sendPhoto(file);
+  });
   resetButton.addEventListener("click", function () {
     if (!window.confirm("Bắt đầu cuộc trò chuyện mới? Tin nhắn cũ trên máy này sẽ bị xoá.")) return;
-    store.remove(SESSION_KEY);
-    store.remove(HISTORY_KEY);
-    store.remove(AFTER_KEY);
-    history = [];
-    list.textContent = "";
-    intro.hidden = false;
-    toast.hidden = true;
-    input.focus();
+    fetch(SESSION_API, { method: "POST", credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) {
+        return response.json().catch(function () { return null; }).then(function (data) {
+          showError((data && data.message) || "Chưa bắt đầu được cuộc trò chuyện mới.");
+        });
+      }
+      generation++;
+      store.remove(HISTORY_KEY);
+      store.remove(AFTER_KEY);
+      history = [];
+      list.textContent = "";
+      intro.hidden = false;
+      toast.hidden = true;
+      input.focus();
+    }, function () {
+      showError("Không kết nối được máy chủ. Anh/chị kiểm tra mạng rồi thử lại.");
+    });
   });
   Array.prototype.forEach.call(document.querySelectorAll(".suggestions .chip"), function (chip) {
     chip.addEventListener("click", function () {
@@ -356,6 +412,6 @@
   });
 
   history.forEach(function (entry) { add(entry, false); });
-  sessionId();
+  store.remove(OLD_SESSION_KEY);
   schedulePoll(0);
 })();
