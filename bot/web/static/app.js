@@ -303,7 +303,7 @@
     var preview = window.URL && window.URL.createObjectURL ? URL.createObjectURL(file) : null;
     deliver(
       post(PHOTO_API, { "Content-Type": file.type, "X-Message-Id": newId() }, file),
-      { from: "user", text: "📷 Ảnh đã gửi", preview: preview },
+      { from: "user", text: "Ảnh đã gửi", preview: preview },
       null
     );
   }
