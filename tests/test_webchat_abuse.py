@@ -8,15 +8,19 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
+from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from starlette.testclient import TestClient
 from test_daily_caps import KeywordNlu
+from test_dashboard import sign_in
 
 from bot.channels.web import SESSION_COOKIE, chat_id_of
 from bot.channels.web_limits import WebLimits
@@ -28,8 +32,9 @@ from bot.intake import new_ticket_notice
 from bot.officials import actions
 from bot.officials.notify import for_channel
 from bot.web.app import create_app
+from storage import queries
 from storage.models import Attachment as AttachmentRow
-from storage.models import Channel, Ticket
+from storage.models import AttachmentCreate, Channel, OfficialRole, Ticket
 
 
 class Recorder:
@@ -357,3 +362,46 @@ async def test_a_complaint_with_a_web_photo_reaches_the_officials_notice(
         notice = new_ticket_notice(ticket, actions.photos_of(session, ticket))
     (sent,) = for_channel(notice, Channel.telegram).files  # what a Telegram official gets
     assert sent.content is not None and sent.content.startswith(b"\xff\xd8\xff")
+
+
+# --- Officials see a web photo on the dashboard, only for tickets they may see ----------------
+
+
+def test_the_dashboard_shows_web_photos_to_the_tickets_readers(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "upload_dir", tmp_path)
+    cleaned = clean_photo(jpeg(800, 600))
+    with Session(engine, expire_on_commit=False) as session:
+        two_wards_and_city(session)
+        now = datetime.now(UTC)
+        handler = linked_official(session, "ward-a", "chat-a", OfficialRole.handler, now=now)
+        other = linked_official(session, "ward-b", "chat-b", OfficialRole.handler, now=now)
+        ticket = waste_ticket(session, "ward-a", now=now)
+        assert ticket.id is not None
+        for channel, file_id in (
+            (Channel.telegram, "AgACTelegramFileId"),  # Telegram's: not kept here
+            (Channel.web, store_photo(cleaned, tmp_path)),
+        ):
+            queries.add_attachment(
+                session=session,
+                attachment_in=AttachmentCreate(
+                    ticket_id=ticket.id, channel=channel, file_id=file_id, kind="photo"
+                ),
+            )
+    photo_url = f"/dashboard/tickets/{ticket.code}/photos/1"
+    app = create_app(Recorder(), engine=engine)
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get(photo_url).status_code == 303  # signed out: to the sign-in page
+        sign_in(client, engine, handler)
+        page = client.get(f"/dashboard/tickets/{ticket.code}").text
+        assert "2 ảnh" in page and f'<img src="{photo_url}"' in page
+        assert page.count("<img ") == 1  # the Telegram photo is counted, not shown
+        shown = client.get(photo_url)
+        assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+        assert shown.content == cleaned
+        for missing in ("photos/0", "photos/2", "photos/-1"):
+            assert client.get(f"/dashboard/tickets/{ticket.code}/{missing}").status_code == 404
+    with TestClient(app, follow_redirects=False) as client:
+        sign_in(client, engine, other)  # another ward's handler
+        assert client.get(photo_url).status_code == 404

@@ -38,6 +38,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -48,12 +49,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.channels.common import read_body
+from bot.channels.web_photos import photo_path
 from bot.config import settings
-from bot.conversation.messages import Reply
+from bot.conversation.messages import OutgoingFile, Reply
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
 from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week, weekly_digest
 from bot.digest.render import chart_png, csv_bytes, render_html
@@ -614,12 +616,24 @@ def _action_forms(session: Session, ticket: Ticket, csrf: str) -> str:
     return f'<section class="actions"><h2>Thao tác</h2>{"".join(forms)}</section>'
 
 
+def _photo_gallery(code: str, photos: Sequence[OutgoingFile]) -> str:
+    """The photos this server keeps (sent from the web chat), each a link to itself."""
+    links = [
+        f'<a href="{href}"><img src="{href}" alt="Ảnh {i + 1}" loading="lazy"></a>'
+        for i, photo in enumerate(photos)
+        if photo.channel == "web" and photo_path(photo.file_id or "", settings.upload_dir)
+        for href in [esc(f"/dashboard/tickets/{code}/photos/{i}")]
+    ]
+    return f'<div class="photos">{"".join(links)}</div>' if links else ""
+
+
 def render_ticket(
     *, session: Session, viewer: Viewer, ticket: Ticket, now: datetime, page: Page
 ) -> str:
     """The ticket page: details, history and (for its unit's handlers) the action forms."""
     assert ticket.id is not None
-    photos = len(actions.photos_of(session, ticket))
+    photo_files = actions.photos_of(session, ticket)
+    photos = len(photo_files)
     place, contact = place_text(ticket), contact_text(ticket)
     facts = [
         ("Lĩnh vực", esc(_category(ticket))),
@@ -651,7 +665,8 @@ def render_ticket(
         '<p class="back"><a href="/dashboard">← Hàng đợi</a></p>'
         f"<h1>Phản ánh {esc(ticket.code)}</h1>"
         f'<div class="ticket"><section class="details"><dl>{details}</dl>'
-        f'<h2>Nội dung</h2><p class="description">{esc(ticket.description)}</p></section>'
+        f'<h2>Nội dung</h2><p class="description">{esc(ticket.description)}</p>'
+        f"{_photo_gallery(ticket.code, photo_files)}</section>"
         f'<section class="history"><h2>Lịch sử xử lý</h2><ol>{history}</ol></section>'
         f"{acting}</div>"
     )
@@ -1030,6 +1045,28 @@ def dashboard_routes(
         page = _message_page("Không tìm thấy", _NOT_FOUND, page_of(request, viewer))
         return _html(page, status=404)
 
+    def photo_sync(viewer: Viewer, code: str, index: int) -> Path | None:
+        with db() as session:
+            ticket = queries.get_ticket_by_code(session=session, code=code)
+            if ticket is None or not viewer.may_see(ticket):
+                access.log_refusal(viewer.reader, "photo", code)
+                return None
+            photos = actions.photos_of(session, ticket)
+            if not 0 <= index < len(photos) or photos[index].channel != "web":
+                return None
+            return photo_path(photos[index].file_id or "", settings.upload_dir)
+
+    async def ticket_photo(request: Request) -> Response:
+        """A photo of a ticket that the web chat's citizen sent (`bot.channels.web_photos`)."""
+        viewer = await current_viewer(request)
+        if viewer is None:
+            return to_signin(request)
+        code, index = str(request.path_params["code"]), int(request.path_params["index"])
+        path = await run_in_threadpool(photo_sync, viewer, code, index)
+        if path is None or not path.is_file():
+            return not_found(request, viewer)
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private"})
+
     async def ticket_page(request: Request) -> Response:
         viewer = await current_viewer(request)
         if viewer is None:
@@ -1161,5 +1198,6 @@ def dashboard_routes(
         Route("/dashboard/signin/link", link_post, methods=["POST"]),
         Route("/dashboard/signout", signout, methods=["POST"], name="dashboard_signout"),
         Route("/dashboard/tickets/{code}", ticket_page, methods=["GET"], name="dashboard_ticket"),
+        Route("/dashboard/tickets/{code}/photos/{index:int}", ticket_photo, methods=["GET"]),
         Route("/dashboard/tickets/{code}/{action}", act, methods=["POST"]),
     ]
