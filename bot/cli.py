@@ -193,7 +193,7 @@ def official_signin_link(args: argparse.Namespace, config: Settings) -> int:
     """Print a one-time URL that signs an official in to the dashboard (bot/web/dashboard.py)."""
     from datetime import UTC, datetime
 
-    from bot.web.dashboard import LINK_VALIDITY, create_signin_link, signin_link_url
+    from bot.officials.signin import LINK_VALIDITY, create_signin_link, signin_link_url
 
     try:
         with database(config) as session:
@@ -206,6 +206,44 @@ def official_signin_link(args: argparse.Namespace, config: Settings) -> int:
     print(signin_link_url(token, args.base_url))
     minutes = int(LINK_VALIDITY.total_seconds() // 60)
     print(f"(one use, valid {minutes} minutes)", file=sys.stderr)
+    return 0
+
+
+def official_remove(args: argparse.Namespace, config: Settings) -> int:
+    """Deactivate an official: chat account unlinked, dashboard sessions ended."""
+    from datetime import UTC, datetime
+
+    from bot.officials.invites import remove_official
+
+    try:
+        with database(config) as session:
+            official = remove_official(
+                session=session, official_id=args.official, actor="cli", now=datetime.now(UTC)
+            )
+    except ValueError as error:
+        print(f"civicbot: {error}", file=sys.stderr)
+        return 1
+    print(f"Official #{official.id} {official.name} removed: unlinked, signed out everywhere.")
+    return 0
+
+
+def purge(args: argparse.Namespace, config: Settings) -> int:
+    """Blank message texts and phone numbers older than the retention period."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.retention import purge as purge_rows
+
+    days = args.days if args.days is not None else config.retention_days
+    if days < 1:
+        print("civicbot: --days must be at least 1.", file=sys.stderr)
+        return 2
+    before = datetime.now(UTC) - timedelta(days=days)
+    with database(config) as session:
+        purged = purge_rows(session=session, before=before, dry_run=args.dry_run)
+    verb = "would blank" if args.dry_run else "blanked"
+    print(f"Personal data older than {days} days (before {before:%Y-%m-%d %H:%M} UTC): {verb}")
+    for line in purged.lines():
+        print(f"  {line}")
     return 0
 
 
@@ -346,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     signin_link.add_argument("--base-url", help="the dashboard's public base URL "
                              "(default: http://CIVICBOT_HTTP_HOST:CIVICBOT_HTTP_PORT)")  # fmt: skip
     signin_link.set_defaults(handler=official_signin_link)
+    remove = official.add_parser("remove", help="deactivate an official; ends their sessions")
+    remove.add_argument("--official", type=int, required=True, help="official id (list)")
+    remove.set_defaults(handler=official_remove)
+
+    purge_parser = commands.add_parser(
+        "purge", help="blank message texts and phone numbers past CIVICBOT_RETENTION_DAYS"
+    )
+    purge_parser.add_argument("--dry-run", action="store_true", help="only count")
+    purge_parser.add_argument("--days", type=int, help="override CIVICBOT_RETENTION_DAYS")
+    purge_parser.set_defaults(handler=purge)
 
     units = commands.add_parser("units", help="the units directory and routing").add_subparsers(
         dest="units_command", required=True

@@ -137,6 +137,20 @@ class Settings(BaseSettings):
     # Signs the dashboard's session cookies; generated when unset (a restart then signs
     # everyone out). Set it when several processes serve the dashboard.
     dashboard_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The dashboard's public address, for the sign-in links sent to officials' chats
+    # (default: http://CIVICBOT_HTTP_HOST:CIVICBOT_HTTP_PORT).
+    dashboard_url: str | None = None
+    # Sign-in budgets per hour (bot/officials/signin.py). Codes asked for on the sign-in page
+    # by anyone: per official, per client address, and in all; links an official asks for
+    # in their own chat (/dangnhap), which anonymous requests cannot spend.
+    dashboard_codes_per_official: int = Field(default=3, ge=1)
+    dashboard_codes_per_client: int = Field(default=10, ge=1)
+    dashboard_codes_overall: int = Field(default=60, ge=1)
+    dashboard_chat_signins_per_official: int = Field(default=5, ge=1)
+
+    # --- Personal data (bot/retention.py, `civicbot purge`; docs/security.md) ---------------
+    # Days message texts and phone numbers are kept; `civicbot purge` blanks older ones.
+    retention_days: int = Field(default=365, ge=1)
 
     @field_validator(*RATE_LIMIT_FIELDS)
     @classmethod

@@ -635,7 +635,8 @@ class HumanRequest(SQLModel, table=True):
 
 class DashboardSignin(SQLModel, table=True):
     """A one-time sign-in to the officials' dashboard: a 6-digit code sent to the official's
-    linked chat (`kind` "code") or a link printed by `civicbot official signin-link` ("link").
+    linked chat (`kind` "code", asked for on the sign-in page), a link the official asked
+    for in their own chat ("chat") or one printed by `civicbot official signin-link` ("link").
 
     Only a hash is kept; `used_at` is set when it is used, `attempts` counts wrong codes.
     """
@@ -649,4 +650,21 @@ class DashboardSignin(SQLModel, table=True):
     attempts: int = 0
     expires_at: datetime
     used_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    # The address a code was asked from (kind "code"): the per-address budget counts it.
+    client: str | None = Field(default=None, max_length=64, index=True)
+
+
+class DashboardSession(SQLModel, table=True):
+    """A signed-in dashboard session. The cookie carries a random id; only its SHA-256 is
+    kept here. Signing out or removing the official ends it (`ended_at`); a cookie whose
+    record is missing, ended or expired signs nobody in."""
+
+    __tablename__ = "dashboard_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    official_id: int = Field(foreign_key="official.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    ended_at: datetime | None = None

@@ -900,6 +900,11 @@ def release_outbox(
     return result.rowcount == 1
 
 
+# An outbox payload key: the text to keep once the message is delivered, in place of one
+# that carries a secret (a dashboard sign-in code or link).
+OUTBOX_REDACTED_TEXT = "redacted_text"
+
+
 def record_outbox_sent(
     *,
     session: Session,
@@ -917,6 +922,11 @@ def record_outbox_sent(
     begin_write(session)
     now = now or utcnow()
     outbox = session.get_one(OutboxMessage, message_id)
+    redacted = outbox.payload.get(OUTBOX_REDACTED_TEXT)
+    if isinstance(redacted, str):  # it carried a secret: kept neither here nor in the log
+        text = redacted
+        kept = {k: v for k, v in outbox.payload.items() if k != OUTBOX_REDACTED_TEXT}
+        outbox.payload = {**kept, "text": redacted}
     account = {"channel": outbox.channel, "external_user_id": outbox.recipient}
     citizen_id = _core(session, _CITIZEN_ID_OF_ACCOUNT, account).scalar()
     conversation_id = session.exec(

@@ -40,8 +40,9 @@ class World:
 def world(engine: Engine) -> World:
     with Session(engine, expire_on_commit=False) as session:
         two_wards_and_city(session)
-        session.add(Unit(id="thanh-tra", name="Thanh tra Thành phố", kind=UnitKind.city,
-                         parent_id="city"))  # fmt: skip
+        session.add(
+            Unit(id="thanh-tra", name="Thanh tra Thành phố", kind=UnitKind.city, parent_id="city")
+        )
         session.commit()
         people = {
             name: linked_official(session, unit, name, role, now=NOW)
@@ -56,9 +57,13 @@ def world(engine: Engine) -> World:
         }
         waste = waste_ticket(session, "ward-a", now=NOW)
         misconduct = waste_ticket(
-            session, "thanh-tra", now=NOW, category="misconduct",
-            description="Cán bộ một cửa phường A đòi tiền bồi dưỡng", ward=("00001", "Phường A"),
-        )  # fmt: skip
+            session,
+            "thanh-tra",
+            now=NOW,
+            category="misconduct",
+            description="Cán bộ một cửa phường A đòi tiền bồi dưỡng",
+            ward=("00001", "Phường A"),
+        )
         misrouted = waste_ticket(session, "ward-a", now=NOW, category="misconduct")
         return World(people, waste.code, misconduct.code, misrouted.code)
 
@@ -74,9 +79,13 @@ class Chat:
     async def send(self, text: str = "", button: str | None = None) -> str:
         self.count += 1
         message = IncomingMessage(
-            channel="telegram", chat_id=self.name, user_id=self.name,
-            message_id=f"{self.name}-{self.count}", text=text, button=button,
-        )  # fmt: skip
+            channel="telegram",
+            chat_id=self.name,
+            user_id=self.name,
+            message_id=f"{self.name}-{self.count}",
+            text=text,
+            button=button,
+        )
         before = len(self.output.sent)
         await self.desk.handle(message, self.output)
         return "\n".join(r.text for _, r in self.output.sent[before:])
@@ -170,13 +179,18 @@ def test_the_rule_itself(engine: Engine, world: World) -> None:
     read = {(n, t): access.can_read(r, tickets[t]) for n, r in readers.items() for t in tickets}
     act = {(n, t): access.can_act(r, tickets[t]) for n, r in readers.items() for t in tickets}
     assert {k for k, v in read.items() if v} == {
-        ("handler-a", "waste"), ("chief-a", "waste"), ("leader-a", "waste"),
-        ("leader", "waste"), ("leader", "misconduct"),
+        ("handler-a", "waste"),
+        ("chief-a", "waste"),
+        ("leader-a", "waste"),
+        ("leader", "waste"),
+        ("leader", "misconduct"),
         ("inspector", "misconduct"),
-    }  # fmt: skip
+    }
     assert {k for k, v in act.items() if v} == {
-        ("handler-a", "waste"), ("chief-a", "waste"), ("inspector", "misconduct"),
-    }  # fmt: skip
+        ("handler-a", "waste"),
+        ("chief-a", "waste"),
+        ("inspector", "misconduct"),
+    }
     assert access.can_read(None, tickets["waste"]) is False
 
 

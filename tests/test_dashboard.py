@@ -37,17 +37,15 @@ from bot.digest.aggregate import IsoWeek
 from bot.officials import actions
 from bot.officials.desk import is_overdue
 from bot.officials.invites import invite_official
-from bot.web.app import create_app
-from bot.web.dashboard import (
+from bot.officials.signin import (
     MAX_CODE_ATTEMPTS,
-    MAX_CODES_PER_WINDOW,
-    QueueFilters,
     create_signin_link,
-    queue_tickets,
     request_signin_code,
     use_signin_link,
     verify_signin_code,
 )
+from bot.web.app import create_app
+from bot.web.dashboard import QueueFilters, queue_tickets
 from storage import queries
 from storage.models import (
     DashboardSignin,
@@ -281,10 +279,12 @@ def test_wrong_codes_void_a_code_and_requests_are_throttled(
         )
 
         sent = len(outbox_texts(engine, "chat-a"))
-        for _ in range(MAX_CODES_PER_WINDOW - 2):
+        for _ in range(settings.dashboard_codes_per_official - 2):
             assert request_signin_code(session=session, official_id=a.id, now=now) is not None
         assert request_signin_code(session=session, official_id=a.id, now=now) is None
-        assert len(outbox_texts(engine, "chat-a")) == sent + MAX_CODES_PER_WINDOW - 2
+        assert (
+            len(outbox_texts(engine, "chat-a")) == sent + settings.dashboard_codes_per_official - 2
+        )
         later = now + timedelta(hours=1, minutes=1)
         assert request_signin_code(session=session, official_id=a.id, now=later) is not None
 

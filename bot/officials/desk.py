@@ -25,7 +25,7 @@ from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Re
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
 from bot.directory import store
 from bot.intake import expected, official_buttons, place_text
-from bot.officials import access, actions
+from bot.officials import access, actions, signin
 from bot.officials.actions import ActionRefused
 from bot.officials.invites import find_invite_code, link_official
 from storage import queries
@@ -55,6 +55,7 @@ CANCEL = "off:cancel"
 CANCEL_BUTTON = Button("Hủy thao tác", CANCEL)
 QUEUE_COMMANDS = ("/hangdoi", "/queue")
 OVERDUE_COMMANDS = ("/quahan", "/overdue")
+SIGNIN_COMMANDS = ("/dangnhap", "/signin")
 MAX_LISTED = 20
 ROLE_NAMES = {"handler": "cán bộ xử lý", "supervisor": "lãnh đạo đơn vị", "leader": "lãnh đạo"}
 
@@ -293,6 +294,8 @@ class _DeskTurn:
             self.queue(overdue=False)
         elif command in OVERDUE_COMMANDS:
             self.queue(overdue=True)
+        elif command in SIGNIN_COMMANDS:
+            self.signin_link()
         elif codes := find_ticket_codes(text):
             self.show(self.ticket(codes[0].value))
         else:
@@ -338,6 +341,15 @@ class _DeskTurn:
         self.state, self.data = OFF_IDLE, {}
         if what:
             self.done(what, ticket)
+
+    def signin_link(self) -> None:
+        """A one-time dashboard link, through the outbox (redacted once delivered)."""
+        assert self.official is not None and self.official.id is not None
+        official_id = self.official.id
+        if signin.request_chat_signin(session=self.session, official_id=official_id, now=self.now):
+            self.reply(say("utter_official_signin_link_sent"))
+        else:
+            self.reply(say("utter_official_signin_spent"))
 
     def pending(self, state: str, ticket: Ticket, prompt: str) -> None:
         self.state, self.data = state, {"ticket": ticket.code}

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from bot.officials import signin
 from storage.db import begin_write
 from storage.models import Channel, DirectoryChange, Official, OfficialRole, Unit
 
@@ -65,6 +66,38 @@ def invite_official(
     session.commit()
     session.refresh(official)
     return official, code
+
+
+def remove_official(*, session: Session, official_id: int, actor: str, now: datetime) -> Official:
+    """Deactivate an official: their chat account is unlinked and every dashboard session
+    of theirs ends, in one transaction. ValueError when there is no such official."""
+    begin_write(session)
+    official = session.get(Official, official_id, with_for_update=True)
+    if official is None:
+        session.rollback()
+        raise ValueError(f"No official #{official_id}.")
+    old = {"active": official.active, "channel": official.channel, "chat_id": official.chat_id}
+    official.active = False
+    official.channel = official.external_user_id = official.chat_id = None
+    official.invite_code_hash = official.invite_expires_at = None
+    session.add(official)
+    ended = signin.end_official_sessions(
+        session=session, official_id=official_id, now=now, commit=False
+    )
+    session.add(
+        DirectoryChange(
+            at=now,
+            actor=actor,
+            entity="official",
+            entity_id=str(official_id),
+            change="removed",
+            old_value=old,
+            new_value={"active": False, "sessions_ended": ended},
+        )
+    )
+    session.commit()
+    session.refresh(official)
+    return official
 
 
 def link_official(

@@ -1,24 +1,26 @@
 """The officials' web dashboard: sign-in, the unit's queue, a ticket page with the same
 actions as the chat buttons, and the weekly digest with its charts.
 
-Sign-in (officials have no passwords; their chat account, linked by an invite, is the key):
+Sign-in (`bot/officials/signin.py`: codes, links, their budgets and the sessions):
 
 1. ``/dashboard/signin`` asks for the official's number (the id `civicbot official list`
    shows). For an active official linked to a chat account, a 6-digit code is queued
-   through the outbox to that chat, valid 10 minutes. The page answers the same whether or
-   not the number exists, so it tells nobody who is registered.
-2. ``/dashboard/signin/code`` takes the code. Only an HMAC of it (keyed with
-   CIVICBOT_DASHBOARD_SECRET) is stored, in table ``dashboard_signin``; a code is used once,
-   5 wrong tries void it, and an official gets at most 5 codes an hour, so guessing is slow
-   and every try shows up in the official's chat.
-3. A second way for operators and tests: `civicbot official signin-link --official ID`
-   prints a one-time URL (valid 10 minutes; only its SHA-256 is stored). Opening it shows a
-   button; the sign-in is the POST behind it, so link previews in chat apps cannot use it up.
+   through the outbox to that chat, valid 10 minutes, within hourly budgets per official,
+   per client address and overall. The page answers the same whether or not the number
+   exists or a budget is spent, so it tells nobody who is registered.
+2. ``/dashboard/signin/code`` takes the code. Only an HMAC of it is stored; a code is used
+   once, 5 wrong tries void it, and the official's chat is told of wrong tries.
+3. Officials can always ask for a one-time link in their own chat (``/dangnhap``), with a
+   budget of their own; operators print one with `civicbot official signin-link`. Opening a
+   link shows a button; the sign-in is the POST behind it, so link previews in chat apps
+   cannot use it up.
 
-The session is then a cookie signed with CIVICBOT_DASHBOARD_SECRET (Starlette's
-SessionMiddleware: HttpOnly, SameSite=Lax, path ``/dashboard``), good for 12 hours. The
-official is read afresh on every request: a deactivated official is signed out at once.
-Every form carries a CSRF token kept in the session.
+The session is a record on the server (``dashboard_session``); the cookie (Starlette's
+signed SessionMiddleware cookie: HttpOnly, SameSite=Lax, path ``/dashboard``, ``Secure``
+when the request came over HTTPS) carries its random id, the CSRF token and the flash
+message. Signing out or removing the official ends the record: a replayed cookie is then
+worth nothing. The official is read afresh on every request, so a deactivated official is
+signed out at once.
 
 Who sees what: handlers and supervisors see their unit's tickets (any other ticket is a
 404) and act through `bot.officials.actions`, exactly as the Telegram buttons do; leaders see
@@ -37,7 +39,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -46,28 +48,28 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from bot.channels.common import read_body
 from bot.channels.web_photos import photo_path
 from bot.config import settings
-from bot.conversation.messages import OutgoingFile, Reply
+from bot.conversation.messages import OutgoingFile
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
 from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week, weekly_digest
 from bot.digest.render import chart_png, csv_bytes, render_html
 from bot.intake import contact_text, expected, place_text
-from bot.officials import access, actions
+from bot.officials import access, actions, signin
 from bot.officials.actions import ActionRefused
 from bot.officials.desk import ROLE_NAMES, is_overdue, overdue_clause
-from bot.officials.notify import notify_chat
 from storage import queries
-from storage.db import begin_write, get_session
+from storage.db import get_session
 from storage.models import (
-    DashboardSignin,
     Official,
     OfficialRole,
     Ticket,
@@ -79,23 +81,11 @@ from storage.models import (
 
 logger = logging.getLogger(__name__)
 
-CODE_VALIDITY = timedelta(minutes=10)
-LINK_VALIDITY = timedelta(minutes=10)
-MAX_CODE_ATTEMPTS = 5
-MAX_CODES_PER_WINDOW = 5
-CODE_WINDOW = timedelta(hours=1)
-SESSION_LIFETIME = timedelta(hours=12)
 SESSION_COOKIE = "civicbot_dashboard"
 MAX_FORM_BYTES = 32 * 1024
 MAX_NOTE_CHARS = 2000
 MAX_LISTED = 200
 STYLESHEET = "/static/dashboard.css"
-
-SIGNIN_CODE_TEXT = (
-    "Mã đăng nhập trang quản lý phản ánh CivicBot của anh/chị: {code}\n"
-    "Mã có hiệu lực {minutes} phút và chỉ dùng được một lần. Nếu anh/chị không yêu cầu "
-    "đăng nhập, vui lòng bỏ qua tin nhắn này và không chuyển mã cho người khác."
-)
 
 
 def _policy(styles: Sequence[str] = ()) -> str:
@@ -111,140 +101,6 @@ def _policy(styles: Sequence[str] = ()) -> str:
             "frame-ancestors 'none'",
         ]
     )
-
-
-# --- Sign-in codes and links --------------------------------------------------------------
-
-
-def _code_hash(official_id: int, code: str) -> str:
-    # Keyed: a 6-digit code's plain hash would be reversed in a moment.
-    key = settings.dashboard_secret.encode()
-    message = f"dashboard-code:{official_id}:{code}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def _link_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def request_signin_code(*, session: Session, official_id: int, now: datetime) -> int | None:
-    """Queue a new 6-digit code to the official's linked chat; the sign-in's id, or None when
-    the official is unknown, inactive or not linked, or has asked too often."""
-    begin_write(session)
-    official = session.get(Official, official_id)
-    if (
-        official is None
-        or not official.active
-        or official.channel is None
-        or official.chat_id is None
-    ):
-        session.rollback()
-        return None
-    recent = session.exec(
-        select(sa.func.count())
-        .select_from(DashboardSignin)
-        .where(
-            DashboardSignin.official_id == official_id,
-            DashboardSignin.kind == "code",
-            col(DashboardSignin.created_at) > now - CODE_WINDOW,
-        )
-    ).one()
-    if recent >= MAX_CODES_PER_WINDOW:
-        session.rollback()
-        logger.warning("Dashboard sign-in codes throttled for official %s.", official_id)
-        return None
-    code = f"{secrets.randbelow(10**6):06d}"
-    signin = DashboardSignin(
-        official_id=official_id, kind="code", secret_hash=_code_hash(official_id, code),
-        expires_at=now + CODE_VALIDITY, created_at=now,
-    )  # fmt: skip
-    session.add(signin)
-    session.flush()
-    signin_id = signin.id
-    assert signin_id is not None
-    minutes = int(CODE_VALIDITY.total_seconds() // 60)
-    notify_chat(
-        session=session, channel=official.channel, chat_id=official.chat_id,
-        reply=Reply(SIGNIN_CODE_TEXT.format(code=code, minutes=minutes)),
-        key=f"dashboard-signin:{signin_id}",
-    )  # fmt: skip
-    session.commit()
-    return signin_id
-
-
-def verify_signin_code(
-    *, session: Session, signin_id: int, code: str, now: datetime
-) -> Official | None:
-    """The official, when `code` is the unused, unexpired code of sign-in `signin_id`; a wrong
-    code counts against the sign-in (voided after MAX_CODE_ATTEMPTS)."""
-    begin_write(session)
-    signin = session.get(DashboardSignin, signin_id, with_for_update=True)
-    if (
-        signin is None
-        or signin.kind != "code"
-        or signin.used_at is not None
-        or signin.expires_at <= now
-        or signin.attempts >= MAX_CODE_ATTEMPTS
-    ):
-        session.rollback()
-        return None
-    typed = "".join(code.split())
-    if not hmac.compare_digest(signin.secret_hash, _code_hash(signin.official_id, typed)):
-        signin.attempts += 1
-        session.add(signin)
-        session.commit()
-        logger.warning("Wrong dashboard sign-in code for official %s.", signin.official_id)
-        return None
-    return _use(session, signin, now)
-
-
-def create_signin_link(*, session: Session, official_id: int, now: datetime) -> str:
-    """A one-time sign-in token for an active official (the secret part of the URL)."""
-    begin_write(session)
-    official = session.get(Official, official_id)
-    if official is None or not official.active:
-        session.rollback()
-        raise ValueError(f"No active official #{official_id}.")
-    token = secrets.token_urlsafe(32)
-    session.add(
-        DashboardSignin(
-            official_id=official_id, kind="link", secret_hash=_link_hash(token),
-            expires_at=now + LINK_VALIDITY, created_at=now,
-        )
-    )  # fmt: skip
-    session.commit()
-    return token
-
-
-def signin_link_url(token: str, base_url: str | None = None) -> str:
-    """The URL of a sign-in link (default base: CIVICBOT_HTTP_HOST and _PORT)."""
-    base = base_url or f"http://{settings.http_host}:{settings.http_port}"
-    return f"{base.rstrip('/')}/dashboard/signin/link?{urlencode({'token': token})}"
-
-
-def use_signin_link(*, session: Session, token: str, now: datetime) -> Official | None:
-    """The official of an unused, unexpired sign-in link, which is then used up."""
-    begin_write(session)
-    signin = session.exec(
-        select(DashboardSignin)
-        .where(DashboardSignin.secret_hash == _link_hash(token), DashboardSignin.kind == "link")
-        .with_for_update()
-    ).first()
-    if signin is None or signin.used_at is not None or signin.expires_at <= now:
-        session.rollback()
-        return None
-    return _use(session, signin, now)
-
-
-def _use(session: Session, signin: DashboardSignin, now: datetime) -> Official | None:
-    signin.used_at = now
-    session.add(signin)
-    official = session.get(Official, signin.official_id)
-    session.commit()
-    if official is None or not official.active:
-        return None
-    session.refresh(official)
-    return official
 
 
 # --- Who is looking -------------------------------------------------------------------------
@@ -691,7 +547,7 @@ def _signin_page(page: Page, *, next_path: str, error: str = "") -> str:
 
 def _code_page(page: Page, *, next_path: str, error: str = "") -> str:
     alert = f'<p class="flash error" role="alert">{esc(error)}</p>' if error else ""
-    minutes = int(CODE_VALIDITY.total_seconds() // 60)
+    minutes = int(signin.CODE_VALIDITY.total_seconds() // 60)
     content = (
         '<section class="signin"><h1>Nhập mã đăng nhập</h1>'
         "<p>Nếu số hiệu cán bộ đúng và đã liên kết tài khoản trò chuyện, CivicBot vừa gửi "
@@ -818,16 +674,43 @@ _CSRF_FAILED = (
 _NOT_FOUND = "Không tìm thấy phản ánh này, hoặc phản ánh không thuộc đơn vị của anh/chị."
 
 
+class _SessionMiddleware(SessionMiddleware):
+    """Starlette's signed session cookie, marked `Secure` when the request came over HTTPS
+    (directly, or through a proxy uvicorn trusts for X-Forwarded-Proto)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                cookies = headers.getlist("set-cookie")
+                del headers["set-cookie"]
+                for cookie in cookies:
+                    secure = cookie.startswith(f"{SESSION_COOKIE}=") and "secure" not in cookie
+                    headers.append("set-cookie", f"{cookie}; secure" if secure else cookie)
+            await send(message)
+
+        await super().__call__(scope, receive, send_secure)
+
+
 def dashboard_session_middleware() -> Middleware:
     """The signed session cookie the dashboard needs (added by `create_app`)."""
     return Middleware(
-        SessionMiddleware,
+        _SessionMiddleware,
         secret_key=settings.dashboard_secret,
         session_cookie=SESSION_COOKIE,
-        max_age=int(SESSION_LIFETIME.total_seconds()),
+        max_age=int(signin.SESSION_LIFETIME.total_seconds()),
         path="/dashboard",
         same_site="lax",
     )
+
+
+def _client(request: Request) -> str | None:
+    """The client's address (uvicorn puts a trusted proxy's X-Forwarded-For there)."""
+    return request.client.host[:64] if request.client else None
 
 
 def _safe_next(value: str | None) -> str:
@@ -883,25 +766,23 @@ def dashboard_routes(
     def db() -> Any:
         return get_session(engine)
 
-    def viewer_sync(official_id: int) -> Viewer | None:
+    def viewer_sync(token: str) -> Viewer | None:
         with db() as session:
+            official_id = signin.session_official(session=session, token=token, now=clock())
+            if official_id is None:
+                return None
             return load_viewer(session=session, official_id=official_id)
 
     async def current_viewer(request: Request) -> Viewer | None:
-        official_id = request.session.get("official")
-        since = request.session.get("since")
-        if not isinstance(official_id, int) or not isinstance(since, str):
+        """The official of the cookie's live server-side session, or None."""
+        token = request.session.get("sid")
+        if not isinstance(token, str) or not token:
+            if "official" in request.session:  # a cookie of the old, self-contained kind
+                request.session.clear()
             return None
-        try:
-            started = datetime.fromisoformat(since)
-        except ValueError:
-            started = None
-        if started is None or clock() - started > SESSION_LIFETIME:
-            request.session.clear()
-            return None
-        viewer = await run_in_threadpool(viewer_sync, official_id)
+        viewer = await run_in_threadpool(viewer_sync, token[:128])
         if viewer is None:
-            request.session.clear()  # deactivated or removed: signed out
+            request.session.clear()  # signed out, expired, deactivated or removed
         return viewer
 
     def page_of(request: Request, viewer: Viewer | None) -> Page:
@@ -916,12 +797,15 @@ def dashboard_routes(
         query = urlencode({"next": _safe_next(target)})
         return RedirectResponse(f"/dashboard/signin?{query}", status_code=303)
 
-    def signed_in(request: Request, official: Official, next_path: str) -> Response:
+    def start_sync(official_id: int) -> str:
+        with db() as session:
+            return signin.start_session(session=session, official_id=official_id, now=clock())
+
+    async def signed_in(request: Request, official: Official, next_path: str) -> Response:
+        assert official.id is not None
+        token = await run_in_threadpool(start_sync, official.id)
         request.session.clear()
-        request.session.update(
-            {"official": official.id, "since": clock().isoformat(),
-             "csrf": secrets.token_urlsafe(32)}
-        )  # fmt: skip
+        request.session.update({"sid": token, "csrf": secrets.token_urlsafe(32)})
         logger.info("Official %s signed in to the dashboard.", official.id)
         return RedirectResponse(_safe_next(next_path), status_code=303)
 
@@ -931,15 +815,17 @@ def dashboard_routes(
 
     # --- sign-in ---
 
-    async def signin(request: Request) -> Response:
+    async def signin_get(request: Request) -> Response:
         if await current_viewer(request) is not None:
             return RedirectResponse("/dashboard", status_code=303)
         next_path = _safe_next(request.query_params.get("next"))
         return _html(_signin_page(page_of(request, None), next_path=next_path))
 
-    def request_code_sync(official_id: int) -> int | None:
+    def request_code_sync(official_id: int, client: str | None) -> int | None:
         with db() as session:
-            return request_signin_code(session=session, official_id=official_id, now=clock())
+            return signin.request_signin_code(
+                session=session, official_id=official_id, now=clock(), client=client
+            )
 
     async def signin_post(request: Request) -> Response:
         form = await _checked_form(request)
@@ -953,7 +839,7 @@ def dashboard_routes(
                 error="Số hiệu cán bộ là một dãy chữ số.",
             )  # fmt: skip
             return _html(page, status=400)
-        signin_id = await run_in_threadpool(request_code_sync, int(number))
+        signin_id = await run_in_threadpool(request_code_sync, int(number), _client(request))
         request.session["pending"] = signin_id or 0  # 0: nothing was sent; every code fails
         return RedirectResponse(
             f"/dashboard/signin/code?{urlencode({'next': next_path})}", status_code=303
@@ -965,9 +851,11 @@ def dashboard_routes(
         next_path = _safe_next(request.query_params.get("next"))
         return _html(_code_page(page_of(request, None), next_path=next_path))
 
-    def verify_sync(signin_id: int, code: str) -> Official | None:
+    def verify_sync(signin_id: int, code: str, client: str | None) -> Official | None:
         with db() as session:
-            return verify_signin_code(session=session, signin_id=signin_id, code=code, now=clock())
+            return signin.verify_signin_code(
+                session=session, signin_id=signin_id, code=code, now=clock(), client=client
+            )
 
     async def code_post(request: Request) -> Response:
         form = await _checked_form(request)
@@ -977,15 +865,17 @@ def dashboard_routes(
         pending = request.session.get("pending")
         official = None
         if isinstance(pending, int) and pending > 0:
-            official = await run_in_threadpool(verify_sync, pending, form.get("code", "")[:16])
+            code = form.get("code", "")[:16]
+            official = await run_in_threadpool(verify_sync, pending, code, _client(request))
         if official is None:
             error = (
                 "Mã không đúng, đã hết hạn hoặc đã bị khóa sau "
-                f"{MAX_CODE_ATTEMPTS} lần nhập sai. Anh/chị kiểm tra lại, hoặc yêu cầu mã mới."
+                f"{signin.MAX_CODE_ATTEMPTS} lần nhập sai. Anh/chị kiểm tra lại, "
+                "hoặc yêu cầu mã mới."
             )
             page = _code_page(page_of(request, None), next_path=next_path, error=error)
             return _html(page, status=400)
-        return signed_in(request, official, next_path)
+        return await signed_in(request, official, next_path)
 
     async def link_page(request: Request) -> Response:
         token = request.query_params.get("token", "")[:128]
@@ -993,7 +883,7 @@ def dashboard_routes(
 
     def use_link_sync(token: str) -> Official | None:
         with db() as session:
-            return use_signin_link(session=session, token=token, now=clock())
+            return signin.use_signin_link(session=session, token=token, now=clock())
 
     async def link_post(request: Request) -> Response:
         form = await _checked_form(request)
@@ -1007,12 +897,19 @@ def dashboard_routes(
                 page_of(request, None),
             )
             return _html(page, status=400)
-        return signed_in(request, official, "/dashboard")
+        return await signed_in(request, official, "/dashboard")
+
+    def end_sync(token: str) -> None:
+        with db() as session:
+            signin.end_session(session=session, token=token, now=clock())
 
     async def signout(request: Request) -> Response:
         form = await _checked_form(request)
         if form is None:
             return forbidden(request, None)
+        token = request.session.get("sid")
+        if isinstance(token, str):
+            await run_in_threadpool(end_sync, token[:128])
         request.session.clear()
         return RedirectResponse("/dashboard/signin", status_code=303)
 
@@ -1190,7 +1087,7 @@ def dashboard_routes(
         Route("/dashboard", queue, methods=["GET"], name="dashboard"),
         Route("/dashboard/digest", digest_page, methods=["GET"], name="dashboard_digest"),
         Route("/dashboard/digest.csv", digest_csv, methods=["GET"], name="dashboard_digest_csv"),
-        Route("/dashboard/signin", signin, methods=["GET"], name="dashboard_signin"),
+        Route("/dashboard/signin", signin_get, methods=["GET"], name="dashboard_signin"),
         Route("/dashboard/signin", signin_post, methods=["POST"]),
         Route("/dashboard/signin/code", code_page, methods=["GET"], name="dashboard_code"),
         Route("/dashboard/signin/code", code_post, methods=["POST"]),
