@@ -17,6 +17,22 @@ NLU_DIR = ROOT / "nlu"
 
 
 # --- Service-level defaults (see `Settings.severity_by_category` and the fields after it) ---
+#
+# Modelled on Hà Nội's rules for citizens' reports on its own platform: Quy chế quản lý, vận
+# hành và sử dụng Ứng dụng Công dân số Thủ đô iHanoi, ban hành kèm theo Quyết định số
+# 1207/QĐ-UBND ngày 28/02/2025 của UBND Thành phố Hà Nội (as reported by Tiền Phong, 03/03/2025,
+# https://thactrang.com/tin-tuc/ha-noi-quy-dinh-ro-thoi-han-phai-xu-ly-phan-anh-cua-nguoi-dan-
+# tren-ihanoi-195527.html, and Lao động Thủ đô, https://laodongthudo.vn/ha-noi-ban-hanh-quy-che-
+# quan-ly-van-hanh-ung-dung-cong-dan-thu-do-so-ihanoi-185721.html; the decision's own text was
+# not reachable here). What those sources state, and CivicBot follows:
+# - three levels: khẩn (urgent: natural disasters, epidemics, accidents, theft and robbery,
+#   dangers to safety, security and order that need handling at once), phức tạp (complex:
+#   several bodies involved, or a procedure the law prescribes) and bình thường (normal);
+# - every report is accepted within 8 working hours, verification on site included;
+# - an urgent report is handled within 4 working hours after acceptance.
+# NOT found in what is reachable here: the decision's limits for normal and complex reports.
+# The 5 and 15 working days below are CivicBot's own earlier figures, kept until they are
+# checked against the decision's text (docs/service-levels.md).
 
 SeverityName = Literal["urgent", "normal", "complex"]  # the values of storage.models.Severity
 
@@ -34,11 +50,33 @@ DEFAULT_SEVERITY_BY_CATEGORY: dict[str, SeverityName] = {
     "misconduct": "complex",
     "other": "normal",
 }
-DEFAULT_ACCEPT_HOURS: dict[SeverityName, float] = {"urgent": 4, "normal": 8, "complex": 8}
+DEFAULT_ACCEPT_HOURS: dict[SeverityName, float] = {"urgent": 8, "normal": 8, "complex": 8}
+# Working hours to handle a report after its acceptance; a level without a figure (None) is
+# given working days instead (`DEFAULT_RESOLVE_DAYS`).
+DEFAULT_HANDLE_HOURS: dict[SeverityName, float | None] = {
+    "urgent": 4,
+    "normal": None,
+    "complex": None,
+}
 DEFAULT_RESOLVE_DAYS: dict[SeverityName, int] = {"urgent": 1, "normal": 5, "complex": 15}
+# Words (folded, without diacritics) that make any report urgent whatever its category: the
+# decision's accidents and dangers to safety and security. Whole words or phrases.
+DEFAULT_URGENT_WORDS: tuple[str, ...] = tuple(
+    word.strip()
+    for word in """
+    tai nan, nguy hiem, nguy co sap, sap do, do sap, bi sap, cay do, cay gay, day dien dut,
+    day dien roi, dien giat, ro ri khi, ro ri gas, ro gas, chay no, phat no, sat lo, sut lun,
+    ho tu than, mat nap cong, mat nap ho ga, trom cuop, cuop giat, an cuop, danh nhau,
+    hon chien, mat an toan, mat an ninh, de doa tinh mang, nguoi bi thuong, dich benh, ngo doc
+    """.split(",")
+)
+# Holidays that `holidays.Vietnam` lists but no law in force confirms (see calendar.py): they
+# count as working days until the operator removes them here.
+DEFAULT_UNCONFIRMED_HOLIDAYS: tuple[str, ...] = ("Ngày Văn hóa Việt Nam",)
 _SERVICE_LEVEL_DEFAULTS: dict[str, Any] = {
     "severity_by_category": DEFAULT_SEVERITY_BY_CATEGORY,
     "accept_hours": DEFAULT_ACCEPT_HOURS,
+    "handle_hours": DEFAULT_HANDLE_HOURS,
     "resolve_days": DEFAULT_RESOLVE_DAYS,
 }
 
@@ -80,18 +118,26 @@ class Settings(BaseSettings):
     nlu_model_path: Path = NLU_DIR / "models" / "civicbot.tar.gz"
 
     # --- Service levels: severities, deadlines in working time, escalation -----------------
-    # (bot/directory/deadlines.py, bot/officials/escalation.py). The maps below are JSON in
-    # the environment and are merged over the defaults: `{"traffic": "urgent"}` changes one.
-    # Urgent: danger to life or a household without water. Complex: an inspection or an
-    # investigation (building permits, officials' conduct). Everything else is normal.
+    # (bot/directory/deadlines.py, bot/officials/escalation.py; the rules they follow are in
+    # the comment above `DEFAULT_SEVERITY_BY_CATEGORY`). The maps below are JSON in the
+    # environment and are merged over the defaults: `{"traffic": "urgent"}` changes one.
     severity_by_category: dict[str, SeverityName] = Field(
         default_factory=lambda: dict(DEFAULT_SEVERITY_BY_CATEGORY)
     )
     default_severity: SeverityName = "normal"  # other categories and unknown ones
-    # Working hours to accept a ticket, and working days to resolve it, per severity.
+    # A report whose text names an accident or a danger is urgent whatever its category
+    # (CIVICBOT_URGENT_WORDS, a JSON list of folded words; `[]` turns this off).
+    urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
+    # Working hours to accept a report, per severity (1207/QĐ-UBND: 8 for every level).
     accept_hours: dict[SeverityName, float] = Field(
         default_factory=lambda: dict(DEFAULT_ACCEPT_HOURS)
     )
+    # Working hours to handle it after acceptance (1207/QĐ-UBND: urgent 4); `null` for a
+    # level means: use `resolve_days`.
+    handle_hours: dict[SeverityName, float | None] = Field(
+        default_factory=lambda: dict(DEFAULT_HANDLE_HOURS)
+    )
+    # Working days to resolve, per severity without `handle_hours` (CivicBot's own figures).
     resolve_days: dict[SeverityName, int] = Field(
         default_factory=lambda: dict(DEFAULT_RESOLVE_DAYS)
     )
@@ -104,7 +150,15 @@ class Settings(BaseSettings):
     work_periods: tuple[tuple[time, time], ...] = ((time(8), time(12)), (time(13), time(17)))
     # Days `holidays.Vietnam` does not know yet (late government decisions).
     extra_holidays: tuple[date, ...] = ()
+    # Names of `holidays.Vietnam` holidays not counted as days off (CIVICBOT_UNCONFIRMED_
+    # HOLIDAYS, a JSON list; `[]` once the law confirms them). See bot/directory/calendar.py.
+    unconfirmed_holidays: tuple[str, ...] = DEFAULT_UNCONFIRMED_HOLIDAYS
     extra_workdays: tuple[date, ...] = ()
+
+    # --- The procedure catalog (bot/catalog/procedures.yml) ---------------------------------
+    # An entry whose `checked` date is older than this is stale: `civicbot catalog check`
+    # lists it and the test suite fails on it.
+    catalog_max_age_days: int = Field(default=180, ge=1)
 
     # --- Open311 GeoReport v2 (bot/web/open311.py) -------------------------------------------
     # API keys allowed to POST service requests, a JSON list in the environment:
@@ -158,7 +212,9 @@ class Settings(BaseSettings):
         limits.parse_many(value)  # ValueError for a malformed one: caught at start-up
         return value
 
-    @field_validator("severity_by_category", "accept_hours", "resolve_days", mode="before")
+    @field_validator(
+        "severity_by_category", "accept_hours", "handle_hours", "resolve_days", mode="before"
+    )
     @classmethod
     def _merge_over_defaults(cls, value: Any, info: ValidationInfo) -> Any:
         defaults = _SERVICE_LEVEL_DEFAULTS[info.field_name or ""]

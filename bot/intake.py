@@ -105,7 +105,12 @@ def file_ticket(
     )
     ensure_directory(session=session)
     decision = route(session=session, category=ticket_in.category, ward_code=ticket_in.ward_code)
-    deadlines = deadlines_for(category=ticket_in.category, filed_at=now, calendar=calendar())
+    deadlines = deadlines_for(
+        category=ticket_in.category,
+        filed_at=now,
+        calendar=calendar(),
+        text=ticket_in.description,
+    )
     routed = ticket_in.model_copy(
         update={
             "lead_unit_id": decision.unit_id,

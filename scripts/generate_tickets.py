@@ -99,7 +99,7 @@ NO_WARD_UNIT = {
     "waste": "so-nong-nghiep-moi-truong",
     "pollution": "so-nong-nghiep-moi-truong",
     "traffic": "csgt-cong-an-tp",
-    "procedure_delay": "so-noi-vu",
+    "procedure_delay": "tt-phuc-vu-hcc-tp",
 }
 # Where a ward forwards what is beyond it.
 FORWARD = {

@@ -85,6 +85,18 @@ BODIES = (
         "administrative reform and civil-service discipline (with the former Sở Lao động - "
         "Thương binh và Xã hội since 1 March 2025)",
     ),
+    Body(
+        "tt-phuc-vu-hcc-tp",
+        "Trung tâm Phục vụ hành chính công Thành phố Hà Nội",
+        "city",
+        CITY,
+        "receives the city's procedure files for its departments and, by its own notice of "
+        "25/3/2025, complaints about delayed files, which it urges, checks and controls "
+        "(hotline 024.1022 branch 7, tthtcskh_tthcc@hanoi.gov.vn, ttpvhcc.hanoi.gov.vn); "
+        "an administrative body under the City's People's Committee (Nhân Dân, 25/3/2025, "
+        "nhandan.vn/ha-noi-lap-duong-day-nong-tiep-nhan-kien-nghi-ve-cham-xu-ly-cac-ho-so-lan-"
+        "xanh-post867770.html; Chinhphu.vn, 1/7/2025: linked with all 126 wards, 30 branches)",
+    ),
     Body("cong-an-tp", "Công an Thành phố Hà Nội", "city", CITY, "parent of its two departments"),
     Body(
         "pccc-cong-an-tp",
@@ -156,9 +168,8 @@ RULES = (
         ("procedure_delay",),
         "ward",
         "since July 2025 most procedures are decided at the ward, whose chairman answers for "
-        "its delays; without a ward (a city-level procedure) Sở Nội vụ, below, which oversees "
-        "administrative reform (unsure: Văn phòng UBND's TTHC control office is the other "
-        "candidate)",
+        "its delays; without a ward (a city-level procedure) the city's public administrative "
+        "service centre, below, which takes in those files and complaints about their delays",
     ),
     Rule(
         ("sidewalk", "construction", "infrastructure", "parking"),
@@ -167,7 +178,11 @@ RULES = (
     ),
     Rule(("waste", "pollution"), "so-nong-nghiep-moi-truong", "no ward known"),
     Rule(("traffic",), "csgt-cong-an-tp", "no ward known"),
-    Rule(("procedure_delay",), "so-noi-vu", "no ward known"),
+    Rule(
+        ("procedure_delay",),
+        "tt-phuc-vu-hcc-tp",
+        "no ward known: the centre that receives city-level files and urges delayed ones",
+    ),
 )
 
 

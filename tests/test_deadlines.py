@@ -21,13 +21,21 @@ def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> da
 
 @pytest.fixture(scope="module")
 def calendar() -> WorkingCalendar:
-    return WorkingCalendar(HANOI)
+    """Every holiday `holidays.Vietnam` lists, 24/11 included: the arithmetic's examples."""
+    return WorkingCalendar(HANOI, unconfirmed_holidays=())
+
+
+@pytest.fixture(scope="module")
+def app_calendar() -> WorkingCalendar:
+    """The calendar of the default settings (24/11 a working day)."""
+    return WorkingCalendar.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
 
 
 # --- Working days ----------------------------------------------------------------------------
 
 
-def test_vietnamese_public_holidays_of_2026(calendar: WorkingCalendar) -> None:
+def test_vietnamese_public_holidays_of_2026(app_calendar: WorkingCalendar) -> None:
+    calendar = app_calendar
     days = [date(2026, 1, 1) + timedelta(days=i) for i in range(365)]
     holidays_2026 = {d: calendar.holiday_name(d) for d in days if calendar.holiday_name(d)}
     print("\nholidays.Vietnam, 2026:")
@@ -44,16 +52,35 @@ def test_vietnamese_public_holidays_of_2026(calendar: WorkingCalendar) -> None:
         date(2026, 8, 31),  # swapped with Saturday 22/8
         date(2026, 9, 1),
         date(2026, 9, 2),
-        date(2026, 11, 24),  # Ngày Văn hóa Việt Nam
+        date(2026, 11, 24),  # Ngày Văn hóa Việt Nam: listed, but unconfirmed by law
     ]
-    assert not any(calendar.is_working_day(d) for d in holidays_2026)
+    days_off = [d for d in holidays_2026 if d != date(2026, 11, 24)]
+    assert not any(calendar.is_working_day(d) for d in days_off)
+    assert calendar.is_working_day(date(2026, 11, 24))
+
+
+def test_the_24_november_holiday_is_left_out_by_configuration() -> None:
+    """Bộ luật Lao động 2019, Điều 112 (as found here) does not list 24/11: a working day
+    unless the operator says the law now does (CIVICBOT_UNCONFIRMED_HOLIDAYS='[]')."""
+    assert Settings(_env_file=None).unconfirmed_holidays == ("Ngày Văn hóa Việt Nam",)  # type: ignore[call-arg]
+    for year in (2026, 2027, 2028):
+        assert WorkingCalendar(HANOI).is_working_day(date(year, 11, 24))
+    confirmed = WorkingCalendar.from_settings(
+        Settings(unconfirmed_holidays=(), _env_file=None)  # type: ignore[call-arg]
+    )
+    assert not confirmed.is_working_day(date(2026, 11, 24))
+    # 2029: 24/11 is a Saturday and the package gives Monday 26/11 off for it
+    assert not confirmed.is_working_day(date(2029, 11, 26))
+    assert WorkingCalendar(HANOI).is_working_day(date(2029, 11, 26))
+    # a real holiday is never dropped by the default
+    assert not WorkingCalendar(HANOI).is_working_day(date(2026, 9, 2))
 
 
 def test_working_days(calendar: WorkingCalendar) -> None:
     assert calendar.is_working_day(date(2026, 11, 23))  # Monday
     assert not calendar.is_working_day(date(2026, 11, 21))  # Saturday
     assert not calendar.is_working_day(date(2026, 11, 22))  # Sunday
-    assert not calendar.is_working_day(date(2026, 11, 24))  # Tuesday, Vietnam Cultural Day
+    assert not calendar.is_working_day(date(2026, 11, 24))  # Tuesday, as the package lists it
     assert not calendar.is_working_day(date(2026, 9, 2))
     assert not calendar.is_working_day(date(2026, 2, 18))  # mùng hai Tết
     assert calendar.is_working_day(date(2026, 8, 22))  # a Saturday worked for 31/8
@@ -62,10 +89,10 @@ def test_working_days(calendar: WorkingCalendar) -> None:
 
 def test_extra_holidays_and_workdays_win_over_the_package() -> None:
     custom = WorkingCalendar(
-        HANOI, extra_holidays=[date(2026, 11, 23)], extra_workdays=[date(2026, 11, 24)]
+        HANOI, extra_holidays=[date(2026, 11, 23)], extra_workdays=[date(2026, 9, 1)]
     )
     assert not custom.is_working_day(date(2026, 11, 23))
-    assert custom.is_working_day(date(2026, 11, 24))
+    assert custom.is_working_day(date(2026, 9, 1))
     settings = Settings(extra_holidays=(date(2026, 12, 31),), _env_file=None)  # type: ignore[call-arg]
     assert not WorkingCalendar.from_settings(settings).is_working_day(date(2026, 12, 31))
 
@@ -135,7 +162,7 @@ def test_working_hours_between(calendar: WorkingCalendar) -> None:
 
 
 def test_custom_work_periods() -> None:
-    short = WorkingCalendar(HANOI, periods=[(time(7, 30), time(11, 30))])
+    short = WorkingCalendar(HANOI, periods=[(time(7, 30), time(11, 30))], unconfirmed_holidays=())
     assert short.add_working_hours(local(2026, 11, 23, 11), 1) == local(2026, 11, 25, 8)
     assert short.add_working_days(local(2026, 11, 23, 11), 1) == local(2026, 11, 25, 11, 30)
 
@@ -180,23 +207,78 @@ def test_severity_by_category() -> None:
     assert severity_for("no_such_category", config) is Severity.normal
 
 
-def test_deadlines_across_a_weekend_and_a_holiday(calendar: WorkingCalendar) -> None:
+@pytest.mark.parametrize(
+    ("category", "text"),
+    [
+        ("traffic", "Có tai nạn giao thông ở ngã tư Sở, hai xe máy đâm nhau"),
+        ("infrastructure", "cay do chan ngang duong Lang, rat nguy hiem"),
+        ("infrastructure", "Dây điện đứt rơi xuống vỉa hè phố Huế"),
+        ("other", "Có nhóm người đánh nhau trước cổng chợ"),
+        ("sidewalk", "Nắp hố ga mất nắp cống, trẻ con đi qua rất nguy hiểm"),
+        ("construction", "Công trình có nguy cơ sập giàn giáo ra đường"),
+        ("other", "Cướp giật điện thoại liên tục ở đầu ngõ"),
+    ],
+)
+def test_accidents_and_dangers_are_urgent_whatever_the_category(category: str, text: str) -> None:
+    """1207/QĐ-UBND: urgent covers accidents and dangers to safety, security and order."""
+    config = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert severity_for(category, config) is not Severity.urgent
+    assert severity_for(category, config, text) is Severity.urgent
+
+
+ORDINARY = (
+    "Đổ rác bừa bãi ở đầu ngõ",
+    "Vỉa hè bị lấn chiếm bán hàng",
+    "Đèn đường hỏng ba hôm nay",
+    "ổ gà trên đường Giải Phóng",
+    "hàng xóm hát karaoke đến 12 giờ đêm",
+)
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_reports_stay_at_their_category_level(text: str) -> None:
+    config = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert severity_for("sidewalk", config, text) is Severity.normal
+    no_words = Settings(urgent_words=(), _env_file=None)  # type: ignore[call-arg]
+    assert severity_for("sidewalk", no_words, "tai nạn nguy hiểm") is Severity.normal
+
+
+def test_deadlines_across_a_weekend(app_calendar: WorkingCalendar) -> None:
+    calendar = app_calendar
+    """1207/QĐ-UBND: every level accepted within 8 working hours; urgent handled within 4
+    working hours after acceptance (counted from the latest acceptance allowed)."""
     config = Settings(_env_file=None)  # type: ignore[call-arg]
     filed = local(2026, 11, 20, 14)  # Friday
     urgent = deadlines_for(category="water", filed_at=filed, calendar=calendar, config=config)
     assert urgent.severity is Severity.urgent
-    assert urgent.accept_by == local(2026, 11, 23, 9)  # 3 h Friday + 1 h Monday
-    assert urgent.resolve_by == local(2026, 11, 23, 17)
+    assert urgent.accept_by == local(2026, 11, 23, 14)  # 3 h Friday + 5 h Monday (lunch off)
+    assert urgent.resolve_by == local(2026, 11, 24, 9)  # + 3 h Monday + 1 h Tuesday
     normal = deadlines_for(category="sidewalk", filed_at=filed, calendar=calendar, config=config)
     assert normal.accept_by == local(2026, 11, 23, 14)
-    assert normal.resolve_by == local(2026, 11, 30, 17)  # Tuesday 24/11 not counted
+    assert normal.resolve_by == local(2026, 11, 27, 17)  # Tuesday 24/11 counted
     complex_ = deadlines_for(
         category="construction", filed_at=filed, calendar=calendar, config=config
     )
     assert (complex_.accept_by, complex_.resolve_by) == (
         local(2026, 11, 23, 14),
-        local(2026, 12, 14, 17),
+        local(2026, 12, 11, 17),
     )
+    sign = "Tấm biển quảng cáo sắp đổ, có nguy cơ sập xuống vỉa hè"
+    danger = deadlines_for(
+        category="sidewalk", filed_at=filed, calendar=calendar, config=config, text=sign
+    )
+    assert (danger.severity, danger.resolve_by) == (Severity.urgent, urgent.resolve_by)
+
+
+def test_deadlines_across_a_holiday(app_calendar: WorkingCalendar) -> None:
+    calendar = app_calendar
+    config = Settings(_env_file=None)  # type: ignore[call-arg]
+    filed = local(2026, 8, 28, 16)  # Friday; Sat 22/8 worked, Mon 31/8 to Wed 2/9 off
+    urgent = deadlines_for(category="fire_safety", filed_at=filed, calendar=calendar, config=config)
+    assert urgent.accept_by == local(2026, 9, 3, 16)  # 1 h Friday + 7 h Thursday
+    assert urgent.resolve_by == local(2026, 9, 4, 11)  # 1 h Thursday + 3 h Friday
+    normal = deadlines_for(category="waste", filed_at=filed, calendar=calendar, config=config)
+    assert normal.resolve_by == local(2026, 9, 9, 17)  # Thu 3, Fri 4, Mon 7, Tue 8, Wed 9
 
 
 def test_config_overrides_merge_over_the_defaults(
@@ -205,12 +287,14 @@ def test_config_overrides_merge_over_the_defaults(
     monkeypatch.setenv("CIVICBOT_SEVERITY_BY_CATEGORY", '{"traffic": "urgent"}')
     monkeypatch.setenv("CIVICBOT_ACCEPT_HOURS", '{"normal": 2}')
     monkeypatch.setenv("CIVICBOT_RESOLVE_DAYS", '{"urgent": 3}')
+    monkeypatch.setenv("CIVICBOT_HANDLE_HOURS", '{"urgent": null}')  # urgent in days again
     monkeypatch.setenv("CIVICBOT_ESCALATION_STEP_HOURS", "4")
     monkeypatch.setenv("CIVICBOT_WORK_PERIODS", '[["07:30", "11:30"], ["13:30", "17:00"]]')
     config = Settings(_env_file=None)  # type: ignore[call-arg]
     assert config.severity_by_category["traffic"] == "urgent"
     assert config.severity_by_category["water"] == "urgent"  # default kept
-    assert config.accept_hours == {"urgent": 4, "normal": 2, "complex": 8}
+    assert config.accept_hours == {"urgent": 8, "normal": 2, "complex": 8}
+    assert config.handle_hours == {"urgent": None, "normal": None, "complex": None}
     assert config.resolve_days == {"urgent": 3, "normal": 5, "complex": 15}
     assert config.escalation_step_hours == 4
     assert config.work_periods == ((time(7, 30), time(11, 30)), (time(13, 30), time(17)))
@@ -231,9 +315,11 @@ def test_bad_severity_in_config_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_resolution_is_never_due_before_acceptance(calendar: WorkingCalendar) -> None:
-    config = Settings(accept_hours={"urgent": 16}, _env_file=None)  # type: ignore[call-arg]
+    config = Settings(  # type: ignore[call-arg]
+        accept_hours={"normal": 16}, resolve_days={"normal": 1}, _env_file=None
+    )
     deadlines = deadlines_for(
-        category="water", filed_at=local(2026, 11, 23, 9), calendar=calendar, config=config
+        category="sidewalk", filed_at=local(2026, 11, 23, 9), calendar=calendar, config=config
     )
     assert deadlines.accept_by == local(2026, 11, 26, 9)
     assert deadlines.resolve_by == deadlines.accept_by

@@ -736,7 +736,7 @@ def test_unit_digests_add_up_to_the_city(generated: tuple[Engine, Engine, Module
     sqlite_engine, _pg_engine, _generator = generated
     with Session(sqlite_engine) as session:
         units = list(session.exec(select(Unit.id)).all())
-    assert len(units) == 126 + 10
+    assert len(units) == 126 + 11
     city = digest_of(sqlite_engine, W47)
     total = dict.fromkeys(city.counts.model_dump(), 0)
     overdue: list[str] = []

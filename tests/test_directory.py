@@ -322,21 +322,21 @@ def history(session: Session) -> list[DirectoryChange]:
 
 def test_import_is_idempotent_and_writes_history(session: Session, bundled: Directory) -> None:
     summary = import_directory(session=session, directory=bundled, actor="test")
-    assert len(summary.units_added) == len(bundled.units) == 136
+    assert len(summary.units_added) == len(bundled.units) == 137
     assert summary.rules_added == len(bundled.routing_rows()) == 20
     changes = history(session)
-    assert len(changes) == 136 + 20
+    assert len(changes) == 137 + 20
     assert {(c.entity, c.change, c.actor) for c in changes} == {
         ("unit", "added", "test"), ("rule", "added", "test"),
     }  # fmt: skip
     added = next(c for c in changes if c.entity_id == "vp-ubnd-tp")
     assert added.new_value is not None and added.new_value["intake"] is True
-    assert len(units(session=session)) == 136
+    assert len(units(session=session)) == 137
 
     again = import_directory(session=session, directory=bundled, actor="test")
     assert not again.changed
     assert again.lines() == ["No changes: the database already matches the file."]
-    assert len(history(session)) == 136 + 20
+    assert len(history(session)) == 137 + 20
 
 
 def test_import_changes_deactivates_and_reactivates(session: Session) -> None:
@@ -435,7 +435,7 @@ EXPECTED_ROUTES: dict[str, tuple[str | None, str | None]] = {
     "water": ("nuoc-sach-ha-noi", "nuoc-sach-ha-noi"),
     "fire_safety": ("pccc-cong-an-tp", "pccc-cong-an-tp"),
     "misconduct": ("thanh-tra-tp", "thanh-tra-tp"),
-    "procedure_delay": ("ward", "so-noi-vu"),
+    "procedure_delay": ("ward", "tt-phuc-vu-hcc-tp"),
     "other": ("ward", None),
 }
 
@@ -558,14 +558,14 @@ def test_cli_import_and_show(
 ) -> None:
     assert cli.main(["units", "import", str(BUNDLED_FILE)]) == 0
     out = capsys.readouterr().out
-    assert "Units added: 136" in out and "Routing rule rows: 20 added, 0 removed" in out
+    assert "Units added: 137" in out and "Routing rule rows: 20 added, 0 removed" in out
     assert cli.main(["units", "import", str(BUNDLED_FILE)]) == 0
     assert "No changes" in capsys.readouterr().out
 
     assert cli.main(["units", "show"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "Units: 136 active, 0 inactive (officials: linked/total)"
+    assert lines[0] == "Units: 137 active, 0 inactive (officials: linked/total)"
     assert lines[1].startswith("ubnd-tp  UBND Thành phố Hà Nội  [city]")
     ward = kim_lien()
     assert any(

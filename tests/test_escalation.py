@@ -48,7 +48,7 @@ from storage.models import (
 )
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
-CALENDAR = WorkingCalendar(HANOI)
+CALENDAR = WorkingCalendar(HANOI, unconfirmed_holidays=())  # 24/11 off: a holiday to cross
 CONFIG = Settings(_env_file=None)  # type: ignore[call-arg]
 FILED = datetime(2026, 11, 20, 14, tzinfo=HANOI)  # Friday 14:00
 STEP = timedelta(hours=CONFIG.escalation_step_hours)
@@ -283,7 +283,7 @@ def test_resolve_deadline_after_acceptance(session: Session) -> None:
 
 @pytest.mark.usefixtures("directory")
 def test_waiting_for_the_citizen_stops_the_resolve_clock(session: Session) -> None:
-    ticket = file_ticket(session, category="water")  # urgent: resolve by Monday 17:00
+    ticket = file_ticket(session, category="water")  # urgent: resolve by Wednesday 09:00
     queries.update_ticket(
         session=session,
         db_ticket=ticket,
@@ -305,13 +305,21 @@ def test_waiting_for_the_citizen_stops_the_resolve_clock(session: Session) -> No
 
 @pytest.mark.usefixtures("directory")
 def test_both_deadlines_of_an_unaccepted_ticket(session: Session) -> None:
-    ticket = file_ticket(session, category="water")  # accept by Mon 09:00, resolve Mon 17:00
-    assert [(s.stage, s.level) for s in run(session, local(2026, 11, 23, 9))] == [("accept", 1)]
-    steps = run(session, local(2026, 11, 23, 17))
+    # 1207/QĐ-UBND: accepted within 8 working hours (Mon 14:00), handled within 4 more
+    # (Mon 14:00-17:00, then Wed 08:00-09:00 as Tuesday 24/11 is off in this calendar)
+    ticket = file_ticket(session, category="water")
+    assert (ticket.accept_by, ticket.resolve_by) == (
+        local(2026, 11, 23, 14),
+        local(2026, 11, 25, 9),
+    )
+    assert run(session, local(2026, 11, 23, 13, 59)) == []
+    assert [(s.stage, s.level) for s in run(session, local(2026, 11, 23, 14))] == [("accept", 1)]
+    assert run(session, local(2026, 11, 25, 8, 59)) == []
+    steps = run(session, local(2026, 11, 25, 9))
     assert [(s.stage, s.level) for s in steps] == [("resolve", 1)]
-    steps = run(session, local(2026, 11, 25, 9))  # 8 working hours after Monday 09:00
+    steps = run(session, local(2026, 11, 25, 14))  # 8 working hours after Monday 14:00
     assert [(s.stage, s.level) for s in steps] == [("accept", 2)]
-    steps = run(session, local(2026, 11, 25, 17))
+    steps = run(session, local(2026, 11, 26, 9))  # 8 working hours after Wednesday 09:00
     assert [(s.stage, s.level) for s in steps] == [("resolve", 2)]
     assert len(escalation_events(session, ticket)) == 4
     assert len(outbox(session)) == 1 + 1 + 2 + 2

@@ -8,6 +8,13 @@ mùng bốn); Giỗ Tổ Hùng Vương 26/4 (a Sunday) with its substitute day 2
 and Ngày Văn hóa Việt Nam 24/11. Days the package does not know yet (a late government
 decision) go in `extra_holidays` / `extra_workdays`, which win over the package.
 
+24/11 (Ngày Văn hóa Việt Nam) is NOT a day off here by default (`unconfirmed_holidays`):
+the package cites only the Politburo's Nghị quyết 80-NQ/TW, which states the intent; the
+public holidays are those of Bộ luật Lao động 2019, Điều 112, and as of what is reachable here
+(Nghị quyết 30/NQ-CP of February 2026 asks for that article to be amended; no amending law
+found) the article lists 11 days without 24/11. Set CIVICBOT_UNCONFIRMED_HOLIDAYS='[]' once
+the amended article is in force (docs/service-levels.md).
+
 Working hours are the office periods of each working day in local time, 08:00–12:00 and
 13:00–17:00 by default (the lunch break does not count).
 """
@@ -20,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from bot.config import Settings
+from bot.config import DEFAULT_UNCONFIRMED_HOLIDAYS, Settings
 
 DEFAULT_PERIODS: tuple[tuple[time, time], ...] = (
     (time(8, 0), time(12, 0)),
@@ -40,6 +47,7 @@ class WorkingCalendar:
         periods: Sequence[tuple[time, time]] = DEFAULT_PERIODS,
         extra_holidays: Iterable[date] = (),
         extra_workdays: Iterable[date] = (),
+        unconfirmed_holidays: Iterable[str] = DEFAULT_UNCONFIRMED_HOLIDAYS,
     ) -> None:
         self.tz = tz
         self.periods = tuple(sorted(periods))
@@ -52,6 +60,7 @@ class WorkingCalendar:
                 raise ValueError(f"Working periods overlap at {following[0]}.")
         self.extra_holidays = frozenset(extra_holidays)
         self.extra_workdays = frozenset(extra_workdays)
+        self.unconfirmed_holidays = tuple(unconfirmed_holidays)
         self._vietnam = holidays.country_holidays("VN", language="vi")
         self._cache: dict[date, bool] = {}
 
@@ -63,6 +72,7 @@ class WorkingCalendar:
             periods=config.work_periods,
             extra_holidays=config.extra_holidays,
             extra_workdays=config.extra_workdays,
+            unconfirmed_holidays=config.unconfirmed_holidays,
         )
 
     def holiday_name(self, day: date) -> str | None:
@@ -79,11 +89,20 @@ class WorkingCalendar:
             working = False
         elif day in self.extra_workdays:
             working = True
+        elif self._only_unconfirmed(day):
+            working = day.weekday() < 5
         else:
             _ = day in self._vietnam  # fills the year first, swapped Saturdays included
             working = self._vietnam.is_working_day(day)
         self._cache[day] = working
         return working
+
+    def _only_unconfirmed(self, day: date) -> bool:
+        """Whether every holiday the package lists on `day` is unconfirmed (or its day off)."""
+        names = self._vietnam.get_list(day)
+        return bool(names) and all(
+            any(name.startswith(u) for u in self.unconfirmed_holidays) for name in names
+        )
 
     def _intervals(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The working intervals (local, aware) that end after `start`, in order."""

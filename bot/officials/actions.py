@@ -264,7 +264,9 @@ def transfer(
         raise ActionRefused(say("utter_official_ask_transfer_reason", code=ticket.code,
                                 unit=target.name))  # fmt: skip
     from_unit = unit_name(session, ticket.lead_unit_id)
-    accept_by = deadlines_for(category=ticket.category, filed_at=now, calendar=calendar()).accept_by
+    accept_by = deadlines_for(
+        category=ticket.category, filed_at=now, calendar=calendar(), text=ticket.description
+    ).accept_by
     begin_write(session)
     event = _change(
         session, ticket,
@@ -388,7 +390,7 @@ def reopen(*, session: Session, ticket: Ticket, now: datetime) -> None:
     """ "Not fixed": back to `accepted` with a new deadline; the unit and its supervisors hear."""
     _require_status(ticket, (TicketStatus.resolved,))
     resolve_by = deadlines_for(
-        category=ticket.category, filed_at=now, calendar=calendar()
+        category=ticket.category, filed_at=now, calendar=calendar(), text=ticket.description
     ).resolve_by
     begin_write(session)
     event = _change(
