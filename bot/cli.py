@@ -324,6 +324,30 @@ def digest(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
+# --- catalog: the procedure catalog's upkeep (bot/catalog) -----------------------------------
+
+
+def catalog_check(args: argparse.Namespace, config: Settings) -> int:
+    """List stale and uncertain catalog entries; exit 1 when any entry is stale."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.catalog.catalog import load_catalog, load_catalog_file
+    from bot.catalog.provenance import report, staleness
+
+    try:
+        catalog = load_catalog_file(Path(args.file)) if args.file else load_catalog()
+        today = date.fromisoformat(args.today) if args.today else None
+    except (OSError, ValueError) as error:
+        print(f"civicbot: {error}", file=sys.stderr)
+        return 2
+    today = today or datetime.now(ZoneInfo(config.timezone)).date()
+    max_age = args.max_age_days or config.catalog_max_age_days
+    findings = staleness(catalog, today=today, max_age_days=max_age)
+    print(report(findings, today=today, max_age_days=max_age, total=len(catalog.procedures)))
+    return 1 if any(f.stale for f in findings) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All commands and their options."""
     parser = argparse.ArgumentParser(prog="civicbot", description=__doc__)
@@ -411,6 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
     digest_parser.add_argument("--format", default="md", choices=["md", "json", "csv", "html"])
     digest_parser.add_argument("--output", help="write to this file instead of printing")
     digest_parser.set_defaults(handler=digest)
+
+    catalog = commands.add_parser("catalog", help="the procedure catalog").add_subparsers(
+        dest="catalog_command", required=True
+    )
+    check = catalog.add_parser("check", help="stale and uncertain entries (exit 1 if stale)")
+    check.add_argument("--max-age-days", type=int, help="default: CIVICBOT_CATALOG_MAX_AGE_DAYS")
+    check.add_argument("--today", help="the date to check against, YYYY-MM-DD (default: today)")
+    check.add_argument("--file", help="a catalog file to check (default: the bundled one)")
+    check.set_defaults(handler=catalog_check)
     return parser
 
 

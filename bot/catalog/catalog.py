@@ -4,8 +4,9 @@
 once. `Catalog.search` finds the closest procedures for what a citizen typed (folded, so
 "lam so do" and "làm sổ đỏ" read the same), and `answer` turns an entry into a reply short
 enough for a phone that leads with what was asked, plus the full entry for a "Xem đầy đủ"
-button. An entry marked `certain: false` always carries its uncertainty note and the link of
-the national public service portal.
+button. An entry marked `certain: false` always carries its uncertainty note (one sentence for
+the citizen) and the link of the national public service portal. Where each entry's facts come
+from (legal documents, sources, unverified facts) is modelled in `provenance.py`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Literal, NamedTuple
 import yaml
 from civicbot_nlu.normalize import fold, normalize
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from bot.catalog.provenance import LegalDocument, Source, Unverified
 
 PORTAL_URL = "https://dichvucong.gov.vn"
 PORTAL_NAME = "Cổng Dịch vụ công quốc gia"
@@ -58,6 +61,7 @@ _DATAFILE = "procedures.yml"
 # "Nghị định 123/2015/NĐ-CP quy định chi tiết …" → "Nghị định 123/2015/NĐ-CP".
 _NUMBERED_DOCUMENT = re.compile(r"^((?:Nghị định|Thông tư|Nghị quyết|Quyết định) \S+)")
 _SENTENCE_END = re.compile(r"(?<=[.;])\s+")
+_INNER_SENTENCE_END = re.compile(r"[.!?]\s+\S")
 _MIN_FUZZY_LENGTH = 5
 _FUZZY_CUTOFF = 0.8
 _MIN_SCORE = 0.4
@@ -95,11 +99,31 @@ class Procedure(BaseModel):
     documents: tuple[str, ...] = Field(min_length=1)
     duration: str = Field(min_length=1)
     fee: str = Field(min_length=1)
+    # As citizens read it; written in the YAML as documents (kind, number, date, title), kept
+    # in `legal_documents`, or as plain strings (older files).
     legal_basis: tuple[str, ...] = Field(min_length=1)
+    legal_documents: tuple[LegalDocument, ...] = ()
     notes: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
     checked: date
     certain: bool
-    uncertain_note: str | None = None
+    uncertain_note: str | None = None  # one sentence for the citizen, ending with ":"
+    unverified: tuple[Unverified, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documents_as_citations(cls, data: object) -> object:
+        basis = data.get("legal_basis") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(basis, list):
+            return data
+        if not any(isinstance(item, dict) for item in basis):
+            return data
+        documents = [LegalDocument.model_validate(item) for item in basis]
+        return {
+            **data,
+            "legal_documents": documents,
+            "legal_basis": [d.cite() for d in documents],
+        }
 
     @field_validator("aliases", "documents", "legal_basis", "notes")
     @classmethod
@@ -117,6 +141,11 @@ class Procedure(BaseModel):
                 raise ValueError(f"{self.id}: certain: false needs an uncertain_note")
             if len(self.uncertain_note) > MAX_UNCERTAIN_NOTE_CHARS:
                 raise ValueError(f"{self.id}: uncertain_note longer than a phone answer allows")
+            note = " ".join(self.uncertain_note.split())
+            if _INNER_SENTENCE_END.search(note) or not note.endswith(":"):
+                raise ValueError(f"{self.id}: uncertain_note is one sentence ending with ':'")
+        if self.unverified and self.certain:
+            raise ValueError(f"{self.id}: an entry with unverified facts is not certain")
         return self
 
     @property
@@ -331,7 +360,7 @@ def details(procedure: Procedure) -> str:
     lines += [f"• {doc}" for doc in procedure.legal_basis]
     lines.append(f"Thông tin được kiểm tra đến ngày: {procedure.checked:%d/%m/%Y}")
     if not procedure.certain:
-        lines.append(f"Lưu ý: {procedure.uncertain_note} {_check_portal()}")
+        lines.append(_uncertain_line(procedure))
     else:
         lines.append(f"Quy định có thể thay đổi; tra cứu thêm tại {PORTAL_NAME}: {PORTAL_URL}")
     return "\n".join(lines)
@@ -343,12 +372,13 @@ def details(procedure: Procedure) -> str:
 def _tail(procedure: Procedure) -> str:
     tail = f"Căn cứ: {procedure.short_legal_basis()}."
     if not procedure.certain:
-        tail += f"\nLưu ý: {procedure.uncertain_note} {_check_portal()}"
+        tail += "\n" + _uncertain_line(procedure)
     return tail
 
 
-def _check_portal() -> str:
-    return f"Theo quy định hiện hành, anh/chị vui lòng kiểm tra trên {PORTAL_NAME}: {PORTAL_URL}"
+def _uncertain_line(procedure: Procedure) -> str:
+    """The entry's one sentence on what may have changed, then the portal's address."""
+    return f"Lưu ý: {' '.join((procedure.uncertain_note or '').split())} {PORTAL_URL}"
 
 
 def _lead(procedure: Procedure, aspect: str | None, budget: int) -> str:
