@@ -9,11 +9,16 @@ digests do not change):
 - citizens: the phone number and display name of citizens who wrote nothing since;
 - tickets finished (resolved, rejected, closed) before the cut-off: the contact phone.
 
+And, whatever the period, a dashboard sign-in code or link that was never delivered (given
+up on) is blanked an hour after it was queued: delivered ones are blanked at once
+(`storage.queries.OUTBOX_REDACTED_TEXT`).
+
 A ticket's description, place and history are the record of the complaint and stay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,13 +26,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from storage import queries
 from storage.db import begin_write
-from storage.models import Citizen, Message, OutboxMessage, OutboxStatus, Ticket, TicketStatus
+from storage.models import (
+    Citizen,
+    Message,
+    OutboxMessage,
+    OutboxStatus,
+    Ticket,
+    TicketStatus,
+    utcnow,
+)
 
 BATCH = 500
 # What the NLU result keeps (PRODUCT.md §4 fields that carry nothing of the person).
 NLU_KEPT = ("intent", "confidence", "category", "procedure", "aspect", "source", "ranking")
 OUTBOX_TEXT = col(OutboxMessage.payload)["text"]
+REDACTED = col(OutboxMessage.payload)[queries.OUTBOX_REDACTED_TEXT]
+SECRET_GRACE = timedelta(hours=1)  # past the validity of any sign-in code or link
 FINISHED = (TicketStatus.resolved, TicketStatus.rejected, TicketStatus.closed)
 
 
@@ -39,9 +55,11 @@ class Purged:
     outbox: int = 0
     citizens: int = 0
     tickets: int = 0
+    secrets: int = 0
 
     def lines(self) -> list[str]:
         return [
+            f"undelivered sign-in codes and links: {self.secrets}",
             f"messages: {self.messages}",
             f"outbox messages: {self.outbox}",
             f"citizens: {self.citizens}",
@@ -53,10 +71,13 @@ def cutoff(now: datetime, days: int) -> datetime:
     return now - timedelta(days=days)
 
 
-def purge(*, session: Session, before: datetime, dry_run: bool = False) -> Purged:
+def purge(
+    *, session: Session, before: datetime, dry_run: bool = False, now: datetime | None = None
+) -> Purged:
     """Blank the personal data of rows older than `before`; with `dry_run`, only count."""
     begin_write(session)
     purged = Purged(
+        secrets=_secrets(session, (now or utcnow()) - SECRET_GRACE),
         messages=_messages(session, before),
         outbox=_outbox(session, before),
         citizens=_citizens(session, before),
@@ -104,22 +125,44 @@ def _messages(session: Session, before: datetime) -> int:
         done += len(rows)
 
 
+def _secrets(session: Session, before: datetime) -> int:
+    """Sign-in codes and links given up on: only the sentence saying one was sent stays."""
+    key = queries.OUTBOX_REDACTED_TEXT
+    return _rewrite_outbox(
+        session,
+        before,
+        REDACTED,
+        lambda p: {**{k: v for k, v in p.items() if k != key}, "text": p[key]},
+    )
+
+
 def _outbox(session: Session, before: datetime) -> int:
     """The texts of outbox messages sent or given up on (files and buttons too)."""
+    return _rewrite_outbox(
+        session, before, OUTBOX_TEXT, lambda p: {**p, "text": "", "files": [], "buttons": []}
+    )
+
+
+def _rewrite_outbox(
+    session: Session,
+    before: datetime,
+    present: Any,
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]],
+) -> int:
+    """Rewrite the payloads of the outbox rows older than `before`, no longer pending, whose
+    payload has a non-empty `present` value; how many."""
     rows = session.exec(
         select(OutboxMessage).where(
             col(OutboxMessage.created_at) < before,
             OutboxMessage.status != OutboxStatus.pending,
-            sa.func.coalesce(OUTBOX_TEXT.as_string(), "") != "",
+            sa.func.coalesce(present.as_string(), "") != "",
         )
     ).all()
-    done = 0
     for row in rows:
-        row.payload = {**row.payload, "text": "", "files": [], "buttons": []}
+        row.payload = rewrite(row.payload)
         session.add(row)
-        done += 1
     session.flush()
-    return done
+    return len(rows)
 
 
 def _citizens(session: Session, before: datetime) -> int:

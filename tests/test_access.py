@@ -19,10 +19,19 @@ from test_dashboard import NoConversation, csrf_of, sign_in, ticket_row
 
 from bot.conversation.messages import CollectingOutput, IncomingMessage
 from bot.conversation.texts import say
+from bot.directory.routing import route
 from bot.officials import access
 from bot.officials.desk import Desk
 from bot.web.app import create_app
-from storage.models import Official, OfficialRole, Ticket, TicketStatus, Unit, UnitKind
+from storage.models import (
+    Official,
+    OfficialRole,
+    RoutingRule,
+    Ticket,
+    TicketStatus,
+    Unit,
+    UnitKind,
+)
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 in Hà Nội
 NOT_FOUND = "Không tìm thấy phản ánh"
@@ -231,3 +240,20 @@ def test_the_dashboard_applies_the_same_rule(
     )
     assert moved.status_code == 303
     assert ticket_row(engine, world.misconduct).lead_unit_id == "thanh-tra"
+
+
+def test_routing_never_sends_a_misconduct_complaint_to_its_own_ward(
+    engine: Engine, world: World
+) -> None:
+    with Session(engine) as session:
+        city = session.get(Unit, "city")
+        assert city is not None
+        city.intake = True
+        session.add(city)
+        session.add(RoutingRule(position=1, category="misconduct", to_ward_unit=True))
+        session.add(RoutingRule(position=2, category="waste", to_ward_unit=True))
+        session.commit()
+        misconduct = route(session=session, category="misconduct", ward_code="00001")
+        waste = route(session=session, category="waste", ward_code="00001")
+    assert (misconduct.unit_id, misconduct.unrouted) == ("city", True)
+    assert waste.unit_id == "ward-a"

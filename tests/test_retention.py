@@ -181,3 +181,33 @@ def test_the_purge_command(
     assert "blanked" in capsys.readouterr().out
     assert len(_personal(seeded)) == 2
     assert cli_main(["purge", "--days", "0"]) == 2
+
+
+def test_an_undelivered_signin_code_is_blanked_an_hour_later(engine: Engine) -> None:
+    payload = {
+        "text": "Mã đăng nhập: 482913",
+        "buttons": [],
+        "files": [],
+        queries.OUTBOX_REDACTED_TEXT: "Mã đăng nhập đã được gửi.",
+    }
+    with Session(engine) as session:
+        for status, age in (
+            (OutboxStatus.failed, 2),
+            (OutboxStatus.failed, 0.5),
+            (OutboxStatus.pending, 2),
+        ):
+            row = queries.enqueue_outbox(
+                session=session,
+                message_in=OutboxMessageCreate(
+                    channel=Channel.telegram, recipient="o", payload=payload
+                ),
+            )
+            row.status, row.created_at = status, NOW - timedelta(hours=age)
+            session.add(row)
+            session.commit()
+    with Session(engine) as session:
+        done = purge(session=session, before=NOW - timedelta(days=365), now=NOW)
+    assert done.secrets == 1  # given up on, over an hour ago; not the recent or queued ones
+    with Session(engine) as session:
+        texts = [o.payload["text"] for o in session.exec(select(OutboxMessage)).all()]
+    assert texts.count("Mã đăng nhập đã được gửi.") == 1 and len(texts) == 3

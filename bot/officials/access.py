@@ -52,14 +52,15 @@ class Reader:
         return self.role == OfficialRole.leader
 
 
-def accused_ward(ticket: Ticket) -> str | None:
+def accused_ward(category: str | None, ward_code: str | None) -> str | None:
     """The ward whose unit a complaint about an official accuses (None: none)."""
-    return ticket.ward_code if ticket.category == MISCONDUCT and ticket.ward_code else None
+    return ward_code if category == MISCONDUCT and ward_code else None
 
 
 def accuses(ticket: Ticket, unit_ward_code: str | None) -> bool:
     """Whether `ticket` is a complaint about the officials of the unit of `unit_ward_code`."""
-    return unit_ward_code is not None and accused_ward(ticket) == unit_ward_code
+    accused = accused_ward(ticket.category, ticket.ward_code)
+    return unit_ward_code is not None and accused == unit_ward_code
 
 
 def can_read(reader: Reader | None, ticket: Ticket) -> bool:
