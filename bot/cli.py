@@ -182,8 +182,8 @@ def official_list(args: argparse.Namespace, config: Settings) -> int:
         if args.unit:
             statement = statement.where(Official.unit_id == args.unit)
         for o in session.exec(statement):
-            linked = "-"
-            if o.channel and o.linked_at:
+            linked = "-" if o.active else "removed"
+            if o.active and o.channel and o.linked_at:
                 linked = f"{o.channel.value} {o.linked_at:%Y-%m-%d}"
             print(f"{o.id}\t{o.unit_id}\t{o.role.value}\t{linked}\t{o.name}")
     return 0

@@ -28,6 +28,7 @@ from bot.conversation.messages import CollectingOutput, IncomingMessage
 from bot.delivery import OutboxWorker
 from bot.officials import signin
 from bot.officials.desk import Desk
+from bot.officials.invites import invite_official, link_official
 from bot.web.app import create_app
 from bot.web.dashboard import SESSION_COOKIE
 from storage.db import create_db_engine
@@ -203,6 +204,7 @@ def test_removing_an_official_ends_their_sessions(
     database_url: str,
     people: dict[str, Official],
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     sign_in(client, engine, people["a"])
     stolen = _cookie(client)
@@ -219,6 +221,29 @@ def test_removing_an_official_ends_their_sessions(
         ).one()
         assert change.entity_id == str(people["a"].id)
     assert cli_main(["official", "remove", "--official", "424242"]) == 1
+    capsys.readouterr()
+    assert cli_main(["official", "list"]) == 0
+    assert f"{people['a'].id}\tward-a\thandler\tremoved" in capsys.readouterr().out
+    # Invited again, the official is back: linked, then signed in anew.
+    with Session(engine) as session:
+        _, code = invite_official(
+            session=session,
+            unit_id="ward-a",
+            name=people["a"].name,
+            role=OfficialRole.handler,
+            now=utcnow(),
+        )
+        back = link_official(
+            session=session,
+            code=code,
+            channel=Channel.telegram,
+            external_user_id="chat-a2",
+            chat_id="chat-a2",
+            now=utcnow(),
+        )
+        assert back is not None and back.id == people["a"].id and back.active
+    sign_in(client, engine, back)
+    assert client.get("/dashboard").status_code == 200
 
 
 def _forged(payload: dict[str, object]) -> str:

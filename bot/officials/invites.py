@@ -53,6 +53,7 @@ def invite_official(
     if official is None:
         official = Official(name=name, unit_id=unit_id, role=role)
     official.role = role
+    official.active = True  # inviting a removed official again takes them back
     official.invite_code_hash = _hash(code)
     official.invite_expires_at = now + INVITE_VALIDITY
     session.add(official)
