@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import Settings
 from bot.directory.calendar import WorkingCalendar
-from bot.directory.deadlines import deadlines_for, format_expected, severity_for
+from bot.directory.deadlines import deadlines_for, format_expected, handled_by, severity_for
 from storage.models import Severity
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -279,6 +279,31 @@ def test_deadlines_across_a_holiday(app_calendar: WorkingCalendar) -> None:
     assert urgent.resolve_by == local(2026, 9, 4, 11)  # 1 h Thursday + 3 h Friday
     normal = deadlines_for(category="waste", filed_at=filed, calendar=calendar, config=config)
     assert normal.resolve_by == local(2026, 9, 9, 17)  # Thu 3, Fri 4, Mon 7, Tue 8, Wed 9
+
+
+def test_handled_by_counts_from_the_acceptance(app_calendar: WorkingCalendar) -> None:
+    config = Settings(_env_file=None)  # type: ignore[call-arg]
+    days_only = Settings(handle_hours={"urgent": None}, _env_file=None)  # type: ignore[call-arg]
+    accepted = local(2026, 11, 27, 15)  # Friday 15:00: 2 h Friday, 2 h Monday
+    due = local(2026, 11, 30, 10)
+    later = local(2026, 12, 1, 9)
+
+    def after(
+        severity: Severity | None, current: datetime | None, cfg: Settings = config
+    ) -> datetime | None:
+        return handled_by(
+            severity=severity,
+            accepted_at=accepted,
+            current=current,
+            calendar=app_calendar,
+            config=cfg,
+        )
+
+    assert after(Severity.urgent, None) == due
+    assert after(Severity.urgent, later) == due
+    assert after(Severity.urgent, due) is None  # never later than the filing deadline
+    assert [after(s, later) for s in (Severity.normal, Severity.complex, None)] == [None] * 3
+    assert after(Severity.urgent, later, days_only) is None
 
 
 def test_config_overrides_merge_over_the_defaults(

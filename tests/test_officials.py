@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from seed import linked_official, two_wards_and_city, waste_ticket
@@ -26,6 +27,7 @@ from storage.models import (
     Official,
     OfficialRole,
     OutboxMessage,
+    Severity,
     Ticket,
     TicketEvent,
     TicketStatus,
@@ -175,6 +177,38 @@ def test_accept_ask_answer_resolve_rate(session: Session) -> None:
     for chat in ("a1", "a2"):  # both officials hear the answer and the rating
         texts = outbox_to(session, chat)
         assert any("Ngõ 5" in x for x in texts) and any("4/5" in x for x in texts)
+
+
+def test_accepting_an_urgent_ticket_early_brings_its_deadline_forward(session: Session) -> None:
+    """1207/QĐ-UBND: urgent tickets are handled within 4 working hours of acceptance."""
+    urgent, normal = ticket(session), ticket(session)
+    urgent.severity = Severity.urgent
+    session.add(urgent)
+    session.commit()
+    filed_deadline = normal.resolve_by
+    a1 = official(session, "ward-a", "a1", OfficialRole.handler)
+    actions.accept(session=session, ticket=urgent, official=a1, now=NOW)  # Monday 09:00
+    actions.accept(session=session, ticket=normal, official=a1, now=NOW)
+    session.refresh(urgent)
+    session.refresh(normal)
+    hanoi = ZoneInfo("Asia/Ho_Chi_Minh")
+    assert urgent.resolve_by == datetime(2026, 11, 23, 14, tzinfo=hanoi)  # 3 h + 1 h after lunch
+    assert normal.resolve_by == filed_deadline  # levels counted in days keep theirs
+    deadline_events = session.exec(
+        select(TicketEvent).where(
+            TicketEvent.ticket_id == urgent.id, TicketEvent.kind == "deadline"
+        )
+    ).all()
+    assert len(deadline_events) == 1 and deadline_events[0].actor == actions.actor_of(a1)
+    assert "Thời hạn trả lời: 14:00 thứ Hai, 23/11/2026" in outbox_to(session, "citizen-chat")[0]
+    late = ticket(session)
+    late.severity = Severity.urgent
+    late.resolve_by = NOW + timedelta(hours=2)
+    session.add(late)
+    session.commit()
+    actions.accept(session=session, ticket=late, official=a1, now=NOW + timedelta(hours=1))
+    session.refresh(late)
+    assert late.resolve_by == NOW + timedelta(hours=2)  # a late acceptance gains no time
 
 
 def test_the_citizens_form_is_not_interrupted_by_a_question(session: Session) -> None:

@@ -3,11 +3,12 @@
 Modelled on Quyết định 1207/QĐ-UBND (28/02/2025) of Hà Nội, see bot/config.py: a ticket must
 be accepted within `accept_hours[severity]` working hours of filing (8 for every level). A
 level with `handle_hours` (urgent: 4) must then be handled within that many working hours of
-acceptance; since acceptance may come at the last moment, the deadline set at filing counts
-them from `accept_by`. Other levels are resolved by the end of the `resolve_days[severity]`-th
-working day after the day of filing (see `WorkingCalendar.add_working_days` for the rule
-citizens are told). A report whose text names an accident or a danger (`urgent_words`) is
-urgent whatever its category. Every figure comes from `Settings`.
+acceptance: the deadline set at filing counts them from `accept_by` (the latest acceptance
+allowed), and `handled_by` brings it forward when the ticket is accepted earlier. Other levels
+are resolved by the end of the `resolve_days[severity]`-th working day after the day of filing
+(see `WorkingCalendar.add_working_days` for the rule citizens are told). A report whose text
+names an accident or a danger (`urgent_words`) is urgent whatever its category. Every figure
+comes from `Settings`.
 """
 
 from __future__ import annotations
@@ -84,6 +85,29 @@ def deadlines_for(
         # A resolution cannot be due before acceptance, whatever the settings say.
         resolve_by = max(calendar.add_working_days(filed_at, days), accept_by)
     return Deadlines(severity=severity, accept_by=accept_by, resolve_by=resolve_by)
+
+
+def handled_by(
+    *,
+    severity: Severity | None,
+    accepted_at: datetime,
+    current: datetime | None,
+    calendar: WorkingCalendar,
+    config: Settings = settings,
+) -> datetime | None:
+    """The earlier resolve deadline an acceptance at `accepted_at` sets, or None.
+
+    For a level handled within working hours of acceptance (urgent: 4), acceptance plus those
+    hours; never later than the deadline set at filing (a late acceptance gains no time).
+    """
+    if severity is None:
+        return None
+    name: SeverityName = severity.value
+    hours = config.handle_hours.get(name, DEFAULT_HANDLE_HOURS[name])
+    if hours is None:
+        return None
+    due = calendar.add_working_hours(accepted_at, hours)
+    return due if current is None or due < current else None
 
 
 def format_expected(moment: datetime, tz: ZoneInfo) -> str:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from bot.conversation.messages import Button, OutgoingFile, Reply
 from bot.conversation.texts import STATUS_NAMES, say
-from bot.directory.deadlines import deadlines_for
+from bot.directory.deadlines import deadlines_for, handled_by
 from bot.intake import calendar, expected, new_ticket_notice, official_buttons
 from bot.officials import access
 from bot.officials.notify import notify_chat, notify_citizen, notify_officials
@@ -145,10 +145,16 @@ def accept(*, session: Session, ticket: Ticket, official: Official | None, now: 
     """The unit takes the ticket on; the citizen is told who and by when."""
     official = check_can_act(session, official, ticket)
     _require_status(ticket, (TicketStatus.received,))
+    # 1207/QĐ-UBND: an urgent ticket is handled within 4 working hours of its acceptance.
+    sooner = handled_by(
+        severity=ticket.severity, accepted_at=now, current=ticket.resolve_by, calendar=calendar()
+    )
+    update = TicketUpdate(status=TicketStatus.accepted)
+    if sooner is not None:  # set only when it moves (an unset field is left alone)
+        update.resolve_by = sooner
     begin_write(session)
     event = _change(
-        session, ticket, TicketUpdate(status=TicketStatus.accepted),
-        actor=actor_of(official), note=None, now=now,
+        session, ticket, update, actor=actor_of(official), note=None, now=now,
     )  # fmt: skip
     ticket.accepted_at = ticket.accepted_at or now
     session.add(ticket)
