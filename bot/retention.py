@@ -3,8 +3,9 @@
 What is blanked, in rows older than the cut-off (records stay, so counts and the weekly
 digests do not change):
 
-- messages: the text, and what the NLU read out of it (the text, phone, place, ticket code);
-  the intent, category and procedure stay (the digests count procedure questions by them);
+- messages: the text, a shared location and the channel's metadata, and what the NLU read
+  out of the text (the text, phone, place, ticket code); the intent, category and procedure
+  stay (the digests count procedure questions by them);
 - the outbox: the text of messages no longer waiting to be sent;
 - citizens: the phone number and display name of citizens who wrote nothing since;
 - tickets finished (resolved, rejected, closed) before the cut-off: the contact phone.
@@ -44,6 +45,8 @@ NLU_KEPT = ("intent", "confidence", "category", "procedure", "aspect", "source",
 OUTBOX_TEXT = col(OutboxMessage.payload)["text"]
 REDACTED = col(OutboxMessage.payload)[queries.OUTBOX_REDACTED_TEXT]
 SECRET_GRACE = timedelta(hours=1)  # past the validity of any sign-in code or link
+# Message payload keys that say where the person was or who they are on the channel.
+PAYLOAD_DROPPED = ("location", "metadata")
 FINISHED = (TicketStatus.resolved, TicketStatus.rejected, TicketStatus.closed)
 
 
@@ -96,21 +99,26 @@ def _kept_nlu(nlu: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: nlu[key] for key in NLU_KEPT if key in nlu}
 
 
+def _kept_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (payload or {}).items() if k not in PAYLOAD_DROPPED}
+
+
 def _messages(session: Session, before: datetime) -> int:
-    """Messages with a text left, in batches (each one's NLU JSON is rewritten)."""
+    """Messages with a text or a location left, in batches (each one's JSON is rewritten)."""
     table: sa.Table = Message.__table__  # type: ignore[attr-defined]
     blank = (
         table.update()
         .where(table.c.id == sa.bindparam("row_id"))
-        .values(text="", nlu=sa.bindparam("kept"))
+        .values(text="", nlu=sa.bindparam("kept_nlu"), payload=sa.bindparam("kept_payload"))
     )
+    personal = sa.or_(table.c.text != "", table.c.payload["location"].as_string().is_not(None))
     done, last = 0, 0
     while True:
         rows = (
             session.connection()
             .execute(
-                sa.select(table.c.id, table.c.nlu)
-                .where(table.c.created_at < before, table.c.id > last, table.c.text != "")
+                sa.select(table.c.id, table.c.nlu, table.c.payload)
+                .where(table.c.created_at < before, table.c.id > last, personal)
                 .order_by(table.c.id)
                 .limit(BATCH)
             )
@@ -119,9 +127,11 @@ def _messages(session: Session, before: datetime) -> int:
         if not rows:
             return done
         last = rows[-1].id
-        session.connection().execute(
-            blank, [{"row_id": row.id, "kept": _kept_nlu(row.nlu)} for row in rows]
-        )
+        kept = [
+            {"row_id": r.id, "kept_nlu": _kept_nlu(r.nlu), "kept_payload": _kept_payload(r.payload)}
+            for r in rows
+        ]
+        session.connection().execute(blank, kept)
         done += len(rows)
 
 

@@ -34,7 +34,14 @@ NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 PHONE = "0912345678"
 
 
-def _message(session: Session, citizen: int | None, text: str, at: datetime, nlu: dict) -> None:
+def _message(
+    session: Session,
+    citizen: int | None,
+    text: str,
+    at: datetime,
+    nlu: dict | None,
+    payload: dict | None = None,
+) -> None:
     session.add(
         Message(
             direction=Direction.incoming,
@@ -44,6 +51,7 @@ def _message(session: Session, citizen: int | None, text: str, at: datetime, nlu
             text=text,
             citizen_id=citizen,
             nlu=nlu,
+            payload=payload or {},
             created_at=at,
         )
     )
@@ -65,6 +73,8 @@ def seeded(engine: Engine) -> Engine:
             "confidence": 0.9,
         }
         _message(session, old_citizen.id, f"làm khai sinh thế nào, sđt {PHONE}", OLD, nlu)
+        location = {"button": None, "location": {"lat": 21.0285, "lon": 105.8542}}
+        _message(session, old_citizen.id, "", OLD, None, location)
         _message(session, active_citizen.id, "hỏi lại", NOW - timedelta(days=2), nlu)
         session.commit()
         old = waste_ticket(session, "ward-a", now=OLD, chat="c1")
@@ -140,7 +150,7 @@ def test_purge_blanks_old_personal_data_and_keeps_the_records(seeded: Engine) ->
     cutoff = NOW - timedelta(days=365)
     with Session(seeded) as session:
         dry = purge(session=session, before=cutoff, dry_run=True)
-    assert (dry.messages, dry.outbox, dry.citizens, dry.tickets) == (1, 1, 1, 1)
+    assert (dry.messages, dry.outbox, dry.citizens, dry.tickets) == (2, 1, 1, 1)
     assert len(_personal(seeded)) == 6  # a dry run changes nothing
     with Session(seeded) as session:
         done = purge(session=session, before=cutoff)
@@ -153,8 +163,9 @@ def test_purge_blanks_old_personal_data_and_keeps_the_records(seeded: Engine) ->
             len(session.exec(select(Ticket)).all()),
             len(session.exec(select(Citizen)).all()),
         ) == counts
-        old = session.exec(select(Message).where(Message.text == "")).one()
+        old, shared = session.exec(select(Message).where(Message.text == "")).all()
         assert old.nlu == {"intent": "ask_procedure", "procedure": "khai_sinh", "confidence": 0.9}
+        assert shared.payload == {"button": None}  # the shared location is gone
         recent = session.exec(select(Message).where(Message.text == "hỏi lại")).one()
         assert recent.nlu is not None and recent.nlu.get("phone") == PHONE  # within retention
         kept = session.exec(select(Citizen).where(Citizen.phone == "0987654321")).one()
@@ -175,7 +186,7 @@ def test_the_purge_command(
     monkeypatch.setattr(settings, "retention_days", 30)
     assert cli_main(["purge", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "would blank" in out and "messages: 1" in out and "30 days" in out
+    assert "would blank" in out and "messages: 2" in out and "30 days" in out
     assert len(_personal(seeded)) == 6
     assert cli_main(["purge"]) == 0
     assert "blanked" in capsys.readouterr().out
