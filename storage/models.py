@@ -94,6 +94,7 @@ class TicketEventKind(StrEnum):
     question = "question"
     answer = "answer"
     reopened = "reopened"
+    summary = "summary"  # the public summary Open311 publishes
 
 
 class UnitKind(StrEnum):
@@ -353,6 +354,9 @@ class Ticket(TicketBase, table=True):
     accept_escalation: int = 0
     resolve_escalation: int = 0
     reopen_count: int = 0
+    # What Open311 publishes instead of the citizen's text: written or approved by an
+    # official (bot/officials/publish.py); until then a category + ward line.
+    public_summary: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -389,6 +393,8 @@ class TicketEventBase(SQLModel):
     note: str | None = None
     old_value: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     new_value: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    # An official marked the note public: Open311 may publish it as `status_notes`.
+    public: bool = False
 
 
 class TicketEventCreate(TicketEventBase):

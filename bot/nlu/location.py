@@ -560,6 +560,10 @@ class HanoiGazetteer:
         )
         return tuple(self._d.new[code] for code, _, _ in ranked[:count] if code in self._d.new)
 
+    def reference_points(self) -> dict[str, tuple[float, float]]:
+        """Unit code → its reference point (latitude, longitude): one point per unit."""
+        return {code: (lat, lon) for code, lat, lon in _centroids() if code in self._d.new}
+
     def resolve(self, text: str) -> Location:
         """What a place phrase the citizen wrote means on the 2025 map.
 

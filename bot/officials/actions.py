@@ -481,6 +481,7 @@ EVENT_NAMES = {
     "question": "hỏi người dân",
     "answer": "người dân trả lời",
     "reopened": "mở lại phản ánh",
+    "summary": "tóm tắt công khai (Open311)",
 }
 
 
@@ -495,6 +496,7 @@ def history_lines(session: Session, ticket: Ticket) -> list[str]:
             what = STATUS_NAMES.get(str(event.new_value.get("status")), what)
         elif event.kind == TicketEventKind.unit and event.new_value:
             what = f"chuyển tới {unit_name(session, str(event.new_value.get('lead_unit_id')))}"
+        what += " (công khai)" if event.public and event.kind != TicketEventKind.summary else ""
         note = f": {event.note}" if event.note else ""
         lines.append(f"• {when} — {what}{note}")
     return lines

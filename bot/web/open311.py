@@ -1,27 +1,33 @@
-"""The Open311 GeoReport v2 API (JSON only), mounted at ``/open311/v2``.
+"""The Open311 GeoReport v2 API, mounted at ``/open311/v2``, in JSON and XML.
 
-- ``GET services.json``: the complaint categories of PRODUCT.md §2 as services.
-- ``GET services/{service_code}.json``: a service definition (no extra attributes).
-- ``POST requests.json``: files a ticket through `bot.intake.file_ticket`, as the chat does
+Every resource ends in ``.json`` or ``.xml`` (answers and errors in that format, UTF-8 with
+the charset in the content type); Service Discovery is at ``/open311/discovery.{json,xml}``.
+
+- ``GET services``: the complaint categories of PRODUCT.md §2 as services.
+- ``GET services/{service_code}``: a service definition (no extra attributes).
+- ``POST requests``: files a ticket through `bot.intake.file_ticket`, as the chat does
   (routing, deadlines, notification of the unit). Needs an ``api_key`` listed in
-  ``CIVICBOT_OPEN311_API_KEYS``. The body is ``application/x-www-form-urlencoded`` as in
-  the spec, or JSON, or multipart without files; ``api_key`` may also be in the query string.
-  Answers 200 with ``[{"service_request_id", "service_notice", "account_id": null}]``.
-- ``GET requests.json``: filters ``service_request_id`` (comma-separated, overrides the
+  ``CIVICBOT_OPEN311_API_KEYS``, in the body (``application/x-www-form-urlencoded`` as in
+  the spec, JSON, or multipart without files) or in an ``X-Api-Key`` header; never in the
+  URL, where proxies and access logs keep it (such a request is refused). Only
+  ``service_code`` and a place are required; an unknown ``service_code`` is a 404.
+- ``GET requests``: filters ``service_request_id`` (comma-separated, overrides the
   others), ``service_code``, ``status`` (``open``/``closed``), ``start_date``/``end_date``
   (on ``requested_datetime``; default the last 90 days, a window of at most 90 days); newest
   first, at most 1000.
-- ``GET requests/{service_request_id}.json``: one request, as a one-element list.
+- ``GET requests/{service_request_id}``: one request, as a one-element list.
 
 ``service_request_id`` is the ticket code (PA-YYYY-NNNNNN, any case, dashes optional).
 ``jurisdiction_id`` is accepted and ignored: the API serves Hà Nội only. Datetimes are W3C
 ISO 8601 in CIVICBOT_TIMEZONE with its offset (``2026-11-22T14:05:30+07:00``); a date or
-datetime given without an offset is read in that time zone. Errors are the spec's list:
-``[{"code": 400, "description": "..."}]``.
+datetime given without an offset is read in that time zone.
 
-No personal data leaves through this API: never the contact phone, the citizen, the chat,
-nor the officials' names; phone numbers, e-mail addresses and 12-digit ID numbers that
-citizens type into a description or an address are masked.
+What is published identifies no one: a request's ``description`` is the public summary an
+official wrote or approved (`Ticket.public_summary`), else a line of its category and ward,
+never the citizen's text; ``address`` is the ward and ``lat``/``long`` the ward's reference
+point, never the pin; ``status_notes`` is the latest note an official marked public. No
+contact phone, citizen, chat or official's name leaves, and `bot.masking` masks what an
+official may still have copied into a summary or a note.
 """
 
 from __future__ import annotations
@@ -36,26 +42,45 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequenc
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from civicbot_nlu.patterns import find_phones
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.channels.common import read_body
 from bot.config import settings
 from bot.conversation.texts import CATEGORY_NAMES
 from bot.intake import expected, file_ticket
+from bot.masking import mask
 from bot.nlu.location import Ward, gazetteer
+from bot.web.open311_format import (
+    FORMATS,
+    Answer,
+    Discovery,
+    Endpoint,
+    Format,
+    PostedRequest,
+    PostedRequests,
+    ServiceDefinition,
+    ServiceOut,
+    ServiceRequestOut,
+    ServiceRequests,
+    Services,
+    error_answer,
+    render,
+)
 from storage import queries
 from storage.db import get_session
 from storage.models import (
@@ -66,7 +91,6 @@ from storage.models import (
     Ticket,
     TicketCreate,
     TicketEvent,
-    TicketEventKind,
     TicketStatus,
     Unit,
     utcnow,
@@ -87,7 +111,10 @@ MAX_LIST_ITEMS = 1000  # ids or codes in one comma-separated parameter
 # 105.33–105.98 E) with a margin for the outer communes.
 HANOI_LAT = (20.50, 21.45)
 HANOI_LON = (105.25, 106.05)
-MASK = "[đã ẩn]"
+API_KEY_HEADER = "x-api-key"
+# When the API last changed in a way clients see (Service Discovery's changeset).
+CHANGESET = "2026-12-06T00:00:00+07:00"
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 
 
 @dataclass(frozen=True)
@@ -188,29 +215,33 @@ class Open311Error(Exception):
         self.status = status
         self.descriptions = descriptions
 
-    def response(self) -> Response:
-        return error_response(self.status, *self.descriptions)
+    def response(self, fmt: Format) -> Response:
+        return error_answer(self.status, self.descriptions, fmt)
 
 
-def error_response(status: int, *descriptions: str) -> Response:
-    """`[{"code": status, "description": ...}, ...]` with that HTTP status."""
-    return JSONResponse(
-        [{"code": status, "description": text} for text in descriptions], status_code=status
-    )
+class _HideApiKeys(logging.Filter):
+    """Masks ``api_key=…`` in log records (uvicorn's access log prints the query string)."""
+
+    _KEY = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._KEY.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self._KEY.sub(r"\1***", record.msg)
+        return True
+
+
+def hide_api_keys_in_logs() -> None:
+    """Install the filter on uvicorn's access logger, once."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _HideApiKeys) for f in access.filters):
+        access.addFilter(_HideApiKeys())
 
 
 # --- Formatting -----------------------------------------------------------------------------
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_ID_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")  # căn cước công dân
-
-
-def redact(text: str) -> str:
-    """`text` with phone numbers, e-mail addresses and 12-digit ID numbers masked."""
-    for match in reversed(find_phones(text)):
-        text = text[: match.start] + MASK + text[match.end :]
-    text = _EMAIL.sub(MASK, text)
-    return _ID_NUMBER.sub(MASK, text)
 
 
 def w3c(moment: datetime | None) -> str | None:
@@ -220,53 +251,70 @@ def w3c(moment: datetime | None) -> str | None:
     return moment.astimezone(ZoneInfo(settings.timezone)).isoformat(timespec="seconds")
 
 
-def open311_status(status: TicketStatus) -> str:
+def open311_status(status: TicketStatus) -> Literal["open", "closed"]:
     """PRODUCT.md §6: `closed` for resolved, rejected and closed tickets, else `open`."""
     return "closed" if status in OPEN311_CLOSED else "open"
 
 
-def service_json(service: Service) -> dict[str, Any]:
-    """One entry of `services.json`."""
-    return {
-        "service_code": service.code,
-        "service_name": service.name,
-        "description": service.description,
-        "metadata": False,
-        "type": "realtime",
-        "keywords": service.keywords,
-        "group": service.group,
-    }
+def services_answer() -> Services:
+    return Services(
+        [
+            ServiceOut(
+                service_code=service.code,
+                service_name=service.name,
+                description=service.description,
+                metadata=False,
+                type="realtime",
+                keywords=service.keywords,
+                group=service.group,
+            )
+            for service in SERVICES
+        ]
+    )
 
 
-def request_json(
-    ticket: Ticket,
-    *,
-    agency: str | None,
-    status_notes: str | None,
-    media_url: str | None,
-) -> dict[str, Any]:
+@cache
+def _ward_points() -> dict[str, tuple[float, float]]:
+    return gazetteer().reference_points()
+
+
+def ward_point(ward_code: str | None) -> tuple[float, float] | None:
+    """The ward's reference point (what is published instead of the citizen's pin)."""
+    return _ward_points().get(ward_code) if ward_code else None
+
+
+def public_description(ticket: Ticket, service: Service) -> str:
+    """The official's public summary, else "<category> — <ward>"; never the citizen's text."""
+    if ticket.public_summary and ticket.public_summary.strip():
+        return mask(ticket.public_summary.strip())
+    return " — ".join(part for part in (service.name, ticket.ward_name) if part)
+
+
+def request_out(
+    ticket: Ticket, *, agency: str | None, status_notes: str | None, media_url: str | None
+) -> ServiceRequestOut:
     """One service request as the spec names its fields; never any personal data."""
-    code = ticket.category if ticket.category in SERVICE_BY_CODE else "other"
-    place = ", ".join(part for part in (ticket.location_text, ticket.ward_name) if part)
-    return {
-        "service_request_id": ticket.code,
-        "status": open311_status(ticket.status),
-        "status_notes": redact(status_notes) if status_notes else None,
-        "service_name": SERVICE_BY_CODE[code].name,
-        "service_code": code,
-        "description": redact(ticket.description),
-        "agency_responsible": agency,
-        "service_notice": None,
-        "requested_datetime": w3c(ticket.created_at),
-        "updated_datetime": w3c(ticket.updated_at),
-        "expected_datetime": w3c(ticket.resolve_by),
-        "address": redact(place) if place else None,
-        "address_id": None,
-        "zipcode": None,
-        "lat": ticket.latitude,
-        "long": ticket.longitude,
-        "media_url": media_url,
-    }
+    service = SERVICE_BY_CODE.get(ticket.category or "other", SERVICE_BY_CODE["other"])
+    point = ward_point(ticket.ward_code)
+    return ServiceRequestOut(
+        service_request_id=ticket.code,
+        status=open311_status(ticket.status),
+        status_notes=mask(status_notes) if status_notes else None,
+        service_name=service.name,
+        service_code=service.code,
+        description=public_description(ticket, service),
+        agency_responsible=agency,
+        service_notice=None,
+        requested_datetime=w3c(ticket.created_at),
+        updated_datetime=w3c(ticket.updated_at),
+        expected_datetime=w3c(ticket.resolve_by),
+        address=ticket.ward_name,
+        address_id=None,
+        zipcode=None,
+        lat=point[0] if point else None,
+        long=point[1] if point else None,
+        media_url=media_url,
+    )
 
 
 # --- Reading requests -----------------------------------------------------------------------
@@ -356,8 +404,13 @@ async def _one_chunk(body: bytes) -> AsyncGenerator[bytes, None]:
 
 
 async def read_post_params(request: Request) -> dict[str, str]:
-    """The POST parameters: query string, then the body (form, JSON or multipart) over it."""
-    params: dict[str, str] = dict(request.query_params)
+    """The POST parameters from the body (form, JSON or multipart); the URL must hold none
+    but ``jurisdiction_id``, and never the ``api_key``."""
+    if "api_key" in request.query_params:
+        raise Open311Error(
+            400, "Không gửi api_key trên URL: hãy gửi trong nội dung (body) hoặc header X-Api-Key."
+        )
+    params: dict[str, str] = {}
     body = await read_body(request, MAX_BODY_BYTES)
     if body is None:
         raise Open311Error(413, "Nội dung gửi lên quá lớn.")
@@ -411,6 +464,88 @@ def api_key_actor(api_key: str | None, keys: Sequence[str]) -> str | None:
     return "open311:" + hashlib.sha256(given).hexdigest()[:12]
 
 
+class NewRequestForm(BaseModel):
+    """The POST arguments the API reads (others, e.g. names and e-mail, are dropped)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+    service_code: str | None = None
+    description: str | None = None
+    address_string: str | None = None
+    lat: float | None = None
+    long: float | None = None
+    media_url: str | None = None
+    phone: str | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("lat", "long", mode="before")
+    @classmethod
+    def _number(cls, value: object, info: ValidationInfo) -> object:
+        try:
+            number = float(str(value)) if value is not None else None
+        except ValueError:
+            number = math.nan
+        if number is not None and not math.isfinite(number):
+            raise ValueError(f"{info.field_name} phải là một số (WGS-84).")
+        return number
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_DESCRIPTION_CHARS:
+            raise ValueError(f"description dài quá {MAX_DESCRIPTION_CHARS} ký tự.")
+        return value
+
+    @field_validator("address_string")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_ADDRESS_CHARS:
+            raise ValueError(f"address_string dài quá {MAX_ADDRESS_CHARS} ký tự.")
+        return value
+
+    @field_validator("media_url")
+    @classmethod
+    def _media_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("media_url phải là địa chỉ http:// hoặc https://.")
+        if len(value) > MAX_MEDIA_URL_CHARS:
+            raise ValueError(f"media_url dài quá {MAX_MEDIA_URL_CHARS} ký tự.")
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        found = find_phones(value)
+        phone = found[0].value if found else value
+        if len(phone) > MAX_PHONE_CHARS:
+            raise ValueError("phone không hợp lệ.")
+        return phone
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> NewRequestForm:
+        """The form from the POST parameters; Open311Error(400) with every problem found."""
+        try:
+            return cls.model_validate(dict(params))
+        except ValidationError as invalid:
+            raise Open311Error(400, *(_message(error) for error in invalid.errors())) from None
+
+
+def _message(error: Any) -> str:
+    context = error.get("ctx") or {}
+    if error.get("type") == "value_error" and "error" in context:
+        return str(context["error"])
+    return f"{'.'.join(str(part) for part in error['loc'])} không hợp lệ."
+
+
 @dataclass(frozen=True)
 class Place:
     """Where a POSTed request is, as a ticket stores it."""
@@ -422,21 +557,7 @@ class Place:
     lon: float | None
 
 
-def _coordinate(params: Mapping[str, str], name: str, errors: list[str]) -> float | None:
-    raw = params.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        errors.append(f"{name} phải là một số (WGS-84).")
-        return None
-    return value
-
-
-def resolve_place(params: Mapping[str, str]) -> Place:
+def resolve_place(form: NewRequestForm) -> Place:
     """The place of a request from `address_string` and/or `lat`/`long`.
 
     The address is read by the gazetteer (old or new names, with or without marks). When it
@@ -446,12 +567,8 @@ def resolve_place(params: Mapping[str, str]) -> Place:
     ward the ticket still goes in, and routing gives it to the city's intake unit.
     """
     errors: list[str] = []
-    address = params.get("address_string", "").strip() or None
-    if address is not None and len(address) > MAX_ADDRESS_CHARS:
-        errors.append(f"address_string dài quá {MAX_ADDRESS_CHARS} ký tự.")
-    lat = _coordinate(params, "lat", errors)
-    lon = _coordinate(params, "long", errors)
-    if (lat is None) != (lon is None) and not errors:
+    address, lat, lon = form.address_string, form.lat, form.long
+    if (lat is None) != (lon is None):
         errors.append("Cần cả lat và long.")
     if lat is not None and lon is not None:
         inside = HANOI_LAT[0] <= lat <= HANOI_LAT[1] and HANOI_LON[0] <= lon <= HANOI_LON[1]
@@ -489,58 +606,47 @@ class NewRequest:
 
 
 def parse_new_request(params: Mapping[str, str]) -> NewRequest:
-    """Check a POST's fields; email and names are dropped, the phone kept for officials."""
+    """Check a POST's arguments; email and names are dropped, the phone kept for officials.
+
+    An unknown `service_code` is a 404, as the spec says; other problems are a 400 with
+    all of them. `description` is optional in the spec: without it the ticket says so.
+    """
     errors: list[str] = []
-    service_code = params.get("service_code", "").strip()
+    service_code = (params.get("service_code") or "").strip()
+    if service_code and service_code not in SERVICE_BY_CODE:
+        raise Open311Error(404, f"Không có dịch vụ service_code = {service_code}.")
     if not service_code:
         errors.append("Thiếu service_code.")
-    elif service_code not in SERVICE_BY_CODE:
-        errors.append(f"service_code không có: {service_code}.")
-    description = params.get("description", "").strip()
-    if not description:
-        errors.append("Thiếu description (nội dung phản ánh).")
-    elif len(description) > MAX_DESCRIPTION_CHARS:
-        errors.append(f"description dài quá {MAX_DESCRIPTION_CHARS} ký tự.")
-    media_url = params.get("media_url", "").strip() or None
-    if media_url is not None:
-        parts = urlsplit(media_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            errors.append("media_url phải là địa chỉ http:// hoặc https://.")
-        elif len(media_url) > MAX_MEDIA_URL_CHARS:
-            errors.append(f"media_url dài quá {MAX_MEDIA_URL_CHARS} ký tự.")
-    phone = params.get("phone", "").strip() or None
-    if phone is not None:
-        found = find_phones(phone)
-        phone = found[0].value if found else phone
-        if len(phone) > MAX_PHONE_CHARS:
-            errors.append("phone không hợp lệ.")
+    form: NewRequestForm | None = None
     try:
-        place = resolve_place(params)
+        form = NewRequestForm.parse(params)
     except Open311Error as error:
         errors.extend(error.descriptions)
+    place: Place | None = None
+    if form is not None:
+        try:
+            place = resolve_place(form)
+        except Open311Error as error:
+            errors.extend(error.descriptions)
     if errors:
         raise Open311Error(400, *errors)
+    assert form is not None and place is not None
+    name = SERVICE_BY_CODE[service_code].name
     ticket_in = TicketCreate(
         category=service_code,
-        description=description,
+        description=form.description or f"{name} (gửi qua Open311, không kèm mô tả)",
         location_text=place.text,
         ward_code=place.ward_code,
         ward_name=place.ward_name,
         latitude=place.lat,
         longitude=place.lon,
-        contact_phone=phone,
+        contact_phone=form.phone,
         channel=None,
     )
-    return NewRequest(ticket_in=ticket_in, media_url=media_url)
+    return NewRequest(ticket_in=ticket_in, media_url=form.media_url)
 
 
 # --- Queries --------------------------------------------------------------------------------
-
-# Notes officials write for the citizen (a reason to reject, a result, a question);
-# notes written by citizens or the system are not shown.
-_PUBLIC_NOTE_KINDS = (TicketEventKind.status.value, TicketEventKind.unit.value)
-_PUBLIC_NOTE_ACTOR = "official:"
-
 
 # Complaints about officials' conduct name people and are offered anonymity: they can be
 # filed through the API but are never listed publicly.
@@ -583,15 +689,14 @@ def unit_names(*, session: Session, unit_ids: Iterable[str]) -> dict[str, str]:
 
 
 def latest_public_notes(*, session: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
-    """Ticket id → the latest note an official wrote for the citizen."""
+    """Ticket id → the latest note an official marked public (`TicketEvent.public`)."""
     if not ticket_ids:
         return {}
     events = session.exec(
         select(TicketEvent)
         .where(
             col(TicketEvent.ticket_id).in_(ticket_ids),
-            col(TicketEvent.kind).in_(_PUBLIC_NOTE_KINDS),
-            col(TicketEvent.actor).startswith(_PUBLIC_NOTE_ACTOR),
+            col(TicketEvent.public).is_(True),
             col(TicketEvent.note).is_not(None),
         )
         .order_by(col(TicketEvent.at).desc(), col(TicketEvent.id).desc())
@@ -627,7 +732,7 @@ def first_media_urls(*, session: Session, ticket_ids: Sequence[int]) -> dict[int
     return urls
 
 
-def requests_json(*, session: Session, tickets: Sequence[Ticket]) -> list[dict[str, Any]]:
+def requests_answer(*, session: Session, tickets: Sequence[Ticket]) -> ServiceRequests:
     """The tickets as Open311 service requests (three queries, whatever their number)."""
     ids = [ticket.id for ticket in tickets if ticket.id is not None]
     agencies = unit_names(
@@ -635,18 +740,20 @@ def requests_json(*, session: Session, tickets: Sequence[Ticket]) -> list[dict[s
     )
     notes = latest_public_notes(session=session, ticket_ids=ids)
     media = first_media_urls(session=session, ticket_ids=ids)
-    return [
-        request_json(
-            ticket,
-            agency=agencies.get(ticket.lead_unit_id) if ticket.lead_unit_id else None,
-            status_notes=notes.get(ticket.id) if ticket.id is not None else None,
-            media_url=media.get(ticket.id) if ticket.id is not None else None,
-        )
-        for ticket in tickets
-    ]
+    return ServiceRequests(
+        [
+            request_out(
+                ticket,
+                agency=agencies.get(ticket.lead_unit_id) if ticket.lead_unit_id else None,
+                status_notes=notes.get(ticket.id) if ticket.id is not None else None,
+                media_url=media.get(ticket.id) if ticket.id is not None else None,
+            )
+            for ticket in tickets
+        ]
+    )
 
 
-def file_request(*, session: Session, new: NewRequest, actor: str, now: datetime) -> dict[str, Any]:
+def file_request(*, session: Session, new: NewRequest, actor: str, now: datetime) -> PostedRequest:
     """File a POSTed request like a chat complaint; the spec's POST answer for it."""
     ticket = file_ticket(session=session, ticket_in=new.ticket_in, now=now, actor=actor)
     assert ticket.id is not None
@@ -666,14 +773,29 @@ def file_request(*, session: Session, new: NewRequest, actor: str, now: datetime
     if unit is not None:
         notice += f" và chuyển đến {unit.name}"
     notice += f"; thời hạn giải quyết: {expected(ticket.resolve_by)}."
-    return {"service_request_id": ticket.code, "service_notice": notice, "account_id": None}
+    return PostedRequest(service_request_id=ticket.code, service_notice=notice, account_id=None)
+
+
+def discovery_answer(base_url: str) -> Discovery:
+    """Service Discovery: where the API is, in which formats, and how to get a key."""
+    return Discovery(
+        changeset=CHANGESET,
+        contact="CivicBot Hà Nội: Open311 GeoReport v2 (phản ánh, kiến nghị của người dân)",
+        key_service="api_key (để gửi phản ánh) do quản trị viên hệ thống cấp; gửi trong "
+        "nội dung POST hoặc header X-Api-Key, không đặt trên URL.",
+        endpoints=[
+            Endpoint(
+                specification=SPECIFICATION,
+                url=f"{base_url}/open311/v2",
+                changeset=CHANGESET,
+                type="production",
+                formats=["application/json", "text/xml"],
+            )
+        ],
+    )
 
 
 # --- Routes ---------------------------------------------------------------------------------
-
-
-def _json(content: Any) -> Response:
-    return JSONResponse(content)
 
 
 async def _in_thread(work: Callable[..., T], *args: Any) -> T:
@@ -685,79 +807,123 @@ async def _in_thread(work: Callable[..., T], *args: Any) -> T:
         raise Open311Error(500, "Hệ thống đang gặp sự cố, vui lòng thử lại sau.") from None
 
 
+def _format(request: Request) -> Format:
+    """The format a resource's suffix asks for; Open311Error(404) for another one."""
+    fmt = str(request.path_params.get("fmt", ""))
+    for known in FORMATS:
+        if fmt == known:
+            return known
+    raise Open311Error(404, "Chỉ có định dạng .json và .xml.")
+
+
+def _suffix_format(path: str) -> Format:
+    """The format of an error answer for a path: XML for ``*.xml``, else JSON."""
+    return "xml" if path.lower().endswith(".xml") else "json"
+
+
+def _endpoint(handler: Callable[[Request, Format], Any]) -> Callable[[Request], Any]:
+    """A route: the format from the suffix, the handler's answer or its error in it."""
+
+    async def endpoint(request: Request) -> Response:
+        fmt = _suffix_format(request.url.path)
+        try:
+            fmt = _format(request)
+            answer: Answer = await handler(request, fmt)
+        except Open311Error as error:
+            return error.response(fmt)
+        return render(answer, fmt)
+
+    return endpoint
+
+
 def open311_routes(
     *,
     engine: Engine | None = None,
     clock: Callable[[], datetime] = utcnow,
     api_keys: Sequence[str] | None = None,
 ) -> list[BaseRoute]:
-    """The API's routes under `/open311/v2` (`engine` default: the app's; `api_keys`
+    """The API's routes under `/open311` (`engine` default: the app's; `api_keys`
     default: CIVICBOT_OPEN311_API_KEYS, read at each request)."""
+    hide_api_keys_in_logs()
 
     def session() -> AbstractContextManager[Session]:
         return get_session(engine)
 
-    def list_requests_sync(query: RequestQuery) -> list[dict[str, Any]]:
+    def list_requests_sync(query: RequestQuery) -> ServiceRequests:
         with session() as db:
-            return requests_json(session=db, tickets=find_tickets(session=db, query=query))
+            return requests_answer(session=db, tickets=find_tickets(session=db, query=query))
 
-    def post_request_sync(new: NewRequest, actor: str) -> dict[str, Any]:
+    def post_request_sync(new: NewRequest, actor: str) -> PostedRequest:
         with session() as db:
             return file_request(session=db, new=new, actor=actor, now=clock())
 
-    async def services(request: Request) -> Response:
-        return _json([service_json(service) for service in SERVICES])
+    async def discovery(request: Request, fmt: Format) -> Answer:
+        return discovery_answer(str(request.base_url).rstrip("/"))
 
-    async def service_definition(request: Request) -> Response:
+    async def services(request: Request, fmt: Format) -> Answer:
+        return services_answer()
+
+    async def service_definition(request: Request, fmt: Format) -> Answer:
         code = request.path_params["service_code"]
         if code not in SERVICE_BY_CODE:
-            return error_response(404, f"Không có dịch vụ service_code = {code}.")
-        return _json({"service_code": code, "attributes": []})
+            raise Open311Error(404, f"Không có dịch vụ service_code = {code}.")
+        return ServiceDefinition(service_code=code, attributes=[])
 
-    async def list_requests(request: Request) -> Response:
-        try:
-            query = parse_request_query(request.query_params, now=clock())
-            return _json(await _in_thread(list_requests_sync, query))
-        except Open311Error as error:
-            return error.response()
+    async def list_requests(request: Request, fmt: Format) -> Answer:
+        query = parse_request_query(request.query_params, now=clock())
+        return await _in_thread(list_requests_sync, query)
 
-    async def one_request(request: Request) -> Response:
+    async def one_request(request: Request, fmt: Format) -> Answer:
         raw = request.path_params["service_request_id"]
         code = queries.normalize_ticket_code(raw)
-        try:
-            found = (
-                [] if code is None else await _in_thread(list_requests_sync, RequestQuery((code,)))
-            )
-        except Open311Error as error:
-            return error.response()
-        if not found:
-            return error_response(404, f"Không có phản ánh mã {raw}.")
-        return _json(found)
+        found = (
+            ServiceRequests([])
+            if code is None
+            else await _in_thread(list_requests_sync, RequestQuery((code,)))
+        )
+        if not found.root:
+            raise Open311Error(404, f"Không có phản ánh mã {raw}.")
+        return found
 
-    async def post_request(request: Request) -> Response:
-        try:
-            params = await read_post_params(request)
-            keys = settings.open311_api_keys if api_keys is None else api_keys
-            actor = api_key_actor(params.get("api_key"), keys)
-            if actor is None:
-                raise Open311Error(403, "api_key không hợp lệ.")
-            new = parse_new_request(params)
-            return _json([await _in_thread(post_request_sync, new, actor)])
-        except Open311Error as error:
-            return error.response()
+    async def post_request(request: Request, fmt: Format) -> Answer:
+        params = await read_post_params(request)
+        keys = settings.open311_api_keys if api_keys is None else api_keys
+        given = params.get("api_key") or request.headers.get(API_KEY_HEADER)
+        actor = api_key_actor(given, keys)
+        if actor is None:
+            raise Open311Error(403, "api_key không hợp lệ.")
+        new = parse_new_request(params)
+        return PostedRequests([await _in_thread(post_request_sync, new, actor)])
 
     async def not_found(request: Request) -> Response:
-        return error_response(404, "Không có tài nguyên này (API chỉ hỗ trợ JSON).")
+        return Open311Error(404, "Không có tài nguyên này.").response(
+            _suffix_format(request.url.path)
+        )
 
     return [
         Mount(
-            "/open311/v2",
+            "/open311",
             routes=[
-                Route("/services.json", services, methods=["GET", "HEAD"]),
-                Route("/services/{service_code}.json", service_definition, methods=["GET", "HEAD"]),
-                Route("/requests.json", list_requests, methods=["GET", "HEAD"]),
-                Route("/requests.json", post_request, methods=["POST"]),
-                Route("/requests/{service_request_id}.json", one_request, methods=["GET", "HEAD"]),
+                Route("/discovery.{fmt}", _endpoint(discovery), methods=["GET", "HEAD"]),
+                Mount(
+                    "/v2",
+                    routes=[
+                        Route("/services.{fmt}", _endpoint(services), methods=["GET", "HEAD"]),
+                        Route(
+                            "/services/{service_code}.{fmt}",
+                            _endpoint(service_definition),
+                            methods=["GET", "HEAD"],
+                        ),
+                        Route("/requests.{fmt}", _endpoint(list_requests), methods=["GET", "HEAD"]),
+                        Route("/requests.{fmt}", _endpoint(post_request), methods=["POST"]),
+                        Route(
+                            "/requests/{service_request_id}.{fmt}",
+                            _endpoint(one_request),
+                            methods=["GET", "HEAD"],
+                        ),
+                        Route("/{path:path}", not_found),
+                    ],
+                ),
                 Route("/{path:path}", not_found),
             ],
             name="open311",
