@@ -45,6 +45,8 @@ _ID_AFTER_CUE = re.compile(
     rf"(?<!\w){_ID_CUE}\s*(?:số|so|là|la|no\.?)?\s*[:#.]?\s*((?:[a-z]\s?)?{_DIGITS})",
     re.IGNORECASE,
 )
+# Phones that `find_phones` misses when a number stands just before them ("số 14 (0912…").
+_PHONE = re.compile(r"(?<![\w+])(?:\+\s?84|84|0)[\s.\-()]*[1-9](?:[\s.\-()]?\d){7,9}(?!\d)")
 # A bare CCCD: 12 digits starting with the province code 0xx (any grouping).
 _BARE_ID = re.compile(r"(?<![\w.,])0\d(?:[\s.\-]?\d){10}(?![\w]|[.,]\d)")
 # Plates: 29A-123.45, 30E1 12345, 29-B1 234.56, 51F 123.45, 29LD-123.45.
@@ -110,6 +112,7 @@ def find_personal(text: str) -> list[Span]:
     spans += [Span("id", m.start(1), m.end(1)) for m in _ID_AFTER_CUE.finditer(text)]
     spans += [Span("id", m.start(), m.end()) for m in _BARE_ID.finditer(text)]
     spans += [Span("phone", m.start, m.end) for m in find_phones(text)]
+    spans += [Span("phone", m.start(), m.end()) for m in _PHONE.finditer(text)]
     spans += [Span("plate", m.start(), m.end()) for m in _PLATE.finditer(text)]
     for cue in (*_NAME_CUE.finditer(text), *_WEAK_NAME_CUE.finditer(text)):
         end = _name_end(text, cue.end())

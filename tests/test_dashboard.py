@@ -832,3 +832,50 @@ def open_codes(
             for t in tickets
             if (category is None or t.category == category) and (not overdue or is_overdue(t, now))
         ]
+
+
+# --- What Open311 publishes (issue 12 item 2) -------------------------------------------------
+
+
+def test_an_official_writes_the_public_summary_and_notes_open311_publishes(
+    client: TestClient, engine: Engine, people: dict[str, Official]
+) -> None:
+    with Session(engine) as session:
+        code = add_ticket(session, "ward-a").code
+    api = f"/open311/v2/requests/{code}.json"
+    [before] = client.get(api).json()
+    assert before["description"] == "Rác thải, vệ sinh môi trường — Phường A"
+    assert before["status_notes"] is None and "<b>12</b>" not in client.get(api).text
+    # Another unit's handler and a leader get no form and cannot post one.
+    for other in (people["b"], people["leader"]):
+        sign_in(client, engine, other)
+        page = client.get(f"/dashboard/tickets/{code}")
+        assert "Công khai trên Open311" not in page.text
+        if page.status_code == 200:
+            token = CSRF.search(page.text)
+            assert token is not None
+            refused = client.post(
+                f"/dashboard/tickets/{code}/summary",
+                data={"csrf": token.group(1), "summary": "x"},
+            )
+            assert 'class="flash error"' in client.get(refused.headers["location"]).text
+        client.cookies.clear()
+    sign_in(client, engine, people["a"])
+    page = client.get(f"/dashboard/tickets/{code}").text
+    assert "Công khai trên Open311" in page and "Chưa có: Open311 chỉ công bố" in page
+    token = csrf_of(client, f"/dashboard/tickets/{code}")
+    for action, field, text in (
+        ("summary", "summary", "Rác đổ trộm ở đầu ngõ, chủ nhà số nhà 14 (0912 345 678)"),
+        ("public_note", "public_note", "Phường đã thu dọn, lập biên bản."),
+    ):
+        done = client.post(f"/dashboard/tickets/{code}/{action}", data={"csrf": token, field: text})
+        assert 'class="flash ok"' in client.get(done.headers["location"]).text
+    empty = client.post(f"/dashboard/tickets/{code}/summary", data={"csrf": token, "summary": " "})
+    assert 'class="flash error"' in client.get(empty.headers["location"]).text
+    [after] = client.get(api).json()
+    # The summary is published, what the official copied into it masked.
+    assert after["description"] == "Rác đổ trộm ở đầu ngõ, chủ nhà số nhà [đã ẩn] ([đã ẩn])"
+    assert after["status_notes"] == "Phường đã thu dọn, lập biên bản."
+    page = client.get(f"/dashboard/tickets/{code}").text
+    assert "tóm tắt công khai (Open311)" in page and "ghi chú (công khai)" in page
+    assert "Rác đổ trộm ở đầu ngõ, chủ nhà" in page  # prefilled for the next edit

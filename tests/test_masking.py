@@ -22,3 +22,9 @@ def test_mask_replaces_each_value_with_one_marker() -> None:
     assert mask(text) == (f"Gọi {MASK} hoặc {MASK}, mail {MASK}, CCCD {MASK}, số nhà {MASK}")
     assert mask("PA-2026-000123 ở ngõ 5") == "PA-2026-000123 ở ngõ 5"
     assert mask("") == ""
+
+
+def test_the_held_out_corpus_stays_at_its_measured_floor() -> None:
+    result = score(load_corpus(CORPUS.with_name("personal_data_heldout.yml")))
+    assert (result.secrets, result.public) == (18, 15)
+    assert result.masked >= 14 and result.kept == 15  # measured once: 14/18, 15/15

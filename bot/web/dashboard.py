@@ -67,6 +67,7 @@ from bot.intake import contact_text, expected, place_text
 from bot.officials import access, actions, signin
 from bot.officials.actions import ActionRefused
 from bot.officials.desk import ROLE_NAMES, is_overdue, overdue_clause
+from bot.officials.publish import MAX_PUBLIC_CHARS, add_public_note, set_public_summary
 from storage import queries
 from storage.db import get_session
 from storage.models import (
@@ -483,6 +484,28 @@ def _photo_gallery(code: str, photos: Sequence[OutgoingFile]) -> str:
     return f'<div class="photos">{"".join(links)}</div>' if links else ""
 
 
+def _publish_forms(ticket: Ticket, csrf: str) -> str:
+    """What Open311 publishes: the public summary (prefilled) and a public note."""
+    base = f"/dashboard/tickets/{esc(ticket.code)}"
+    summary = esc(ticket.public_summary or "")
+    shown = "Chưa có: Open311 chỉ công bố lĩnh vực và phường." if not summary else ""
+    return (
+        '<section class="actions publish"><h2>Công khai trên Open311</h2>'
+        f'<form method="post" action="{base}/summary" class="action">'
+        f"<h3>Tóm tắt công khai</h3>{_hidden('csrf', csrf)}"
+        f'<p class="note">{esc(shown)}</p>'
+        f"<label>Tóm tắt thay cho lời người dân (không ghi tên, số điện thoại, số nhà)"
+        f'<textarea name="summary" rows="3" required maxlength="{MAX_PUBLIC_CHARS}">'
+        f"{summary}</textarea></label>"
+        '<button type="submit">Lưu tóm tắt</button></form>'
+        f'<form method="post" action="{base}/public_note" class="action">'
+        f"<h3>Thông báo công khai</h3>{_hidden('csrf', csrf)}"
+        f'<label>Tiến độ, kết quả (công bố trên Open311)<textarea name="public_note" rows="3" '
+        f'required maxlength="{MAX_PUBLIC_CHARS}"></textarea></label>'
+        '<button type="submit">Công bố</button></form></section>'
+    )
+
+
 def render_ticket(
     *, session: Session, viewer: Viewer, ticket: Ticket, now: datetime, page: Page
 ) -> str:
@@ -517,6 +540,8 @@ def render_ticket(
         acting = '<p class="note">Phản ánh đã kết thúc xử lý: không còn thao tác.</p>'
     else:
         acting = '<p class="note">Anh/chị chỉ xem phản ánh này; đơn vị chủ trì xử lý.</p>'
+    if viewer.may_act(ticket):
+        acting += _publish_forms(ticket, page.csrf)
     content = (
         '<p class="back"><a href="/dashboard">← Hàng đợi</a></p>'
         f"<h1>Phản ánh {esc(ticket.code)}</h1>"
@@ -659,13 +684,15 @@ def render_digest(
 
 # --- Routes ---------------------------------------------------------------------------------
 
-_ACTIONS = ("accept", "ask", "transfer", "resolve", "reject")
+_ACTIONS = ("accept", "ask", "transfer", "resolve", "reject", "summary", "public_note")
 _DONE = {
     "accept": "Đã tiếp nhận phản ánh {code}.",
     "ask": "Đã gửi câu hỏi tới người phản ánh {code}.",
     "transfer": "Đã chuyển phản ánh {code} tới {unit}.",
     "resolve": "Đã báo kết quả giải quyết phản ánh {code}.",
     "reject": "Đã ghi nhận không tiếp nhận phản ánh {code}.",
+    "summary": "Đã lưu tóm tắt công khai của phản ánh {code}.",
+    "public_note": "Đã công bố thông báo về phản ánh {code}.",
 }
 _CSRF_FAILED = (
     "Phiên làm việc đã hết hạn hoặc biểu mẫu không hợp lệ. "
@@ -984,7 +1011,8 @@ def dashboard_routes(
             if ticket is None or not viewer.may_see(ticket):
                 access.log_refusal(viewer.reader, action, code)
                 return None
-            text = {k: form.get(k, "") for k in ("question", "note", "reason", "unit")}
+            keys = ("question", "note", "reason", "unit", "summary", "public_note")
+            text = {k: form.get(k, "") for k in keys}
             page = f"/dashboard/tickets/{ticket.code}"
             if any(len(v) > MAX_NOTE_CHARS for v in text.values()):
                 return ("error", f"Nội dung dài quá {MAX_NOTE_CHARS} ký tự.", page)
@@ -999,6 +1027,10 @@ def dashboard_routes(
                     actions.transfer(to_unit_id=text["unit"], reason=text["reason"], **common)
                 elif action == "resolve":
                     actions.resolve(note=text["note"], **common)
+                elif action == "summary":
+                    set_public_summary(text=text["summary"], **common)
+                elif action == "public_note":
+                    add_public_note(text=text["public_note"], **common)
                 else:
                     actions.reject(reason=text["reason"], **common)
             except ActionRefused as refused:
