@@ -31,7 +31,7 @@ def set_public_summary(
     *, session: Session, ticket: Ticket, official: Official | None, text: str, now: datetime
 ) -> None:
     """Write or approve the summary Open311 publishes instead of the citizen's text."""
-    official = check_can_act(official, ticket)
+    official = check_can_act(session, official, ticket)
     summary = _checked(text)
     old = ticket.public_summary
     ticket.public_summary = summary
@@ -53,7 +53,7 @@ def add_public_note(
     *, session: Session, ticket: Ticket, official: Official | None, text: str, now: datetime
 ) -> None:
     """A note for the public (Open311 ``status_notes``): what is being done, the result."""
-    official = check_can_act(official, ticket)
+    official = check_can_act(session, official, ticket)
     queries.add_ticket_event(
         session=session,
         ticket=ticket,
