@@ -57,7 +57,9 @@ _PLATE = re.compile(
 _NAME_CUE = re.compile(
     r"(?<!\w)(?:(?:tôi|toi|em|mình|minh|cháu|chau|tớ|to|bà|ba|ông|ong)\s+(?:tên\s+là|ten\s+la"
     r"|tên|ten)|tên\s+(?:tôi|em|mình|cháu)\s+là|ten\s+(?:toi|em|minh|chau)\s+la"
-    r"|họ\s+(?:và\s+)?tên|ho\s+(?:va\s+)?ten|người\s+gửi|nguoi\s+gui)\s*(?:là|la)?\s*[:\-]?\s*",
+    r"|(?:họ\s+(?:và\s+)?tên|ho\s+(?:va\s+)?ten)(?:\s+(?:người|nguoi)\s+(?:phản\s+ánh|phan\s+anh"
+    r"|gửi|gui|kiến\s+nghị|kien\s+nghi))?|người\s+gửi|nguoi\s+gui|(?<![\w\s])\s*tên\s*(?=:)"
+    r"|^\s*(?:tên|ten)\s*(?=:))\s*(?:là|la)?\s*[:\-]?\s*",
     re.IGNORECASE,
 )
 # "tôi là Nguyễn Văn A": only a capitalised name after the weaker cue.
@@ -71,7 +73,7 @@ _NAME_STOP = {
     "que", "sinh", "năm", "nam", "cmnd", "cccd", "email", "mail", "gmail",
 }  # fmt: skip
 _HOUSE = re.compile(
-    r"(?<!\w)(?:số\s+nhà|so\s+nha|nhà\s+số|nha\s+so|sn|căn\s+hộ|can\s+ho|phòng|phong"
+    r"(?<!\w)(?:số\s+nhà|so\s+nha|nhà\s+số|nha\s+so|sn|căn\s+hộ|can\s+ho|phòng|phong|p\.(?=\s?\d{3})"
     r"|nhà|nha|số|so)\s*[:.]?\s*(\d+[a-z]?(?:[/\-]\d+[a-z]?)*)(?!\w)",
     re.IGNORECASE,
 )
@@ -82,6 +84,12 @@ _HOUSE_BEFORE_STREET = re.compile(
     r"(\d+[a-z]?(?:/\d+[a-z]?)*)(?=,?\s+(?:ngõ|ngo|ngách|ngach|hẻm|hem|kiệt"
     r"|kiet|phố|pho|đường|duong|tổ|tòa|toa|lô)\b(?!\s+(?:ống|ong|dây|day)\b))",
     re.IGNORECASE,
+)
+
+
+# "ở 27 Hàng Bạc", "tại số 5 Lý Thường Kiệt": a number before a street's capitalised name.
+_HOUSE_AFTER_AT = re.compile(
+    rf"(?<!\w)(?i:ở|tại|o|tai)\s+(?i:số\s+|so\s+)?(\d+[a-z]?(?:/\d+[a-z]?)*)\s+(?={_NAME_WORD})"
 )
 
 
@@ -120,6 +128,7 @@ def find_personal(text: str) -> list[Span]:
             spans.append(Span("name", cue.end(), end))
     spans += [Span("house", m.start(1), m.end(1)) for m in _HOUSE.finditer(text)]
     spans += [Span("house", m.start(1), m.end(1)) for m in _HOUSE_BEFORE_STREET.finditer(text)]
+    spans += [Span("house", m.start(1), m.end(1)) for m in _HOUSE_AFTER_AT.finditer(text)]
     # Ticket codes are public; the longest span wins where two overlap.
     spans = [s for s in spans if not any(a <= s.start < b for a, b in codes)]
     spans.sort(key=lambda s: (s.start, -(s.end - s.start)))

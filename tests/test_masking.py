@@ -24,7 +24,11 @@ def test_mask_replaces_each_value_with_one_marker() -> None:
     assert mask("") == ""
 
 
-def test_the_held_out_corpus_stays_at_its_measured_floor() -> None:
-    result = score(load_corpus(CORPUS.with_name("personal_data_heldout.yml")))
-    assert (result.secrets, result.public) == (18, 15)
-    assert result.masked >= 14 and result.kept == 15  # measured once: 14/18, 15/15
+def test_the_held_out_corpora_stay_at_their_measured_floors() -> None:
+    first = score(load_corpus(CORPUS.with_name("personal_data_heldout.yml")))
+    assert (first.secrets, first.public) == (18, 15)
+    # Measured once at 14/18 and 15/15; its four misses were then fixed.
+    assert first.masked == 18 and first.kept == 15
+    second = score(load_corpus(CORPUS.with_name("personal_data_heldout2.yml")))
+    assert (second.secrets, second.public) == (10, 11)
+    assert second.masked >= 9 and second.kept >= 10  # measured once, not tuned for

@@ -261,6 +261,13 @@ async def test_dates_window_and_order(client: httpx.AsyncClient, session: Sessio
     assert_error(
         await client.get("/open311/v2/requests.json", params={"start_date": "hôm qua"}), 400
     )
+    # Every bad argument is named at once, in the resource's format.
+    wrong = {"start_date": "hôm qua", "status": "pending", "service_code": "graffiti"}
+    descriptions = assert_error(await client.get("/open311/v2/requests.xml", params=wrong), 400)
+    assert len(descriptions) == 3 and "start_date" in descriptions[2]
+    # Ids override the other filters, even wrong ones.
+    ids = {"service_request_id": f"{yesterday},{old}", "status": "pending"}
+    assert codes_of(await get(client, "requests.json", **ids)) == [yesterday, old]
 
 
 @pytest.mark.usefixtures("units")

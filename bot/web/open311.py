@@ -98,6 +98,7 @@ from storage.models import (
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 MAX_RESULTS = 1000
 DEFAULT_WINDOW = timedelta(days=90)
@@ -329,8 +330,8 @@ def parse_w3c(text: str, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise Open311Error(
-            400, f"{name} không đúng định dạng W3C (ví dụ 2026-01-31T08:00:00+07:00)."
+        raise ValueError(
+            f"{name} không đúng định dạng W3C (ví dụ 2026-01-31T08:00:00+07:00)."
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
@@ -341,13 +342,33 @@ def _split(values: Iterable[str]) -> list[str]:
     """Values of a parameter given several times and/or comma-separated."""
     items = [item.strip() for value in values for item in value.split(",") if item.strip()]
     if len(items) > MAX_LIST_ITEMS:
-        raise Open311Error(400, f"Tối đa {MAX_LIST_ITEMS} giá trị trong một tham số.")
+        raise ValueError(f"Tối đa {MAX_LIST_ITEMS} giá trị trong một tham số.")
     return items
+
+
+def _validation_messages(invalid: ValidationError) -> list[str]:
+    """Each problem pydantic found, in the Vietnamese our validators wrote."""
+    messages = []
+    for error in invalid.errors():
+        context = error.get("ctx") or {}
+        if error.get("type") == "value_error" and "error" in context:
+            messages.append(str(context["error"]))
+        else:
+            messages.append(f"{'.'.join(str(part) for part in error['loc'])} không hợp lệ.")
+    return messages
+
+
+def parse_model(model: type[M], data: Mapping[str, object]) -> M:
+    """`data` validated by `model`; Open311Error(400) listing every problem."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as invalid:
+        raise Open311Error(400, *_validation_messages(invalid)) from None
 
 
 @dataclass(frozen=True)
 class RequestQuery:
-    """What `GET requests.json` asks for."""
+    """What `GET requests` asks for."""
 
     codes: tuple[str, ...] | None = None  # ticket codes: when set, no other filter applies
     service_codes: tuple[str, ...] = ()
@@ -356,47 +377,81 @@ class RequestQuery:
     end: datetime | None = None
 
 
+class RequestFilters(BaseModel):
+    """The arguments of `GET requests`, each list given several times or comma-separated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service_request_id: list[str] = []
+    service_code: list[str] = []
+    status: list[str] = []
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+    @field_validator("service_request_id", "service_code", "status", mode="before")
+    @classmethod
+    def _list(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_split(value)))
+
+    @field_validator("service_code")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in SERVICE_BY_CODE]
+        if unknown:
+            raise ValueError(f"service_code không có: {', '.join(unknown)}.")
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: list[str]) -> list[str]:
+        statuses = [status.lower() for status in value]
+        if not set(statuses) <= {"open", "closed"}:
+            raise ValueError("status chỉ nhận open hoặc closed.")
+        return statuses
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _date(cls, value: str | None, info: ValidationInfo) -> datetime | None:
+        return parse_w3c(value, str(info.field_name)) if value else None
+
+    @classmethod
+    def of(cls, params: QueryParams) -> RequestFilters:
+        """The filters in a query string; ids override (and skip) the others, as in the spec."""
+        ids = {"service_request_id": params.getlist("service_request_id")}
+        if parse_model(cls, ids).service_request_id:
+            return parse_model(cls, ids)
+        lists = {name: params.getlist(name) for name in ("service_code", "status")}
+        dates = {name: params.get(name) for name in ("start_date", "end_date")}
+        return parse_model(cls, {**lists, **dates})
+
+    def query(self, *, now: datetime) -> RequestQuery:
+        """The query: ticket codes, or the filters in a window of at most 90 days."""
+        if self.service_request_id:
+            codes = (queries.normalize_ticket_code(item) for item in self.service_request_id)
+            return RequestQuery(codes=tuple(dict.fromkeys(c for c in codes if c is not None)))
+        start, end = self.start_date, self.end_date
+        if start is None and end is None:
+            end = now
+        if start is None:
+            assert end is not None
+            start = end - DEFAULT_WINDOW
+        if end is None:
+            end = start + DEFAULT_WINDOW
+        if end < start:
+            raise Open311Error(400, "end_date phải sau start_date.")
+        if end - start > DEFAULT_WINDOW:
+            raise Open311Error(400, "Khoảng start_date – end_date không được quá 90 ngày.")
+        return RequestQuery(
+            service_codes=tuple(self.service_code),
+            closed=None if len(set(self.status)) != 1 else self.status[0] == "closed",
+            start=start,
+            end=end,
+        )
+
+
 def parse_request_query(params: QueryParams, *, now: datetime) -> RequestQuery:
-    """The filters of `GET requests.json`."""
-    ids = _split(params.getlist("service_request_id"))
-    if ids:
-        codes = (queries.normalize_ticket_code(item) for item in ids)
-        return RequestQuery(codes=tuple(dict.fromkeys(c for c in codes if c is not None)))
-    errors: list[str] = []
-    service_codes = _split(params.getlist("service_code"))
-    unknown = [code for code in service_codes if code not in SERVICE_BY_CODE]
-    if unknown:
-        errors.append(f"service_code không có: {', '.join(unknown)}.")
-    statuses = {status.lower() for status in _split(params.getlist("status"))}
-    if not statuses <= {"open", "closed"}:
-        errors.append("status chỉ nhận open hoặc closed.")
-    start = end = None
-    try:
-        if params.get("start_date"):
-            start = parse_w3c(params["start_date"], "start_date")
-        if params.get("end_date"):
-            end = parse_w3c(params["end_date"], "end_date")
-    except Open311Error as error:
-        errors.extend(error.descriptions)
-    if errors:
-        raise Open311Error(400, *errors)
-    if start is None and end is None:
-        end = now
-    if start is None:
-        assert end is not None
-        start = end - DEFAULT_WINDOW
-    if end is None:
-        end = start + DEFAULT_WINDOW
-    if end < start:
-        raise Open311Error(400, "end_date phải sau start_date.")
-    if end - start > DEFAULT_WINDOW:
-        raise Open311Error(400, "Khoảng start_date – end_date không được quá 90 ngày.")
-    return RequestQuery(
-        service_codes=tuple(dict.fromkeys(service_codes)),
-        closed=None if len(statuses) != 1 else statuses == {"closed"},
-        start=start,
-        end=end,
-    )
+    """The filters of `GET requests`."""
+    return RequestFilters.of(params).query(now=now)
 
 
 async def _one_chunk(body: bytes) -> AsyncGenerator[bytes, None]:
@@ -533,17 +588,7 @@ class NewRequestForm(BaseModel):
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> NewRequestForm:
         """The form from the POST parameters; Open311Error(400) with every problem found."""
-        try:
-            return cls.model_validate(dict(params))
-        except ValidationError as invalid:
-            raise Open311Error(400, *(_message(error) for error in invalid.errors())) from None
-
-
-def _message(error: Any) -> str:
-    context = error.get("ctx") or {}
-    if error.get("type") == "value_error" and "error" in context:
-        return str(context["error"])
-    return f"{'.'.join(str(part) for part in error['loc'])} không hợp lệ."
+        return parse_model(cls, params)
 
 
 @dataclass(frozen=True)
