@@ -488,12 +488,13 @@ def _publish_forms(ticket: Ticket, csrf: str) -> str:
     """What Open311 publishes: the public summary (prefilled) and a public note."""
     base = f"/dashboard/tickets/{esc(ticket.code)}"
     summary = esc(ticket.public_summary or "")
-    shown = "Chưa có: Open311 chỉ công bố lĩnh vực và phường." if not summary else ""
+    unset = "Chưa có: Open311 chỉ công bố lĩnh vực và phường."
+    shown = "" if summary else f'<p class="note">{esc(unset)}</p>'
     return (
         '<section class="actions publish"><h2>Công khai trên Open311</h2>'
         f'<form method="post" action="{base}/summary" class="action">'
         f"<h3>Tóm tắt công khai</h3>{_hidden('csrf', csrf)}"
-        f'<p class="note">{esc(shown)}</p>'
+        f"{shown}"
         f"<label>Tóm tắt thay cho lời người dân (không ghi tên, số điện thoại, số nhà)"
         f'<textarea name="summary" rows="3" required maxlength="{MAX_PUBLIC_CHARS}">'
         f"{summary}</textarea></label>"
