@@ -3,7 +3,7 @@ approved by an official, and a `public` flag on ticket events (only those notes 
 published).
 
 Revision ID: b7e2c4a91f03
-Revises: e3d33dc1fbda
+Revises: 7c1e5a9d2b40
 Create Date: 2026-12-06 05:50:00.000000
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "b7e2c4a91f03"
-down_revision: str | Sequence[str] | None = "e3d33dc1fbda"
+down_revision: str | Sequence[str] | None = "7c1e5a9d2b40"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
