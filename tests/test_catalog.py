@@ -18,6 +18,7 @@ from bot.catalog import (
     Catalog,
     Procedure,
     answer,
+    answer_aspects,
     load_catalog,
     suggest,
 )
@@ -253,6 +254,15 @@ def test_uncertain_answer_says_so_and_links_the_portal(
     assert PORTAL_URL in result.details
 
 
+def test_several_aspects_are_answered_each_in_the_order_asked() -> None:
+    procedure = next(p for p in ENTRIES if p.id == "ho_chieu")
+    text = answer_aspects(procedure, ["online", "duration", "fee"]).text
+    titles = [ASPECT_TITLES[a] for a in ("online", "duration", "fee")]
+    positions = [text.index(f"{t} –") for t in titles]
+    assert positions == sorted(positions)
+    assert text.count("Căn cứ:") == 1
+
+
 def test_answers_per_aspect_carry_the_facts() -> None:
     khai_sinh = CATALOG.get("khai_sinh")
     assert khai_sinh is not None
@@ -267,10 +277,10 @@ def test_answers_per_aspect_carry_the_facts() -> None:
 
 
 def test_long_document_lists_point_to_the_full_details() -> None:
-    procedure = CATALOG.get("sang_ten_dat")
-    assert procedure is not None
+    procedure = max(CATALOG.procedures, key=lambda p: sum(len(d) for d in p.documents))
     text = answer(procedure, "documents").text
-    assert "Xem đầy đủ" in text
+    listed = [doc for doc in procedure.documents if f"• {doc}" in text]
+    assert len(listed) < len(procedure.documents) and "Xem đầy đủ" in text
     assert all(doc in answer(procedure, "documents").details for doc in procedure.documents)
 
 

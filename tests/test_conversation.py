@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.conversation import engine as engine_module
+from bot.conversation.dialogue import procedures
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import (
     Attachment,
@@ -192,9 +192,9 @@ async def test_typed_cancel_label_leaves_the_form(chat: Chat) -> None:
 
 
 async def test_misconduct_offers_anonymity_first(chat: Chat) -> None:
-    await chat.send("can bo phuong Kim Lien doi tien moi giai quyet ho so cho toi")
-    replies = await chat.press("Bỏ qua")
+    replies = await chat.send("can bo phuong Kim Lien doi tien moi giai quyet ho so cho toi")
     assert labels(replies)[0] == "Gửi ẩn danh"
+    assert "Luật Tố cáo 2018" in replies[-1].text
 
 
 async def test_cancel_leaves_the_form_cleanly(chat: Chat) -> None:
@@ -241,7 +241,7 @@ async def test_a_failing_step_keeps_the_message_its_nlu_result_and_the_state(
     def broken(*_: object) -> None:
         raise RuntimeError("a step of the dialogue failed")
 
-    monkeypatch.setattr(engine_module._Turn, "answer_procedure", broken)
+    monkeypatch.setattr(procedures, "answer_question", broken)
     with pytest.raises(RuntimeError):
         await chat.send("lam giay khai sinh can nhung gi")
     failed = [m for m in chat.rows(Message) if m.text == "lam giay khai sinh can nhung gi"]
@@ -325,7 +325,8 @@ async def test_location_pin_offers_the_nearest_wards(chat: Chat) -> None:
     replies = await chat.press("Phường Hoàn Kiếm")
     assert "mô tả" in replies[-1].text
     (state,) = chat.rows(ConversationRow)
-    assert (state.data["ward_name"], state.data["lat"]) == ("Phường Hoàn Kiếm", 21.0288)
+    form = state.data["form"]
+    assert (form["ward_name"], form["lat"]) == ("Phường Hoàn Kiếm", 21.0288)
 
 
 def test_fallback_is_what_the_keyword_nlu_uses() -> None:

@@ -11,6 +11,7 @@ production. docs/dialogues.md reports the share that end as they should.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,9 +98,12 @@ class Dialogue:
         before = len(self.output.sent)
         message = IncomingMessage(
             channel=self.channel,  # type: ignore[arg-type]
-            chat_id=self.chat, user_id=self.chat, message_id=str(next(_ids)), text=text,
+            chat_id=self.chat,
+            user_id=self.chat,
+            message_id=str(next(_ids)),
+            text=text,
             **fields,
-        )  # fmt: skip
+        )
         await self.conversation.handle(message, self.output)
         return self.offered([reply for _, reply in self.output.sent[before:]] + self.notices())
 
@@ -170,21 +174,31 @@ class Dialogue:
             ).first()
             if official is None:
                 official = invite_official(
-                    session=session, unit_id=ticket.lead_unit_id, name="Cán bộ thử",
-                    role=OfficialRole.handler, now=NOW,
-                )[0]  # fmt: skip
+                    session=session,
+                    unit_id=ticket.lead_unit_id,
+                    name="Cán bộ thử",
+                    role=OfficialRole.handler,
+                    now=NOW,
+                )[0]
             action = step["official"]
             if action == "accept":
                 actions.accept(session=session, ticket=ticket, official=official, now=NOW)
             elif action == "ask":
-                actions.ask_info(session=session, ticket=ticket, official=official,
-                                 question=step["text"], now=NOW)  # fmt: skip
+                actions.ask_info(
+                    session=session,
+                    ticket=ticket,
+                    official=official,
+                    question=step["text"],
+                    now=NOW,
+                )
             elif action == "resolve":
-                actions.resolve(session=session, ticket=ticket, official=official,
-                                note=step["text"], now=NOW)  # fmt: skip
+                actions.resolve(
+                    session=session, ticket=ticket, official=official, note=step["text"], now=NOW
+                )
             elif action == "reject":
-                actions.reject(session=session, ticket=ticket, official=official,
-                               reason=step["text"], now=NOW)  # fmt: skip
+                actions.reject(
+                    session=session, ticket=ticket, official=official, reason=step["text"], now=NOW
+                )
             else:
                 raise AssertionError(f"unknown official action {action!r}")
         return self.offered(self.notices())
@@ -255,10 +269,14 @@ async def test_dialogue(
     dialogue: dict[str, Any], engine: Engine, nlu_server: server.RunningServer
 ) -> None:
     async with NluClient(nlu_server.url, nlu_server.token) as nlu:
-        await run_dialogue(dialogue, Conversation(nlu=nlu, engine=engine, clock=lambda: NOW), engine)
+        await run_dialogue(
+            dialogue, Conversation(nlu=nlu, engine=engine, clock=lambda: NOW), engine
+        )
 
 
-async def run_dialogue(dialogue: dict[str, Any], conversation: Conversation, engine: Engine) -> None:
+async def run_dialogue(
+    dialogue: dict[str, Any], conversation: Conversation, engine: Engine
+) -> None:
     talk = Dialogue(conversation, engine, dialogue.get("channel", "telegram"))
     for number, turn in enumerate(dialogue["turns"], start=1):
         where = f"turn {number} {turn}"
@@ -277,6 +295,11 @@ async def run_dialogue(dialogue: dict[str, Any], conversation: Conversation, eng
             replies = await talk.file(turn["file"])
         else:
             raise AssertionError(f"unknown turn {turn}")
+        if os.environ.get("DIALOGUE_ECHO"):  # a transcript, to read what citizens get
+            print(
+                f"\n>>> {turn}\n"
+                + "\n".join(f"<<< {r.text}  {[b.label for b in r.buttons]}" for r in replies)
+            )
         check_replies(replies, turn.get("expect", {}), where)
         if turn.get("expect", {}).get("says_code"):
             codes = [t.code for t in talk.tickets()]

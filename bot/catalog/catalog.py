@@ -316,16 +316,28 @@ def answer(procedure: Procedure | None, aspect: str | None = None) -> Answer:
     `aspect` is one of PRODUCT.md §4 (`documents`, `fee`, `duration`, `place`, `online`);
     None or anything else gives an overview. No procedure gives the portal link.
     """
+    return answer_aspects(procedure, [aspect] if aspect else [])
+
+
+def answer_aspects(procedure: Procedure | None, aspects: list[str]) -> Answer:
+    """One short part per aspect asked ("online được không, mất bao lâu, hết bao nhiêu
+    tiền" gets three), in the order asked, then the legal basis once."""
+    asked = [a for a in dict.fromkeys(aspects) if a in ASPECT_TITLES]
+    first = asked[0] if asked else None
     if procedure is None:
-        return Answer(text=NO_MATCH_TEXT, details=NO_MATCH_TEXT, aspect=aspect)
+        return Answer(text=NO_MATCH_TEXT, details=NO_MATCH_TEXT, aspect=first)
     tail = _tail(procedure)
-    budget = MAX_ANSWER_CHARS - len(tail) - 1
-    head = _lead(procedure, aspect, budget)
+    budget = MAX_ANSWER_CHARS * max(1, len(asked)) - len(tail) - 1
+    if asked:
+        share = budget // len(asked)
+        head = "\n\n".join(_lead(procedure, a, share) for a in asked)
+    else:
+        head = _lead(procedure, None, budget)
     return Answer(
         text=f"{head}\n{tail}",
         details=details(procedure),
         procedure_id=procedure.id,
-        aspect=aspect if aspect in ASPECT_TITLES else None,
+        aspect=first,
         certain=procedure.certain,
     )
 

@@ -52,6 +52,7 @@ class IncomingMessage:
     edited: bool = False
     display_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    can_send_photos: bool = True  # False: the channel has no way to send one, so none is asked
 
 
 @dataclass(frozen=True)

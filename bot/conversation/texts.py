@@ -24,6 +24,21 @@ CATEGORY_NAMES: dict[str, str] = {
     "other": "Khác",
 }
 
+CATEGORY_NAMES_EN: dict[str, str] = {
+    "sidewalk": "Sidewalk or road occupied",
+    "construction": "Building without permit",
+    "waste": "Garbage, cleanliness",
+    "pollution": "Pollution, noise",
+    "infrastructure": "Roads, drains, lights",
+    "traffic": "Traffic safety",
+    "parking": "Parking",
+    "water": "Clean water supply",
+    "fire_safety": "Fire safety",
+    "misconduct": "Official's misconduct",
+    "procedure_delay": "Late administrative procedure",
+    "other": "Other",
+}
+
 STATUS_NAMES: dict[str, str] = {
     "received": "Đã tiếp nhận, đang chuyển đơn vị xử lý",
     "accepted": "Đơn vị có trách nhiệm đang xử lý",
@@ -49,3 +64,10 @@ def say(name: str, /, **values: object) -> str:
     """The text of response `name`, with its {placeholders} filled."""
     text = _responses()[name]
     return text.format(**values) if values else text
+
+
+def say_in(language: str, name: str, /, **values: object) -> str:
+    """Response `name` in `language` ("en": `name_en` where it exists), else Vietnamese."""
+    if language != "vi" and f"{name}_{language}" in _responses():
+        name = f"{name}_{language}"
+    return say(name, **values)

@@ -1,0 +1,147 @@
+"""A complaint from its first message to its ticket: what the first message already says,
+the summary (naming the 2025 ward and the unit it will go to), and the filing."""
+
+from __future__ import annotations
+
+import re
+
+from civicbot_nlu.normalize import normalize
+
+from bot.conversation.dialogue import places, reading
+from bot.conversation.dialogue.context import Context
+from bot.conversation.dialogue.form import Form
+from bot.conversation.dialogue.steps import MIN_DESCRIPTION_WORDS, next_step, take_place
+from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN, say
+from bot.directory.routing import route
+from bot.directory.store import ensure_directory
+from bot.intake import DailyCapReached, expected, file_ticket
+from bot.nlu.result import NluResult
+from bot.officials import actions
+from storage import queries
+from storage.models import AttachmentCreate, TicketCreate
+
+MAX_SUMMARY_DESCRIPTION = 300
+
+
+def start_report(ctx: Context, nlu: NluResult) -> None:
+    """A new form with what the first message says: category, place, description, phone."""
+    ctx.reset("idle")
+    form = ctx.form
+    form.category = nlu.category
+    place = places.read_message(nlu.text, nlu.location.text if nlu.location else None)
+    if place is not None:
+        take_place(form, place)
+    said = reading.content_words(nlu.text, without=place.text if place else None)
+    if said >= MIN_DESCRIPTION_WORDS and (nlu.category is not None or len(nlu.text.split()) >= 6):
+        form.description = nlu.text
+    form.phone = nlu.phone
+    photos = [a.file_id for a in ctx.turn.message.attachments if a.kind == "photo"]
+    form.photos = photos
+    next_step(ctx)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def description_of(form: Form) -> str:
+    """The ticket's description; about an official, with when and who first."""
+    what = form.description or ""
+    if form.misconduct and (form.when or form.who):
+        return say(
+            "utter_description_misconduct", when=form.when or "—", who=form.who or "—", what=what
+        )
+    return what
+
+
+def summary(ctx: Context, form: Form) -> str:
+    session = ctx.turn.session
+    ensure_directory(session=session)  # as filing does: the unit is named before filing
+    unit_id = route(session=session, category=form.category, ward_code=form.ward_code).unit_id
+    unit = actions.unit_name(session, unit_id)
+    place = form.place or "—"
+    if form.ward_name and normalize(form.ward_name) not in normalize(place):
+        place = ctx.say("utter_place_wards", place=place, ward=form.ward_name)
+    routing = ctx.say(
+        "utter_routing_ward" if form.ward_code else "utter_routing_no_ward", unit=unit
+    )
+    photos = (
+        ctx.say("utter_photos_count", count=len(form.photos))
+        if form.photos
+        else ctx.say("utter_photos_none")
+    )
+    if form.anonymous:
+        contact = ctx.say("utter_contact_anonymous")
+    else:
+        contact = form.phone or ctx.say("utter_contact_none")
+    names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
+    description = _clip(form.description or "", MAX_SUMMARY_DESCRIPTION)
+    if form.misconduct:
+        description += ctx.say("utter_summary_when", when=form.when or "—")
+        description += ctx.say("utter_summary_who", who=form.who or "—")
+    return ctx.say(
+        "utter_summary",
+        category=names[form.category or "other"],
+        place=place,
+        description=description,
+        photos=photos,
+        contact=contact,
+        routing=routing,
+    )
+
+
+def submit(ctx: Context) -> None:
+    from bot.conversation.dialogue.flow import menu  # the menu lives with the idle dialogue
+
+    form = ctx.form
+    turn = ctx.turn
+    photos = tuple(form.photos)
+    try:
+        ticket = file_ticket(
+            session=turn.session,
+            photo_file_ids=photos,
+            actor="citizen",
+            ticket_in=TicketCreate(
+                category=form.category,
+                description=description_of(form),
+                location_text=form.place,
+                ward_code=form.ward_code,
+                ward_name=form.ward_name,
+                latitude=form.lat,
+                longitude=form.lon,
+                anonymous=bool(form.anonymous),
+                contact_phone=None if form.anonymous else form.phone,
+                citizen_id=turn.citizen_id,
+                channel=turn.channel,
+                chat_id=turn.message.chat_id,
+            ),
+            now=turn.clock(),
+        )
+    except DailyCapReached as cap:  # over the day's cap: nothing filed, polite reply
+        ctx.reset("idle")
+        ctx.reply(cap.reply_text, menu(ctx))
+        return
+    assert ticket.id is not None
+    for file_id in photos:
+        queries.add_attachment(
+            session=turn.session,
+            attachment_in=AttachmentCreate(
+                ticket_id=ticket.id,
+                message_id=turn.stored_id,
+                channel=turn.channel,
+                file_id=file_id,
+                kind="photo",
+            ),
+        )
+    ctx.reset("idle")
+    ctx.reply(
+        ctx.say(
+            "utter_ticket_created",
+            code=ticket.code,
+            unit=actions.unit_name(turn.session, ticket.lead_unit_id),
+            accept_by=expected(ticket.accept_by),
+            resolve_by=expected(ticket.resolve_by),
+        ),
+        menu(ctx),
+    )

@@ -1,0 +1,91 @@
+"""The one place reader: what a citizen wrote about where, at any step, on the 2025 map.
+
+Old ward + district, old ward alone, new ward, old district, commune, street and ngõ, with
+or without marks and with "p.", "q.", "tt": the gazetteer reads them all the same way
+whether they come in the first message or in answer to "ở đâu". A known old ward is never
+dropped: it gives its 2025 ward, or the 2025 wards it was split into as choices.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from civicbot_nlu.normalize import normalize
+
+from bot.nlu.location import Location, Ward, gazetteer
+
+# A street address the map cannot place but an official can: "số 10 ngõ 12 Kim Mã".
+_STREET = re.compile(
+    r"\b(so \d+|ngo|ngach|hem|kiet|pho|duong|thon|xom|to dan pho|khu|toa|chung cu|cho|"
+    r"truong|cong vien|ho|cau|nga ba|nga tu|ben xe|km ?\d+)\b"
+)
+_UNKNOWN = frozenset(("khong ro", "khong biet", "khong nho", "chiu", "bo qua", "dont know"))
+
+
+@dataclass(frozen=True)
+class PlaceReading:
+    """A place as written, and its 2025 ward or the wards it may be."""
+
+    text: str
+    ward: Ward | None = None
+    candidates: tuple[Ward, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        return self.ward is not None or bool(self.candidates)
+
+
+def _reading(text: str, location: Location) -> PlaceReading:
+    return PlaceReading(text, location.ward, tuple(location.candidates))
+
+
+def read_answer(text: str) -> PlaceReading:
+    """Text given in answer to the place question: all of it is meant as a place."""
+    places = gazetteer()
+    location = places.resolve(text)
+    if location.ward is None and not location.candidates:
+        found = places.find(text)
+        if found:
+            location = found[0][2]
+    return _reading(text.strip(), location)
+
+
+def read_message(text: str, tagged: str | None = None) -> PlaceReading | None:
+    """The place in a free message (`tagged`: the span the NLU marked as a location).
+
+    None when the message names no place: a tagged span the map cannot place counts only
+    when it reads as a street address ("ngõ 12 Kim Mã", not "phường đòi tiền").
+    """
+    if tagged:
+        reading = read_answer(tagged)
+        if reading.found:
+            return reading
+    found = gazetteer().find(text)
+    if found:
+        start, end, location = found[0]
+        return _reading(tagged or text[start:end], location)
+    if tagged and is_street(tagged):
+        return PlaceReading(tagged.strip())
+    return None
+
+
+def is_street(text: str) -> bool:
+    return _STREET.search(normalize(text)) is not None
+
+
+def is_unknown(text: str) -> bool:
+    """ "không rõ", "không biết": the citizen cannot say which ward."""
+    return normalize(text).strip(" .!?") in _UNKNOWN
+
+
+def pick(text: str, candidates: tuple[Ward, ...]) -> Ward | None:
+    """The candidate the typed text names ("cau giay" for "Phường Cầu Giấy"), if one."""
+    key = normalize(text)
+    named = [w for w in candidates if normalize(w.name).split(" ", 1)[-1] in key]
+    return named[0] if len(named) == 1 else None
+
+
+def nearest(lat: float, lon: float) -> tuple[Ward, ...]:
+    """The wards closest to a pin (the map has one point per ward, not boundaries)."""
+    return gazetteer().nearest(lat, lon)

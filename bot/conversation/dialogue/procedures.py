@@ -1,0 +1,121 @@
+"""Questions about procedures, with the topic carried over: after "đăng ký xe máy ở đâu",
+"lệ phí bao nhiêu" is about the vehicle, until the citizen names another procedure."""
+
+from __future__ import annotations
+
+import re
+
+from civicbot_nlu.normalize import words
+from civicbot_nlu.patterns import find_aspects
+
+from bot.catalog.catalog import answer_aspects, details, load_catalog, suggest
+from bot.conversation.dialogue.context import Context
+from bot.conversation.dialogue.form import Topic
+from bot.conversation.messages import Button
+from bot.nlu.result import NluResult
+
+MAX_FOLLOW_UP_WORDS = 10
+# English words that name a procedure or an aspect (what is matched, not what is shown).
+_EN_PROCEDURES: tuple[tuple[str, str], ...] = (
+    (r"\bbirth", "khai_sinh"),
+    (r"\bmarr(y|iage)", "ket_hon"),
+    (r"\bdeath", "khai_tu"),
+    (r"\bsingle status|marital status", "xac_nhan_hon_nhan"),
+    (r"\bpassport", "ho_chieu"),
+    (r"\bid card|identity card|citizen id", "can_cuoc"),
+    (r"\btemporary residen", "tam_tru"),
+    (r"\bpermanent residen", "thuong_tru"),
+    (r"\bcriminal record", "ly_lich_tu_phap"),
+    (r"\bcertif(y|ied) cop", "chung_thuc"),
+    (r"\bbuilding permit|construction permit", "giay_phep_xay_dung"),
+    (r"\bland (title|use)|red book", "so_do"),
+    (r"\btransfer .*land|land transfer", "sang_ten_dat"),
+    (r"\bhousehold business", "ho_kinh_doanh"),
+    (r"\b(company|enterprise)", "thanh_lap_doanh_nghiep"),
+    (
+        r"\b(vehicle|motorbike|car) registration|register (a |my )?(motorbike|car|vehicle)",
+        "dang_ky_xe",
+    ),
+    (r"\bdriving licen[cs]e|driver'?s licen[cs]e", "giay_phep_lai_xe"),
+)
+_EN_ASPECTS: tuple[tuple[str, str], ...] = (
+    (r"\bonline\b", "online"),
+    (r"\bhow long|how many days|\bdays?\b", "duration"),
+    (r"\bhow much|\bcost|\bfees?\b|\bprice", "fee"),
+    (r"\bwhere\b", "place"),
+    (r"\bdocuments?\b|\bpapers?\b|\bwhat do i need|\bbring\b", "documents"),
+)
+
+
+def english_procedure(text: str) -> str | None:
+    lowered = text.lower()
+    return next((pid for pattern, pid in _EN_PROCEDURES if re.search(pattern, lowered)), None)
+
+
+def aspects_of(ctx: Context, nlu: NluResult | None) -> list[str]:
+    if ctx.lang == "en":
+        lowered = ctx.text.lower()
+        found = [(m.start(), a) for p, a in _EN_ASPECTS if (m := re.search(p, lowered))]
+        return [a for _, a in sorted(found)]
+    asked = [m.value for m in sorted(find_aspects(ctx.text), key=lambda m: m.start)]
+    return asked or ([nlu.aspect] if nlu and nlu.aspect else [])
+
+
+def named_procedure(ctx: Context, nlu: NluResult | None) -> str | None:
+    """The procedure the message itself names (not one the model guessed from "lệ phí")."""
+    if ctx.lang == "en":
+        return english_procedure(ctx.text)
+    named = [p.id for p in load_catalog().search(ctx.text)]
+    if nlu and nlu.procedure in named:
+        return nlu.procedure
+    return named[0] if named else None
+
+
+def is_follow_up(ctx: Context, nlu: NluResult | None) -> bool:
+    """A short question about an aspect, naming no procedure, while one is being discussed."""
+    return (
+        ctx.chat.topic is not None
+        and len(words(ctx.text)) <= MAX_FOLLOW_UP_WORDS
+        and bool(aspects_of(ctx, nlu))
+        and named_procedure(ctx, nlu) is None
+    )
+
+
+def answer_question(ctx: Context, nlu: NluResult | None) -> None:
+    topic = ctx.chat.topic
+    procedure_id = named_procedure(ctx, nlu) or (topic.procedure if topic else None)
+    if procedure_id is None and ctx.lang != "en":
+        procedure_id = nlu.procedure if nlu else None
+    procedure = load_catalog().get(procedure_id)
+    if procedure is None:
+        if ctx.lang == "en":
+            ctx.reply(ctx.say("utter_procedure_unknown"))
+            return
+        suggestion = suggest(ctx.text)
+        buttons = [Button(o.label[:60], f"proc:{o.procedure_id}") for o in suggestion.options]
+        ctx.reply(suggestion.text, buttons)
+        return
+    aspects = aspects_of(ctx, nlu)
+    ctx.chat.topic = Topic(procedure=procedure.id, aspects=aspects)
+    reply_procedure(ctx, procedure.id, aspects)
+
+
+def reply_procedure(ctx: Context, procedure_id: str, aspects: list[str]) -> None:
+    """The short answer, one part per aspect asked, and a button for the whole entry."""
+    procedure = load_catalog().get(procedure_id)
+    assert procedure is not None
+    text = answer_aspects(procedure, aspects).text
+    if ctx.lang == "en":
+        name = ctx.say(f"procedure_{procedure.id}_en")
+        text = f"{ctx.say('utter_procedure_lead_en', name=name)}\n{text}"
+    ctx.chat.topic = Topic(procedure=procedure.id, aspects=aspects)
+    ctx.reply(text, [ctx.button("details", f"more:{procedure.id}")])
+
+
+def reply_details(ctx: Context, procedure_id: str) -> bool:
+    procedure = load_catalog().get(procedure_id)
+    if procedure is None:
+        return False
+    ctx.chat.topic = Topic(procedure=procedure.id)
+    ctx.reply(details(procedure))
+    return True

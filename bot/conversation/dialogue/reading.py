@@ -1,0 +1,187 @@
+"""Readings of a citizen's words that no NLU model is needed for: yes and no, ratings in
+words and stars, "still not fixed", "no photo", status questions told as a story, English.
+
+Every reader works on folded text (civicbot_nlu.normalize: no marks, teencode expanded), so
+"không có ảnh", "ko co anh" and "khong co anh" read alike.
+"""
+
+from __future__ import annotations
+
+import re
+
+from civicbot_nlu.normalize import normalize, words
+from civicbot_nlu.patterns import match_phrases
+
+# Words that carry no content of a request: "tôi muốn phản ánh về ..." says only that.
+_REQUEST_WORDS = frozenset(
+    """toi minh em anh chi muon can phan kien nghi to cao bao gui ve viec cho xin hoi
+    voi a a oi nhe nha la cua cai vu chuyen nay do thi bo phuong quan xa huyen""".split()
+)
+YES = frozenset("co ok oke okay oki gui dung vang u uh uhm chuan yes yep sure send".split())
+_YES_PHRASES = ("dong y", "gui di", "gui luon", "gui nhe", "dung roi", "xac nhan", "ok gui")
+_NO_PHRASES = ("khong gui", "thoi khong", "khong can", "thoi", "huy", "khong")
+
+_NO_PHOTO = (
+    "khong co anh",
+    "khong co hinh",
+    "khong anh",
+    "khong chup",
+    "khong co",
+    "khong chup duoc",
+    "chua co anh",
+    "bo qua",
+    "khong gui anh",
+    "khong can anh",
+    "no photo",
+    "skip",
+    "khong",
+)
+
+_REOPEN = (
+    "van chua",
+    "chua duoc giai quyet",
+    "chua giai quyet",
+    "chua xu ly",
+    "chua ai don",
+    "chua don",
+    "chua sua",
+    "chua xong",
+    "lam nhu khong",
+    "van the",
+    "van con",
+    "nhu cu",
+    "van y nguyen",
+    "khong xu ly",
+    "khong giai quyet",
+    "van bay ra",
+    "lai bay ra",
+    "not fixed",
+    "still not",
+)
+
+_RATING_WORDS: dict[str, tuple[str, ...]] = {
+    "1": ("rat khong hai long", "rat te", "qua te", "te qua", "rat kem", "very bad"),
+    "2": ("khong hai long", "chua hai long", "kem", "te", "bad"),
+    "3": ("binh thuong", "tam duoc", "tam on", "tam tam", "ok", "so so"),
+    "4": ("hai long", "tot", "good", "on"),
+    "5": ("rat hai long", "tuyet voi", "rat tot", "xuat sac", "qua tot", "excellent", "great"),
+}
+_NUMBER_WORDS = {"mot": 1, "hai": 2, "ba": 3, "bon": 4, "nam": 5}
+_STARS = re.compile(r"[⭐★]")
+_DIGIT_RATING = re.compile(r"(?<![\d/.,])([1-5])\s*(?:sao|diem|/\s*5|\*|⭐|★|star)?(?![\d/.,])")
+
+_STATUS_CUES = (
+    "ket qua gi chua",
+    "co ket qua chua",
+    "co ket qua gi",
+    "den dau roi",
+    "the nao roi",
+    "xu ly chua",
+    "xu ly den dau",
+    "da xu ly chua",
+    "tien do",
+    "giai quyet chua",
+    "sao roi",
+    "dau roi",
+    "da xong chua",
+    "xong chua",
+    "co ai xu ly chua",
+    "ra sao roi",
+)
+_TOLD_BEFORE = (
+    "toi bao",
+    "toi da bao",
+    "toi gui",
+    "toi da gui",
+    "da phan anh",
+    "bao hom",
+    "bao luc",
+    "gui hom",
+    "gui luc",
+    "phan anh hom",
+    "phan anh luc",
+)
+
+# English: words that are not also common Vietnamese words without marks.
+_ENGLISH = frozenset(
+    """the is are how what where when which who why does did you your my me i want need
+    there this that it with for from please hello hello, thanks thank help report get
+    take long much cost register registration certificate passport document documents
+    baby child apply application garbage trash rubbish noise fire street road near next
+    building would could should have has been about please can't don't i'm it's of in""".split()
+)
+_VIETNAMESE = frozenset(
+    "toi khong duoc cua nhung gi dau nao bao nhieu lam phuong quan pho ngo xin chao oi a".split()
+)
+
+
+def folded(text: str) -> str:
+    return normalize(text)
+
+
+def content_words(text: str, *, without: str | None = None) -> int:
+    """How many words say something beyond "I want to report" (and beyond the place
+    `without`): none in "tôi muốn tố cáo cán bộ phường Kim Liên"."""
+    if without:
+        text = text.replace(without, " ")
+    return sum(1 for w in words(text) if w.text not in _REQUEST_WORDS)
+
+
+def _has(text: str, phrases: tuple[str, ...]) -> bool:
+    f = f" {folded(text)} "
+    return any(f" {p} " in f for p in phrases)
+
+
+def is_yes(text: str) -> bool:
+    f = folded(text).strip()
+    return f in YES or any(f.startswith(p) for p in _YES_PHRASES)
+
+
+def is_no(text: str) -> bool:
+    f = folded(text).strip()
+    return f in ("khong", "no", "thoi") or any(f.startswith(p) for p in _NO_PHRASES)
+
+
+def is_no_photo(text: str) -> bool:
+    """ "không có ảnh", "ko chụp được", "bỏ qua": the photo step is done without one."""
+    f = folded(text).strip()
+    return len(f.split()) <= 6 and any(f.startswith(p) or f" {p}" in f for p in _NO_PHOTO)
+
+
+def is_reopen(text: str) -> bool:
+    """ "vẫn chưa dọn gì cả", "làm như không": the problem is not fixed."""
+    return len(words(text)) <= 16 and _has(text, _REOPEN)
+
+
+def rating(text: str) -> int | None:
+    """A 1–5 rating in digits, stars or words; None when the text gives none."""
+    stars = len(_STARS.findall(text))
+    if 1 <= stars <= 5:
+        return stars
+    f = folded(text)
+    number = _DIGIT_RATING.search(f)
+    if number and (len(f.split()) <= 3 or re.search(r"\d\s*(sao|diem|/|\*|star)", f)):
+        return int(number.group(1))
+    spelled = re.search(r"\b(mot|hai|ba|bon|nam)\s+sao\b", f)
+    if spelled:
+        return _NUMBER_WORDS[spelled.group(1)]
+    found = match_phrases(words(text), _RATING_WORDS)
+    if found and len(f.split()) <= 10:
+        longest = max(found, key=lambda m: m[3] - m[2])
+        return int(longest[0])
+    return None
+
+
+def asks_status(text: str) -> bool:
+    """ "vụ lấn chiếm tôi báo lúc nãy có kết quả gì chưa": a status question as a story."""
+    return _has(text, _STATUS_CUES) or (_has(text, _TOLD_BEFORE) and "chua" in folded(text))
+
+
+def is_english(text: str) -> bool:
+    """Plain ASCII with at least two English words and fewer Vietnamese ones."""
+    if not text.isascii():
+        return False
+    tokens = re.findall(r"[a-z']+", text.lower())
+    english = sum(1 for t in tokens if t in _ENGLISH)
+    vietnamese = sum(1 for t in tokens if t in _VIETNAMESE)
+    return english >= 2 and english > vietnamese

@@ -1,0 +1,399 @@
+"""The complaint form as a state table: one small step object per state.
+
+Each step says when it is needed, how it asks, and how it reads what comes back — text,
+its own buttons, a location pin. `next_step` walks the table in order and asks the first
+step the form still needs; a complaint about an official takes another path through the
+same steps (anonymity first, then when, where, who and what).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from civicbot_nlu.patterns import find_phones
+
+from bot.conversation.dialogue import places, reading
+from bot.conversation.dialogue.context import Context
+from bot.conversation.dialogue.form import Form, WardChoice
+from bot.conversation.messages import Button, GeoPoint
+from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN
+from bot.nlu.location import Ward
+from bot.nlu.result import CATEGORIES
+
+MIN_DESCRIPTION_WORDS = 3  # words of content, beyond "tôi muốn phản ánh"
+MAX_WARD_BUTTONS = 8
+
+# Button data: "<kind>:<value>", short enough for Telegram's 64 bytes.
+SKIP, DONE, CANCEL, SUBMIT = "form:skip", "form:done", "form:cancel", "form:submit"
+ANONYMOUS, GIVE_PHONE, USE_PHONE = "contact:anonymous", "contact:phone", "contact:use"
+WARD_UNKNOWN = "ward:unknown"
+
+
+class Outcome(Enum):
+    ADVANCE = "advance"  # the form changed: ask what it needs next
+    STAY = "stay"  # the step replied and waits for a better answer
+    SUBMIT = "submit"
+    CANCEL = "cancel"
+
+
+class Step:
+    state: str = ""
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        raise NotImplementedError
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        raise NotImplementedError
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        raise NotImplementedError
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        """None: not a button of this step."""
+        return None
+
+    def read_location(self, ctx: Context, form: Form, pin: GeoPoint) -> Outcome:
+        """A pin at any step is the place: the closest wards become the choices."""
+        form.lat, form.lon = pin.lat, pin.lon
+        form.place = f"Vị trí đã chia sẻ ({pin.lat:.5f}, {pin.lon:.5f})"
+        form.set_ward(None)
+        form.candidates = [WardChoice.of(w) for w in places.nearest(pin.lat, pin.lon)]
+        return Outcome.ADVANCE
+
+
+def cancel_button(ctx: Context) -> Button:
+    return ctx.button("cancel", CANCEL)
+
+
+def take_place(form: Form, reading_: places.PlaceReading) -> None:
+    """A place reading into the form: its ward, or its candidate wards."""
+    form.place = reading_.text
+    form.set_ward(reading_.ward)
+    form.candidates = [WardChoice.of(w) for w in reading_.candidates] if not reading_.ward else []
+
+
+class AskCategory(Step):
+    state = "ask_category"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return form.category is None
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
+        buttons = [Button(name, f"cat:{code}") for code, name in names.items()]
+        ctx.reply(ctx.say("utter_ask_category"), [*buttons, cancel_button(ctx)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        nlu = await ctx.parse()
+        category = nlu.category or (await ctx.parse(f"phản ánh {ctx.text}")).category
+        if category is None:
+            self.ask(ctx, form)
+            return Outcome.STAY
+        form.category = category
+        if form.description is None and reading.content_words(ctx.text) >= MIN_DESCRIPTION_WORDS:
+            form.description = ctx.text
+        if not form.has_place:
+            place = places.read_message(ctx.text, nlu.location.text if nlu.location else None)
+            if place is not None and place.found:
+                take_place(form, place)
+        return Outcome.ADVANCE
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        kind, _, value = data.partition(":")
+        if kind == "cat" and value in CATEGORIES:
+            form.category = value
+            return Outcome.ADVANCE
+        return None
+
+
+class AskContact(Step):
+    """Anonymous or a phone number. About an official, it comes first and explains."""
+
+    state = "ask_contact"
+
+    def __init__(self, *, first: bool) -> None:
+        self.first = first
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return form.anonymous is None and form.misconduct == self.first
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        anonymous, phone = ctx.button("anonymous", ANONYMOUS), ctx.button("phone", GIVE_PHONE)
+        if form.misconduct:
+            text, buttons = ctx.say("utter_ask_contact_misconduct"), [anonymous, phone]
+        else:
+            text, buttons = ctx.say("utter_ask_contact"), [phone, anonymous]
+        if form.phone:
+            buttons.insert(0, Button(ctx.say("button_use_phone", phone=form.phone), USE_PHONE))
+        ctx.reply(text, buttons)
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        phones = find_phones(ctx.text)
+        folded = reading.folded(ctx.text)
+        if phones:
+            form.phone, form.anonymous = phones[0].value, False
+        elif "an danh" in folded or "anonymous" in folded or reading.is_no(ctx.text):
+            form.anonymous, form.phone = True, None
+        elif reading.is_yes(ctx.text):
+            form.anonymous = False  # a number is asked for next
+        else:
+            ctx.reply(ctx.say("utter_invalid_phone"), [ctx.button("anonymous", ANONYMOUS)])
+            return Outcome.STAY
+        return Outcome.ADVANCE
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        if data == ANONYMOUS:
+            form.anonymous, form.phone = True, None
+        elif data == GIVE_PHONE:
+            form.anonymous, form.phone = False, None
+        elif data == USE_PHONE and form.phone:
+            form.anonymous = False
+        else:
+            return None
+        return Outcome.ADVANCE
+
+
+class AskPhone(Step):
+    state = "ask_phone"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return form.anonymous is False and not form.phone
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        ctx.reply(ctx.say("utter_ask_phone"), [ctx.button("anonymous", ANONYMOUS)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        phones = find_phones(ctx.text)
+        if phones:
+            form.phone = phones[0].value
+        elif "an danh" in reading.folded(ctx.text) or reading.is_no(ctx.text):
+            form.anonymous = True
+        else:
+            ctx.reply(ctx.say("utter_invalid_phone"), [ctx.button("anonymous", ANONYMOUS)])
+            return Outcome.STAY
+        return Outcome.ADVANCE
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        if data == ANONYMOUS:
+            form.anonymous, form.phone = True, None
+            return Outcome.ADVANCE
+        return None
+
+
+class AskWhen(Step):
+    state = "ask_when"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return form.misconduct and form.when is None
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        ctx.reply(ctx.say("utter_ask_when"), [cancel_button(ctx)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        form.when = ctx.text
+        return Outcome.ADVANCE
+
+
+class AskPlace(Step):
+    """Where: read by the one place reader; an address the map cannot place is kept and
+    the ward asked for once more; then the complaint goes on without a ward, and says so."""
+
+    state = "ask_place"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        if not form.has_place:
+            return True
+        unplaced = form.ward_code is None and not form.candidates and form.lat is None
+        return unplaced and not form.place_retry and not form.ward_unknown
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        if form.place is not None:  # an address without its ward: ask once more
+            form.place_retry = True
+            ctx.reply(ctx.say("utter_place_unknown", place=form.place), [cancel_button(ctx)])
+        elif form.misconduct:
+            ctx.reply(ctx.say("utter_ask_place_misconduct"), [cancel_button(ctx)])
+        else:
+            ctx.reply(ctx.say("utter_ask_place"), [cancel_button(ctx)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        earlier = form.place if form.place_retry else None
+        if places.is_unknown(ctx.text):
+            form.ward_unknown = True
+            form.place = form.place or ctx.text
+            return Outcome.ADVANCE
+        found = places.read_answer(ctx.text)
+        if found.found:
+            take_place(form, found)
+            if earlier and earlier != found.text:
+                form.place = f"{earlier}, {found.text}"  # the street first given, kept
+            return Outcome.ADVANCE
+        if earlier is not None:
+            form.place = f"{earlier}, {ctx.text}"
+            form.ward_unknown = True
+            return Outcome.ADVANCE
+        form.place = ctx.text
+        return Outcome.ADVANCE  # asked again (needed) for the ward
+
+
+class PickWard(Step):
+    state = "pick_ward"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return bool(form.candidates) and form.ward_code is None and not form.ward_unknown
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        buttons = [Button(c.name, f"ward:{c.code}") for c in form.candidates[:MAX_WARD_BUTTONS]]
+        place = form.place or ""
+        ctx.reply(
+            ctx.say("utter_pick_ward", place=place),
+            [*buttons, ctx.button("ward_unknown", WARD_UNKNOWN)],
+        )
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        if places.is_unknown(ctx.text):
+            form.ward_unknown = True
+            return Outcome.ADVANCE
+        candidates = tuple(Ward(c.code, c.name) for c in form.candidates)
+        chosen = places.pick(ctx.text, candidates)
+        if chosen is not None:
+            form.set_ward(chosen)
+            return Outcome.ADVANCE
+        found = places.read_answer(ctx.text)
+        if found.found:
+            written = form.place
+            take_place(form, found)
+            form.place = written if found.ward in candidates else found.text
+            return Outcome.ADVANCE
+        self.ask(ctx, form)
+        return Outcome.STAY
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        kind, _, value = data.partition(":")
+        if kind != "ward":
+            return None
+        if data == WARD_UNKNOWN:
+            form.ward_unknown = True
+            return Outcome.ADVANCE
+        chosen = [c for c in form.candidates if c.code == value]
+        if not chosen:
+            return None
+        form.ward_code, form.ward_name = chosen[0].code, chosen[0].name
+        form.candidates = []
+        return Outcome.ADVANCE
+
+
+class AskWho(Step):
+    state = "ask_who"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return form.misconduct and form.who is None
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        ctx.reply(ctx.say("utter_ask_who"), [cancel_button(ctx)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        form.who = ctx.text
+        return Outcome.ADVANCE
+
+
+class AskDescription(Step):
+    state = "ask_description"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return not form.description
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        name = "utter_ask_what" if form.misconduct else "utter_ask_description"
+        ctx.reply(ctx.say(name), [cancel_button(ctx)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        if len(ctx.text.split()) < MIN_DESCRIPTION_WORDS:
+            ctx.reply(ctx.say("utter_description_too_short"), [cancel_button(ctx)])
+            return Outcome.STAY
+        form.description = ctx.text
+        return Outcome.ADVANCE
+
+
+class AskPhotos(Step):
+    state = "ask_photos"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return not form.photos_done and ctx.turn.message.can_send_photos
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        if form.photos:  # sent earlier, with another answer: more, or done
+            text = ctx.say("utter_photo_received", count=len(form.photos))
+            ctx.reply(text, [ctx.button("done", DONE), cancel_button(ctx)])
+            return
+        name = "utter_ask_photos_misconduct" if form.misconduct else "utter_ask_photos"
+        ctx.reply(ctx.say(name), [ctx.button("skip", SKIP), cancel_button(ctx)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        form.photos_done = True
+        if reading.is_no_photo(ctx.text) or reading.is_yes(ctx.text):
+            return Outcome.ADVANCE
+        if reading.content_words(ctx.text) >= MIN_DESCRIPTION_WORDS:  # more detail: kept
+            form.description = f"{form.description or ''}\n{ctx.text}".strip()
+        return Outcome.ADVANCE
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        if data in (SKIP, DONE):
+            form.photos_done = True
+            return Outcome.ADVANCE
+        return None
+
+
+class Confirm(Step):
+    state = "confirm"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        return True
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        from bot.conversation.dialogue.complaints import summary  # the routing needs the DB
+
+        ctx.reply(summary(ctx, form), [ctx.button("submit", SUBMIT), cancel_button(ctx)])
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        if reading.is_yes(ctx.text):
+            return Outcome.SUBMIT
+        if reading.is_no(ctx.text):
+            return Outcome.CANCEL
+        nlu = await ctx.parse()
+        if nlu.intent == "affirm":
+            return Outcome.SUBMIT
+        if nlu.intent == "deny":
+            return Outcome.CANCEL
+        self.ask(ctx, form)
+        return Outcome.STAY
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        return Outcome.SUBMIT if data == SUBMIT else None
+
+
+# The table: the first step the form still needs is asked next.
+TABLE: tuple[Step, ...] = (
+    AskCategory(),
+    AskContact(first=True),
+    AskPhone(),
+    AskWhen(),
+    AskPlace(),
+    PickWard(),
+    AskWho(),
+    AskDescription(),
+    AskPhotos(),
+    AskContact(first=False),
+    Confirm(),
+)
+BY_STATE: dict[str, Step] = {}
+for _step in TABLE:
+    BY_STATE.setdefault(_step.state, _step)
+FORM_STATES = frozenset(BY_STATE)
+
+
+def next_step(ctx: Context) -> None:
+    """Ask for the first thing the form still needs, or show the summary."""
+    form = ctx.form
+    step = next(s for s in TABLE if s.needed(form, ctx))
+    ctx.state = step.state
+    step.ask(ctx, form)

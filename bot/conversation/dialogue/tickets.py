@@ -1,0 +1,169 @@
+"""The citizen's tickets after filing: status (by code, or told as a story), ratings and
+"not fixed" in words or buttons, answers to an official's question."""
+
+from __future__ import annotations
+
+from civicbot_nlu.patterns import find_ticket_codes
+
+from bot.conversation.dialogue import places
+from bot.conversation.dialogue.context import Context
+from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
+from bot.intake import expected
+from bot.nlu.result import NluResult
+from bot.officials import actions
+from bot.officials.actions import ActionRefused
+from storage import queries
+from storage.models import Ticket, TicketStatus
+
+MAX_LISTED_TICKETS = 5
+OPEN = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
+
+
+def own_ticket(ctx: Context, code: str) -> Ticket | None:
+    ticket = queries.get_ticket_by_code(session=ctx.turn.session, code=code)
+    if ticket is None or ticket.citizen_id != ctx.turn.citizen_id:
+        ctx.reply(ctx.say("utter_ticket_not_found", code=code))  # never reveal others'
+        return None
+    return ticket
+
+
+def status_text(ctx: Context, ticket: Ticket) -> str:
+    """Status for the citizen: unit, deadline while open, the latest note."""
+    session = ctx.turn.session
+    assert ticket.id is not None
+    notes = [e.note for e in queries.ticket_events(session=session, ticket_id=ticket.id) if e.note]
+    deadline = (
+        ctx.say("utter_status_deadline", resolve_by=expected(ticket.resolve_by))
+        if ticket.status in OPEN and ticket.resolve_by
+        else ""
+    )
+    return ctx.say(
+        "utter_ticket_status",
+        code=ticket.code,
+        category=CATEGORY_NAMES.get(ticket.category or "other", CATEGORY_NAMES["other"]),
+        status=STATUS_NAMES[ticket.status.value],
+        unit=actions.unit_name(session, ticket.lead_unit_id),
+        deadline=deadline,
+        note=ctx.say("utter_status_note", note=notes[-1]) if notes else "",
+    )
+
+
+def check_status(ctx: Context, nlu: NluResult | None) -> None:
+    """By code; else the tickets the story matches (category, place); else the list."""
+    codes = find_ticket_codes(ctx.text)
+    code = (nlu.ticket_code if nlu else None) or (codes[0].value if codes else None)
+    if code is not None:
+        ticket = own_ticket(ctx, code)
+        if ticket is not None:
+            ctx.reply(status_text(ctx, ticket))
+        return
+    tickets = list(
+        queries.tickets_of_citizen(session=ctx.turn.session, citizen_id=ctx.turn.citizen_id)
+    )
+    if not tickets:
+        from bot.conversation.dialogue.flow import menu
+
+        ctx.reply(ctx.say("utter_no_tickets"), menu(ctx))
+        return
+    matching = _matching(ctx, tickets, nlu)
+    if len(matching) == 1 or len(tickets) == 1:
+        ctx.reply(status_text(ctx, (matching or tickets)[0]))
+        return
+    shown = (matching or tickets)[:MAX_LISTED_TICKETS]
+    lines = "\n".join(f"• {status_text(ctx, t)}" for t in shown)
+    ctx.reply(ctx.say("utter_ticket_list", tickets=lines))
+
+
+def _matching(ctx: Context, tickets: list[Ticket], nlu: NluResult | None) -> list[Ticket]:
+    """The tickets a story names: by its category and its place, when it gives them."""
+    category = nlu.category if nlu else None
+    place = places.read_message(ctx.text, nlu.location.text if nlu and nlu.location else None)
+    wards = set()
+    if place is not None:
+        wards = {w.code for w in place.candidates} | ({place.ward.code} if place.ward else set())
+    matching = tickets
+    if category:
+        matching = [t for t in matching if t.category == category]
+    if wards:
+        matching = [t for t in matching if t.ward_code in wards]
+    return matching if (category or wards) else []
+
+
+def awaiting_rating(ctx: Context) -> Ticket | None:
+    """The citizen's latest resolved ticket: a rating or "not fixed" may come in words."""
+    waiting = queries.tickets_of_citizen(
+        session=ctx.turn.session,
+        citizen_id=ctx.turn.citizen_id,
+        statuses=[TicketStatus.resolved],
+        limit=1,
+    )
+    return waiting[0] if waiting else None
+
+
+def rate(ctx: Context, ticket: Ticket, stars: int) -> None:
+    try:
+        actions.rate(session=ctx.turn.session, ticket=ticket, rating=stars, now=ctx.turn.clock())
+    except ActionRefused:
+        ctx.reply(ctx.say("utter_rating_already", code=ticket.code))
+        return
+    ctx.reply(ctx.say("utter_rating_thanks", rating=stars, code=ticket.code))
+
+
+def reopen(ctx: Context, ticket: Ticket) -> None:
+    """Reopened: the unit and the citizen hear through the outbox (actions.reopen)."""
+    try:
+        actions.reopen(session=ctx.turn.session, ticket=ticket, now=ctx.turn.clock())
+    except ActionRefused:
+        ctx.reply(ctx.say("utter_rating_already", code=ticket.code))
+
+
+def ask_rating(ctx: Context, ticket: Ticket) -> None:
+    ctx.reply(
+        ctx.say("utter_ticket_resolved_ask_rating", code=ticket.code),
+        actions.rating_buttons(ticket.code),
+    )
+
+
+def answer_question(ctx: Context) -> None:
+    """The citizen's typed answer to the official's question on their ticket."""
+    code = ctx.chat.ticket or ""
+    ctx.reset("idle")
+    ticket = own_ticket(ctx, code)
+    if ticket is None:
+        return
+    if ticket.status != TicketStatus.need_info:
+        ctx.reply(ctx.say("utter_button_expired"))
+        return
+    actions.citizen_answer(
+        session=ctx.turn.session, ticket=ticket, text=ctx.text, now=ctx.turn.clock()
+    )
+    ctx.reply(
+        ctx.say(
+            "utter_answer_sent",
+            code=ticket.code,
+            unit=actions.unit_name(ctx.turn.session, ticket.lead_unit_id),
+        )
+    )
+
+
+def ticket_button(ctx: Context, kind: str, value: str) -> None:
+    """ "Trả lời", the stars and "Chưa được giải quyết" under an official's message."""
+    code, _, stars = value.partition(":")
+    ticket = own_ticket(ctx, code)
+    if ticket is None:
+        return
+    if kind == "ans":
+        if ticket.status != TicketStatus.need_info:  # answered already, or concluded
+            ctx.reply(ctx.say("utter_button_expired"))
+            return
+        ctx.reset(actions.ANSWER_INFO)
+        ctx.chat.ticket = ticket.code
+        from bot.conversation.dialogue.steps import cancel_button
+
+        ctx.reply(ctx.say("utter_answer_prompt", code=ticket.code), [cancel_button(ctx)])
+    elif kind == "rate" and stars.isdigit() and 1 <= int(stars) <= 5:
+        rate(ctx, ticket, int(stars))
+    elif kind == "reopen":
+        reopen(ctx, ticket)
+    else:
+        ctx.reply(ctx.say("utter_button_expired"))
