@@ -331,3 +331,26 @@ async def test_location_pin_offers_the_nearest_wards(chat: Chat) -> None:
 
 def test_fallback_is_what_the_keyword_nlu_uses() -> None:
     assert fallback.classify("mất nước").category == "water"
+
+
+async def test_a_chat_mid_form_before_the_state_table_goes_on(chat: Chat) -> None:
+    await chat.send("xin chào")
+    with Session(chat.engine) as session:
+        row = session.exec(select(ConversationRow)).one()
+        row.state = "ask_photos"  # as the dialogue of before stored it: keys at the top level
+        row.data = {
+            "category": "waste",
+            "place": "ngõ 5 phường Kim Liên",
+            "ward_code": "00229",
+            "ward_name": "Phường Kim Liên",
+            "candidates": [],
+            "description": "rác đổ trộm 3 ngày",
+        }
+        session.add(row)
+        session.commit()
+    replies = await chat.send("không có ảnh")
+    assert "Gửi ẩn danh" in labels(replies)
+    await chat.press("Gửi ẩn danh")
+    await chat.press("Gửi phản ánh")
+    (ticket,) = chat.rows(Ticket)
+    assert (ticket.category, ticket.ward_name) == ("waste", "Phường Kim Liên")

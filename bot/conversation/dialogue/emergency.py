@@ -16,114 +16,48 @@ from civicbot_nlu.normalize import has_diacritics, normalize
 
 FIRE, POLICE, AMBULANCE = "114", "113", "115"
 
-_KINDS: dict[str, tuple[str, ...]] = {
+# Phrases per kind of danger, folded, "|" between them.
+_PHRASES: dict[str, str] = {
     "fire": (
-        "dang chay",
-        "chay to",
-        "chay lon",
-        "bi chay",
-        "boc chay",
-        "bat chay",
-        "chay roi",
-        "chay nha",
-        "nha chay",
-        "chay du doi",
-        "lua boc",
-        "lua chay",
-        "ngon lua",
-        "khoi den",
-        "dam chay",
-        "hoa hoan",
-        "chay ruc",
-        "chay lan",
-        "chay o",
-        "chay tai",
-        "chay cho",
-        "on fire",
-        "a fire",
-        "burning",
+        "dang chay|chay to|chay lon|bi chay|boc chay|bat chay|chay roi|chay nha|"
+        "nha chay|chay du doi|lua boc|lua chay|ngon lua|khoi den|dam chay|hoa hoan|"
+        "chay ruc|chay lan|chay o|chay tai|chay cho|chay chung cu|chay can ho|chay tang|"
+        "chay phong|chay kho|chay xuong|chay quan|chay rung|chay xe|chay ngun ngut|"
+        "khoi mu mit|khoi cuon cuon|chap dien boc khoi|chap dien boc chay|chap chay|"
+        "on fire|a fire|burning"
     ),
     "gas": (
-        "ro ri gas",
-        "ro gas",
-        "ri gas",
-        "xi gas",
-        "mui gas",
-        "hoi gas",
-        "ro khi gas",
-        "gas ro",
-        "gas leak",
-        "smell gas",
-        "smell of gas",
+        "ro ri gas|ro gas|ri gas|xi gas|mui gas|hoi gas|ro khi gas|gas ro|ro ri ga|"
+        "ro ga|gas leak|smell gas|smell of gas"
     ),
-    "explosion": (
-        "no tung",
-        "phat no",
-        "vu no",
-        "tieng no",
-        "no lon",
-        "no binh",
-        "explosion",
-        "exploded",
-    ),
+    "explosion": "no tung|phat no|vu no|tieng no|no lon|no binh|no tram|explosion|exploded",
     "collapse": (
-        "dang sap",
-        "bi sap",
-        "sap do",
-        "sup do",
-        "nha sap",
-        "sap tran",
-        "sap nha",
-        "dang sup",
-        "sap xuong",
-        "mac ket",
-        "do sap",
-        "sap dan",
-        "collapse",
-        "collapsed",
-        "collapsing",
-        "trapped",
+        "dang sap|bi sap|sap do|sup do|nha sap|sap tran|sap nha|dang sup|sap xuong|"
+        "mac ket|do sap|sap dan|ket trong thang may|ket thang may|bi ket trong|sat lo|"
+        "lu cuon|nuoc cuon|cay do de|do de len|collapse|collapsed|collapsing|trapped|"
+        "stuck in the lift"
     ),
-    "drowning": ("duoi nuoc", "chet duoi", "bi duoi", "drowning", "drowned"),
-    "electric": ("dien giat", "giat dien", "bi dien", "electrocuted", "electric shock"),
+    "drowning": (
+        "duoi nuoc|chet duoi|bi duoi|roi xuong song|roi xuong ho|roi xuong ao|"
+        "roi xuong gieng|nga xuong song|nga xuong ho|drowning|drowned"
+    ),
+    "electric": "dien giat|giat dien|bi dien|electrocuted|electric shock",
     "injury": (
-        "bat tinh",
-        "ngat xiu",
-        "chay mau",
-        "nguy kich",
-        "cap cuu",
-        "bi thuong nang",
-        "nam bat dong",
-        "dot quy",
-        "unconscious",
-        "bleeding",
-        "ambulance",
+        "bat tinh|ngat xiu|chay mau|nguy kich|cap cuu|bi thuong nang|nam bat dong|"
+        "dot quy|co giat|kho tho|ngung tho|dau tim|hon me|nga tu tang|roi tu tang|"
+        "te tu tang|bi xe can|xe can|bi xe tong|bi xe dam|tai can|can nguoi|tong nguoi|"
+        "ngo doc|unconscious|bleeding|ambulance|heart attack"
     ),
-    "accident": ("tai nan", "dam xe", "dam nhau", "va cham", "accident", "crash"),
+    "self_harm": "dinh nhay|doi nhay|nhay cau|tu tu|nhay lau|suicide",
+    "accident": "tai nan|dam xe|dam nhau|va cham|lat xe|accident|crash",
     "crime": (
-        "dang trom",
-        "dang cuop",
-        "cuop giat",
-        "an cuop",
-        "be khoa",
-        "danh nhau",
-        "dam chem",
-        "chem nhau",
-        "cam dao",
-        "co dao",
-        "vac dao",
-        "bang dao",
-        "bat coc",
-        "dot nha",
-        "truy sat",
-        "robbery",
-        "stabbing",
-        "break in",
-        "breaking in",
-        "robbing",
-        "burglar",
+        "dang trom|dang cuop|cuop giat|an cuop|be khoa|danh nhau|dam chem|chem nhau|"
+        "cam dao|co dao|vac dao|bang dao|bat coc|dot nha|truy sat|pha cua|dot nhap|"
+        "xong vao nha|danh vo|danh dap|danh con|de doa giet|no sung|co sung|bi cuop|"
+        "giat tui|giat dien thoai|robbery|stabbing|break in|breaking in|robbing|burglar"
     ),
 }
+_KINDS = {kind: tuple(phrases.split("|")) for kind, phrases in _PHRASES.items()}
 # Look-alike syllables: with marks typed, the phrase must contain the marked form.
 _MARKED = {"chay": "cháy", "sap": ("sập", "sụp"), "no": "nổ", "duoi": "đuối", "giat": "giật"}
 _PEOPLE_HURT = (
@@ -182,6 +116,7 @@ _NUMBERS: dict[str, tuple[str, ...]] = {
     "injury": (AMBULANCE,),
     "accident": (AMBULANCE, POLICE),
     "crime": (POLICE,),
+    "self_harm": (POLICE, AMBULANCE),
     "help": (FIRE, POLICE, AMBULANCE),
 }
 

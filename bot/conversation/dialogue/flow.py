@@ -39,6 +39,7 @@ MENU_REPORT, MENU_ASK, MENU_STATUS, MENU_HUMAN = (
     "menu:human",
 )
 ASIDE_NEW, ASIDE_KEEP = "aside:new", "aside:keep"
+REPORT_HELD = "emergency:report"
 CONFIDENT = 0.5  # below this an intent is not acted upon outside a form
 SURE = 0.8  # a request mid-form must be this clear to interrupt the form
 COMMANDS = {"/start": "utter_greet", "/help": "utter_help", "/menu": "utter_help"}
@@ -154,8 +155,9 @@ def on_emergency(ctx: Context, danger: emergency.Emergency) -> None:
     ctx.reply(ctx.say(f"utter_emergency_{danger.kind}"))
     if ctx.state in DIALOGUE_STATES:
         ctx.reply(ctx.say("utter_emergency_form_kept"))
-    else:
-        ctx.reply(ctx.say("utter_emergency_after"), menu(ctx))
+    else:  # what they wrote can still become a complaint, with one press
+        ctx.chat.held = ctx.text
+        ctx.reply(ctx.say("utter_emergency_after"), [ctx.button("report_this", REPORT_HELD)])
 
 
 def cancel(ctx: Context) -> None:
@@ -208,6 +210,8 @@ async def on_button(ctx: Context, data: str) -> None:
     elif data == MENU_REPORT:
         ctx.reset(IDLE)
         next_step(ctx)
+    elif data == REPORT_HELD and ctx.state == IDLE and ctx.chat.held:
+        complaints.start_report(ctx, await ctx.parse(ctx.chat.held))
     elif data == MENU_ASK:
         ctx.reply(ctx.say("utter_procedure_unknown"))
     elif data == MENU_STATUS:
