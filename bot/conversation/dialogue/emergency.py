@@ -44,8 +44,8 @@ _PHRASES: dict[str, str] = {
     "electric": "dien giat|giat dien|bi dien|electrocuted|electric shock",
     "injury": (
         "bat tinh|ngat xiu|chay mau|nguy kich|cap cuu|bi thuong nang|nam bat dong|"
-        "dot quy|co giat|kho tho|ngung tho|dau tim|hon me|nga tu tang|roi tu tang|"
-        "te tu tang|bi xe can|xe can|bi xe tong|bi xe dam|tai can|can nguoi|tong nguoi|"
+        "dot quy|co giat|ngung tho|dau tim|hon me|nga tu tang|roi tu tang|"
+        "te tu tang|bi xe can|bi xe tong|bi xe dam|tai can|can nguoi|tong nguoi|"
         "ngo doc|unconscious|bleeding|ambulance|heart attack"
     ),
     "self_harm": "dinh nhay|doi nhay|nhay cau|tu tu|nhay lau|suicide",
