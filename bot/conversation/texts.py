@@ -39,6 +39,17 @@ CATEGORY_NAMES_EN: dict[str, str] = {
     "other": "Other",
 }
 
+# What officials read (desk, dashboard, refusals): the same statuses from the unit's side.
+OFFICIAL_STATUS_NAMES: dict[str, str] = {
+    "received": "Mới, chưa tiếp nhận",
+    "accepted": "Đang xử lý",
+    "need_info": "Chờ người dân bổ sung thông tin",
+    "resolved": "Đã giải quyết, chờ người dân đánh giá",
+    "closed": "Đã kết thúc",
+    "rejected": "Không tiếp nhận",
+}
+
+# What citizens read.
 STATUS_NAMES: dict[str, str] = {
     "received": "Đã tiếp nhận, đang chuyển đơn vị xử lý",
     "accepted": "Đơn vị có trách nhiệm đang xử lý",

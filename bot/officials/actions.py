@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from bot.conversation.messages import Button, OutgoingFile, Reply
-from bot.conversation.texts import STATUS_NAMES, say
+from bot.conversation.texts import OFFICIAL_STATUS_NAMES, say
 from bot.directory.deadlines import deadlines_for, handled_by
 from bot.intake import calendar, expected, new_ticket_notice, official_buttons
 from bot.officials import access
@@ -88,7 +88,7 @@ def _require_status(ticket: Ticket, allowed: Sequence[TicketStatus]) -> None:
             say(
                 "utter_official_refused_status",
                 code=ticket.code,
-                status=STATUS_NAMES[ticket.status.value],
+                status=OFFICIAL_STATUS_NAMES[ticket.status.value],
             )
         )
 
@@ -493,7 +493,7 @@ def history_lines(session: Session, ticket: Ticket) -> list[str]:
         when = expected(event.at)
         what = EVENT_NAMES.get(event.kind, event.kind)
         if event.kind == TicketEventKind.status and event.new_value:
-            what = STATUS_NAMES.get(str(event.new_value.get("status")), what)
+            what = OFFICIAL_STATUS_NAMES.get(str(event.new_value.get("status")), what)
         elif event.kind == TicketEventKind.unit and event.new_value:
             what = f"chuyển tới {unit_name(session, str(event.new_value.get('lead_unit_id')))}"
         what += " (công khai)" if event.public and event.kind != TicketEventKind.summary else ""

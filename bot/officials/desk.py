@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Reply
-from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES, say
+from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
 from bot.directory import store
 from bot.intake import expected, official_buttons, place_text
 from bot.officials import access, actions, signin
@@ -393,7 +393,7 @@ class _DeskTurn:
             say(
                 "utter_official_ticket", code=ticket.code,
                 category=CATEGORY_NAMES.get(ticket.category or "other", "Khác"),
-                status=STATUS_NAMES[ticket.status.value],
+                status=OFFICIAL_STATUS_NAMES[ticket.status.value],
                 unit=actions.unit_name(self.session, ticket.lead_unit_id), place=place,
                 description=ticket.description, accept_by=expected(ticket.accept_by),
                 resolve_by=expected(ticket.resolve_by),
@@ -413,7 +413,7 @@ class _DeskTurn:
             return
         lines = [
             f"• {t.code} — {CATEGORY_NAMES.get(t.category or 'other', 'Khác')} — "
-            f"{STATUS_NAMES[t.status.value]} — hạn {expected(t.resolve_by)}"
+            f"{OFFICIAL_STATUS_NAMES[t.status.value]} — hạn {expected(t.resolve_by)}"
             for t in tickets[:MAX_LISTED]
         ]
         name = "utter_official_overdue" if overdue else "utter_official_queue"

@@ -60,7 +60,7 @@ from bot.channels.common import read_body
 from bot.channels.web_photos import photo_path
 from bot.config import settings
 from bot.conversation.messages import OutgoingFile
-from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
+from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES
 from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week, weekly_digest
 from bot.digest.render import chart_png, csv_bytes, render_html
 from bot.intake import contact_text, expected, place_text
@@ -314,7 +314,7 @@ def _deadline(moment: datetime | None, now: datetime) -> str:
 def _status_badge(ticket: Ticket, now: datetime) -> str:
     badge = (
         f'<span class="status s-{esc(ticket.status.value)}">'
-        f"{esc(STATUS_NAMES[ticket.status.value])}</span>"
+        f"{esc(OFFICIAL_STATUS_NAMES[ticket.status.value])}</span>"
     )
     if is_overdue(ticket, now):
         badge += ' <span class="badge overdue">Quá hạn</span>'
@@ -347,7 +347,7 @@ def render_queue(
     wards = queue_wards(session=session, unit_id=unit_id, reader=viewer.reader)
 
     statuses = [("open", "Đang mở (chưa xong)"), ("all", "Tất cả")] + [
-        (s.value, STATUS_NAMES[s.value]) for s in TicketStatus
+        (s.value, OFFICIAL_STATUS_NAMES[s.value]) for s in TicketStatus
     ]
     fields = [
         '<label>Trạng thái<select name="status">'

@@ -7,7 +7,7 @@ import re
 
 from civicbot_nlu.normalize import normalize
 
-from bot.conversation.dialogue import places, reading
+from bot.conversation.dialogue import places, reading, tickets
 from bot.conversation.dialogue.context import Context
 from bot.conversation.dialogue.form import Form
 from bot.conversation.dialogue.steps import MIN_DESCRIPTION_WORDS, next_step, take_place
@@ -145,3 +145,4 @@ def submit(ctx: Context) -> None:
         ),
         menu(ctx),
     )
+    tickets.pending_question(ctx)

@@ -36,10 +36,12 @@ _PHRASES: dict[str, str] = {
         "mac ket|do sap|sap dan|ket trong thang may|ket thang may|bi ket trong|sat lo|"
         "lu cuon|nuoc cuon|cay do de|do de len|collapse|collapsed|collapsing|trapped|"
         "stuck in the lift"
+        "|ngat khi|ket trong xe|nuoc dang len nhanh|ngap sau co nguoi|mac ket tren"
     ),
     "drowning": (
         "duoi nuoc|chet duoi|bi duoi|roi xuong song|roi xuong ho|roi xuong ao|"
         "roi xuong gieng|nga xuong song|nga xuong ho|drowning|drowned"
+        "|lao xuong ho|lao xuong song|bi nuoc cuon"
     ),
     "electric": "dien giat|giat dien|bi dien|electrocuted|electric shock",
     "injury": (
@@ -47,6 +49,7 @@ _PHRASES: dict[str, str] = {
         "dot quy|co giat|ngung tho|dau tim|hon me|nga tu tang|roi tu tang|"
         "te tu tang|bi xe can|bi xe tong|bi xe dam|tai can|can nguoi|tong nguoi|"
         "ngo doc|unconscious|bleeding|ambulance|heart attack"
+        "|ran can|ran doc|bi cho can|fell from|collapsed on|not breathing|stroke"
     ),
     "self_harm": "dinh nhay|doi nhay|nhay cau|tu tu|nhay lau|suicide",
     "accident": "tai nan|dam xe|dam nhau|va cham|lat xe|accident|crash",
@@ -55,6 +58,7 @@ _PHRASES: dict[str, str] = {
         "cam dao|co dao|vac dao|bang dao|bat coc|dot nha|truy sat|pha cua|dot nhap|"
         "xong vao nha|danh vo|danh dap|danh con|de doa giet|no sung|co sung|bi cuop|"
         "giat tui|giat dien thoai|robbery|stabbing|break in|breaking in|robbing|burglar"
+        "|stabbed|being attacked|attacking|robbed|gun|cuop tien|dam nguoi"
     ),
 }
 _KINDS = {kind: tuple(phrases.split("|")) for kind, phrases in _PHRASES.items()}

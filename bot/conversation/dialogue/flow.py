@@ -162,8 +162,11 @@ def on_emergency(ctx: Context, danger: emergency.Emergency) -> None:
 
 def cancel(ctx: Context) -> None:
     if ctx.state == ANSWER_INFO or ctx.state in DIALOGUE_STATES:
+        in_form = ctx.state != ANSWER_INFO
         ctx.reset(IDLE)
         ctx.reply(ctx.say("utter_cancelled"), menu(ctx))
+        if in_form:
+            tickets.pending_question(ctx)
     else:
         ctx.reply(ctx.say("utter_nothing_to_cancel"), menu(ctx))
 

@@ -124,6 +124,32 @@ def ask_rating(ctx: Context, ticket: Ticket) -> None:
     )
 
 
+def pending_question(ctx: Context) -> None:
+    """A question an official asked while the citizen was filling in a form, asked again
+    once the form is done: the next message is taken as the answer."""
+    session = ctx.turn.session
+    waiting = queries.tickets_of_citizen(
+        session=session,
+        citizen_id=ctx.turn.citizen_id,
+        statuses=[TicketStatus.need_info],
+        limit=1,
+    )
+    question = actions.question_asked(session, waiting[0]) if waiting else None
+    if not waiting or question is None or not question.note:
+        return
+    ticket = waiting[0]
+    ctx.state = actions.ANSWER_INFO
+    ctx.chat.ticket = ticket.code
+    ctx.reply(
+        ctx.say(
+            "utter_ticket_question_pending",
+            code=ticket.code,
+            unit=actions.unit_name(session, ticket.lead_unit_id),
+            question=question.note,
+        )
+    )
+
+
 def answer_question(ctx: Context) -> None:
     """The citizen's typed answer to the official's question on their ticket."""
     code = ctx.chat.ticket or ""
