@@ -20,6 +20,7 @@ class TrainingExample:
     text: str
     intent: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the file's name without .yml
 
 
 def training_examples(directory: Path = DATA_DIR) -> list[TrainingExample]:
@@ -33,7 +34,7 @@ def training_examples(directory: Path = DATA_DIR) -> list[TrainingExample]:
             for line in block["examples"].splitlines():
                 if line.strip().startswith("- "):
                     text = _ENTITY.sub(r"\1", line.strip()[2:])
-                    examples.append(TrainingExample(text, block["intent"], metadata))
+                    examples.append(TrainingExample(text, block["intent"], metadata, path.stem))
     return examples
 
 

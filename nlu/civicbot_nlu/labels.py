@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
@@ -30,12 +31,15 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
-from rasa.shared.nlu.constants import INTENT, METADATA, METADATA_INTENT, TEXT, TEXT_TOKENS
+from rasa.shared.nlu.constants import INTENT, METADATA, METADATA_INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
+
+from civicbot_nlu.features import document, head_field, negation_field, words_field
+from civicbot_nlu.ranking import reject
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +50,47 @@ _MODEL_FILE = "text_classifier.pkl"
 FEATURES = "civicbot_tfidf"  # message key of the shared features; never in the output
 
 
-def tfidf_features() -> FeatureUnion:
-    """TF-IDF of folded word 1–2-grams and character 2–5-grams."""
-    words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
-    return FeatureUnion([("words", words), ("chars", chars)])
+@dataclass(frozen=True)
+class FeatureOptions:
+    """What the TF-IDF features read (chosen by scripts/crossval.py on training data)."""
+
+    word_ngrams: int = 2  # word n-grams 1..n of the folded text
+    negation: bool = False  # `neg_<word>` for words in a negation's scope
+    head: bool = False  # word n-grams of the head clause of a long message again
+
+    @classmethod
+    def from_config(cls, config: Dict[Text, Any]) -> FeatureOptions:
+        """The options set in config.yml, defaults for the rest."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in names})
+
+
+def tfidf_features(options: FeatureOptions = FeatureOptions()) -> FeatureUnion:
+    """TF-IDF of folded word n-grams and character 2–5-grams of `features.document`s,
+    with the negation-scope and head-clause parts when `options` ask for them."""
+    parts = [
+        (
+            "words",
+            TfidfVectorizer(
+                preprocessor=words_field, ngram_range=(1, options.word_ngrams), sublinear_tf=True
+            ),
+        ),
+        (
+            "chars",
+            TfidfVectorizer(
+                preprocessor=words_field, analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True
+            ),
+        ),
+    ]
+    if options.negation:
+        negated = TfidfVectorizer(
+            preprocessor=negation_field, token_pattern=r"neg_\w+", sublinear_tf=True
+        )
+        parts.append(("negation", negated))
+    if options.head:
+        head = TfidfVectorizer(preprocessor=head_field, ngram_range=(1, 2), sublinear_tf=True)
+        parts.append(("head", head))
+    return FeatureUnion(parts)
 
 
 def classifier(c: float) -> LogisticRegression:
@@ -58,15 +98,14 @@ def classifier(c: float) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
 
 
-def text_pipeline(c: float) -> Pipeline:
-    """Features and classifier in one estimator (for cross-validation)."""
-    return Pipeline([("features", tfidf_features()), ("classifier", classifier(c))])
+def text_pipeline(c: float, options: FeatureOptions = FeatureOptions()) -> Pipeline:
+    """Features and classifier in one estimator (for cross-validation on `document`s)."""
+    return Pipeline([("features", tfidf_features(options)), ("classifier", classifier(c))])
 
 
-def folded_text(message: Message) -> str:
-    """The message as the tokenizer folded it: no marks, teencode expanded."""
-    tokens = message.get(TEXT_TOKENS) or []
-    return " ".join(token.text for token in tokens) or (message.get(TEXT) or "")
+def message_document(message: Message) -> str:
+    """The message as the vectorizers read it (`civicbot_nlu.features.document`)."""
+    return document(message.get(TEXT) or "")
 
 
 def fast_transform(features: FeatureUnion, texts: List[str]) -> scipy.sparse.csr_matrix:
@@ -108,13 +147,20 @@ class TfidfFeaturizer(GraphComponent):
         """Needs folded tokens."""
         return [Tokenizer]
 
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The fields of `FeatureOptions`."""
+        return asdict(FeatureOptions())
+
     def __init__(
         self,
+        config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
         features: Optional[FeatureUnion] = None,
     ) -> None:
         """Creates the featurizer around optional fitted vectorizers."""
+        self._options = FeatureOptions.from_config(config)
         self._model_storage = model_storage
         self._resource = resource
         self._features = features
@@ -128,7 +174,7 @@ class TfidfFeaturizer(GraphComponent):
         execution_context: ExecutionContext,
     ) -> TfidfFeaturizer:
         """Creates an unfitted featurizer."""
-        return cls(model_storage, resource)
+        return cls(config, model_storage, resource)
 
     @classmethod
     def load(
@@ -140,12 +186,12 @@ class TfidfFeaturizer(GraphComponent):
         **kwargs: Any,
     ) -> TfidfFeaturizer:
         """Loads the fitted vectorizers."""
-        return cls(model_storage, resource, _restore(model_storage, resource))
+        return cls(config, model_storage, resource, _restore(model_storage, resource))
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the vocabulary and IDF weights on every training text."""
-        self._features = tfidf_features()
-        self._features.fit([folded_text(m) for m in training_data.training_examples])
+        self._features = tfidf_features(self._options)
+        self._features.fit([message_document(m) for m in training_data.training_examples])
         _persist(self._model_storage, self._resource, self._features)
         return self._resource
 
@@ -158,7 +204,7 @@ class TfidfFeaturizer(GraphComponent):
         """Adds the features to each message, in one batch."""
         if self._features is None or not messages:
             return messages
-        rows = fast_transform(self._features, [folded_text(m) for m in messages])
+        rows = fast_transform(self._features, [message_document(m) for m in messages])
         for i, message in enumerate(messages):
             message.set(FEATURES, rows[i])
         return messages
@@ -254,12 +300,17 @@ class TfidfIntentClassifier(_TextClassifier):
         examples = training_data.intent_examples
         return self._fit(examples, [m.get(INTENT) for m in examples])
 
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """`reject_below`: a best intent less probable than this becomes `out_of_scope`."""
+        return {"C": 10.0, "reject_below": 0.0}
+
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent` and `intent_ranking` like Rasa's own classifiers."""
         if self._model is None or not messages:
             return messages
         for message, ranking in zip(messages, self._rankings(messages), strict=True):
-            message.set(INTENT, ranking[0], add_to_output=True)
+            message.set(INTENT, reject(ranking, self._config["reject_below"]), add_to_output=True)
             message.set("intent_ranking", ranking[:10], add_to_output=True)
         return messages
 
