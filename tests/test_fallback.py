@@ -316,3 +316,32 @@ def test_as_json_of_a_procedure_question() -> None:
         "duration",
         "fallback",
     )
+
+
+# Issue 15's kinds of message, re-checked on the fallback: a status told as a story, a
+# rating in words with its reason, a procedure asked by the life event or the paper
+# demanded, a near miss of out-of-scope, a long message opening with a greeting.
+NEW_KINDS = [
+    ("hôm trước em có báo vụ đèn đường hỏng, giờ có ai đến sửa chưa ạ", "check_status", None),
+    ("tuan truoc toi gui phan anh ve rac, den gio van chua thay ai", "check_status", None),
+    ("xử lý nhanh, rất hài lòng", "rate", None),
+    ("khong hai long vi rac van con nguyen", "rate", None),
+    ("cam on phuong, duong da sang lai roi, 5 sao", "rate", None),
+    ("vợ em vừa sinh con hôm qua, giờ cần làm giấy tờ gì cho bé", "ask_procedure", "khai_sinh"),
+    ("ông nội vừa mất, gia đình phải báo chính quyền thế nào", "ask_procedure", "khai_tu"),
+    ("cong ty doi giay khong tien an tien su, xin o dau", "ask_procedure", "ly_lich_tu_phap"),
+    ("tháng sau đi Thái Lan cần giấy tờ gì để xuất cảnh", "ask_procedure", "ho_chieu"),
+    ("where is the nearest ATM", "out_of_scope", None),
+    ("xe buýt số 32 mấy giờ hết chuyến", "out_of_scope", None),
+    ("bạn nghĩ Hà Nội bao giờ hết ngập", "out_of_scope", None),
+    ("chào ad, xin lỗi làm phiền, rác đầu ngõ 4 ngày không ai thu", "report_problem", "waste"),
+    ("nhà bên cạnh mở quán karaoke hát đến 2h sáng", "report_problem", "pollution"),
+]
+
+
+@pytest.mark.parametrize(("text", "intent", "label"), NEW_KINDS)
+def test_new_kinds_of_message(text: str, intent: str, label: str | None) -> None:
+    result = classify(text)
+    assert result.intent == intent
+    assert label in (result.category, result.procedure)
+    assert classify(strip_marks(text)).intent == intent

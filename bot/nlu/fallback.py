@@ -180,9 +180,9 @@ CATEGORY_CUES: dict[str, tuple[str, ...]] = {
 }
 
 PROCEDURE_CUES: dict[str, tuple[str, ...]] = {
-    "khai_sinh": ("khai sinh", "khai sanh", "giay khai sinh"),
-    "ket_hon": ("ket hon", "dang ky cuoi", "giay dang ky ket hon"),
-    "khai_tu": ("khai tu", "bao tu", "giay bao tu"),
+    "khai_sinh": ("khai sinh", "khai sanh", "giay khai sinh", "moi sinh", "vua sinh", "sinh con"),
+    "ket_hon": ("ket hon", "dang ky cuoi", "giay dang ky ket hon", "sap cuoi", "dinh cuoi"),
+    "khai_tu": ("khai tu", "bao tu", "giay bao tu", "chung tu", "qua doi", "vua mat"),
     "xac_nhan_hon_nhan": ("tinh trang hon nhan", "xac nhan doc than", "xac nhan hon nhan"),
     "cai_chinh_ho_tich": (
         "cai chinh",
@@ -194,10 +194,10 @@ PROCEDURE_CUES: dict[str, tuple[str, ...]] = {
         "sua ngay sinh",
     ),
     "thuong_tru": ("thuong tru", "ho khau", "nhap khau"),
-    "tam_tru": ("tam tru",),
+    "tam_tru": ("tam tru", "thue tro", "o tro"),
     "can_cuoc": ("can cuoc", "the can cuoc", "can cuoc cong dan", "chung minh nhan dan"),
-    "ho_chieu": ("ho chieu", "passport", "pasport"),
-    "ly_lich_tu_phap": ("ly lich tu phap", "lltp", "phieu ly lich"),
+    "ho_chieu": ("ho chieu", "passport", "pasport", "xuat canh", "di nuoc ngoai"),
+    "ly_lich_tu_phap": ("ly lich tu phap", "lltp", "phieu ly lich", "tien an", "tien su"),
     "chung_thuc": ("chung thuc", "sao y", "cong chung ban sao", "ban sao chung thuc"),
     "giay_phep_xay_dung": ("giay phep xay dung", "xin phep xay", "phep xay nha"),
     "so_do": ("so do", "so hong", "giay chung nhan quyen su dung dat", "cap so"),
@@ -211,7 +211,14 @@ PROCEDURE_CUES: dict[str, tuple[str, ...]] = {
         "sang ten so do",
         "sang ten nha",
     ),
-    "ho_kinh_doanh": ("ho kinh doanh", "dang ky kinh doanh", "giay phep kinh doanh"),
+    "ho_kinh_doanh": (
+        "ho kinh doanh",
+        "dang ky kinh doanh",
+        "giay phep kinh doanh",
+        "mo quan",
+        "mo tiem",
+        "mo cua hang",
+    ),
     "thanh_lap_doanh_nghiep": (
         "thanh lap doanh nghiep",
         "thanh lap cong ty",
@@ -243,6 +250,19 @@ INTENT_CUES: dict[str, tuple[str, ...]] = {
         "da xu ly chua",
         "ket qua xu ly",
         "don cua toi",
+        # A status told as a story: "tuần trước tôi báo …, giờ có ai đến chưa".
+        "co ai den",
+        "co ai xuong",
+        "chua thay ai",
+        "van chua thay",
+        "den gio van chua",
+        "co ket qua chua",
+        "bao hom truoc",
+        "bao tuan truoc",
+        "gui hom truoc",
+        "gui tuan truoc",
+        "phan anh hom truoc",
+        "phan anh tuan truoc",
     ),
     "ask_procedure": (
         "thu tuc",
@@ -250,6 +270,10 @@ INTENT_CUES: dict[str, tuple[str, ...]] = {
         "le phi",
         "can gi",
         "can giay to",
+        "giay to gi",
+        "phai lam gi",
+        "can lam gi",
+        "xin o dau",
         "lam the nao",
         "o dau",
         "bao lau",
@@ -288,6 +312,24 @@ INTENT_CUES: dict[str, tuple[str, ...]] = {
         "cham diem",
         "tot lam",
         "te qua",
+        "rat tot",
+        "tuyet voi",
+    ),
+    # Near misses: opinions and everyday city questions that no unit here answers.
+    "out_of_scope": (
+        "ban nghi",
+        "theo ban",
+        "gia vang",
+        "thoi tiet",
+        "xe buyt",
+        "lich cat dien",
+        "gia xang",
+        "xo so",
+        "co phieu",
+        "what",
+        "where",
+        "how",
+        "please",
     ),
 }
 
@@ -316,6 +358,11 @@ def classify(text: str) -> NluResult:
 
     if codes or (intents["check_status"] and not procedure):
         intent = "check_status"
+    elif intents["rate"] and not complaining:
+        # "không hài lòng vì rác vẫn còn": a rating with its reason, not a new complaint.
+        intent = "rate"
+    elif intents["out_of_scope"] and not complaining:
+        intent = "out_of_scope"
     elif procedure and (asking or find_aspects(text)) and not complaining:
         # "xin giấy phép xây dựng cần gì" names a procedure, though "xây dựng" is a category cue.
         intent = "ask_procedure"
