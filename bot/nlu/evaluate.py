@@ -82,6 +82,15 @@ class Report:
         labels = sorted({label for pair in pairs for label in pair})
         return labels, dict(pairs)
 
+    def precision_recall(self, label: str, subset: str = "unseen") -> tuple[float, float]:
+        """Precision and recall of one intent: how often saying it was right, and how many
+        of the messages that meant it were read so."""
+        pairs = [_pair(o, "intent") for o in self.rows("intent", subset)]
+        right = sum(g == label and p == label for g, p in pairs)
+        said = sum(p == label for _, p in pairs)
+        meant = sum(g == label for g, _ in pairs)
+        return (right / said if said else float("nan")), (right / meant if meant else float("nan"))
+
     def latency_ms(self) -> tuple[float, float]:
         times = [o.seconds * 1000 for o in self.outcomes]
         return percentile(times, 50), percentile(times, 95)
@@ -161,8 +170,12 @@ def markdown(report: Report, *, source: str, command: str) -> str:
     for name in FIELDS:
         acc, n = report.accuracy(name)
         lines.append(f"| {name} | {n} | {acc:.1%} | {report.macro_f1(name):.3f} |")
+    precision, recall = report.precision_recall("out_of_scope")
     p50, p95 = report.latency_ms()
     lines += [
+        "",
+        f"The `out_of_scope` decision on unseen messages: precision {precision:.1%}, "
+        f"recall {recall:.1%}.",
         "",
         "Category is scored on messages whose gold intent is `report_problem`, procedure on "
         "those whose gold intent is `ask_procedure`, end to end: a wrong intent makes the "
