@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from civicbot_nlu.data import classification_tasks, training_examples
+from civicbot_nlu.data import HARD_KINDS, classification_tasks, training_examples
 from civicbot_nlu.features import document
 from civicbot_nlu.labels import FeatureOptions, classifier, text_pipeline, tfidf_features
 from sklearn.base import BaseEstimator
@@ -30,9 +30,6 @@ FOLDS = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
 CHOSEN = FeatureOptions()  # the features part found no gain over v1 (docs/nlu-report.md)
 
 
-# The files written for issue 15's kinds of message: stories, indirect questions, near
-# misses, long messages. Accuracy on them (held out by the same folds) is reported apart.
-HARD_KINDS = frozenset(("stories", "indirect", "out_of_scope", "long"))
 _HARD: set[str] = set()
 
 

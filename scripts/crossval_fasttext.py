@@ -13,13 +13,12 @@ import time
 
 import fasttext  # type: ignore[import-not-found]
 import numpy as np
-from civicbot_nlu.data import classification_tasks, training_examples
+from civicbot_nlu.data import HARD_KINDS, classification_tasks, training_examples
 from civicbot_nlu.features import negation_marked
 from civicbot_nlu.normalize import normalize
 from sklearn.model_selection import StratifiedKFold
 
 FOLDS = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-HARD_KINDS = frozenset(("stories", "indirect", "out_of_scope", "long"))
 SETTINGS = {
     "epoch 25, lr 0.5, word 2-grams, subwords 2-5": dict(
         epoch=25, lr=0.5, wordNgrams=2, minn=2, maxn=5, dim=50
