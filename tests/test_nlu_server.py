@@ -59,6 +59,48 @@ async def test_same_understanding_with_and_without_diacritics(
             assert a.confidence == pytest.approx(b.confidence)
 
 
+# Issue 15's kinds, in messages written for this test (not from the data or the dev sets).
+NEW_KINDS = [
+    (
+        "Chào ad, xin lỗi làm phiền ạ. Hôm thứ 3 em có gửi phản ánh về cái hố ga mất nắp "
+        "trước cổng trường, đến nay vẫn chưa thấy ai ra rào lại, đơn của em đã có ai nhận chưa",
+        "check_status",
+        None,
+    ),
+    ("cai vu den duong hong toi bao hom truoc, co ai ra sua chua vay", "check_status", None),
+    ("cán bộ xuống nhanh, dọn sạch sẽ, tôi rất hài lòng", "rate", None),
+    ("khong hai long lam, ho chi don qua loa roi di", "rate", None),
+    (
+        "mẹ em vừa sinh em bé được một tuần, bây giờ làm giấy tờ cho bé ở đâu ạ",
+        "ask_procedure",
+        "khai_sinh",
+    ),
+    (
+        "cong ty tuyen dung doi giay chung nhan khong co tien an, xin o dau",
+        "ask_procedure",
+        "ly_lich_tu_phap",
+    ),
+    (
+        "Dạ em chào anh chị, em xin lỗi nhắn muộn. Em là người dân tổ 7. Quán bia đầu ngõ "
+        "bày bàn ghế tràn ra hết vỉa hè, người đi bộ phải đi xuống lòng đường",
+        "report_problem",
+        "sidewalk",
+    ),
+    ("where can I buy a bus ticket", "out_of_scope", None),
+    ("xe buýt đi Nội Bài mấy giờ có chuyến cuối", "out_of_scope", None),
+]
+
+
+@pytest.mark.parametrize(("text", "intent", "label"), NEW_KINDS)
+async def test_new_kinds_of_message(
+    nlu_server: server.RunningServer, text: str, intent: str, label: str | None
+) -> None:
+    async with client_for(nlu_server) as client:
+        result = await client.parse(text)
+    assert result.intent == intent
+    assert label in (result.category, result.procedure)
+
+
 async def test_ticket_code_and_phone_are_normalised(nlu_server: server.RunningServer) -> None:
     async with client_for(nlu_server) as client:
         result = await client.parse("pa 2026 000321 xu ly den dau roi a, sdt e 0987.654.321")
