@@ -11,9 +11,10 @@ import yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 # The files written for issue 15's kinds of message (stories about earlier complaints and
-# ratings in words, indirect procedure questions, near-miss out-of-scope, long messages):
+# ratings in words, indirect procedure questions, near-miss out-of-scope, long messages,
+# English):
 # scripts/crossval*.py report the held-out accuracy on them apart.
-HARD_KINDS = frozenset(("stories", "indirect", "out_of_scope", "long"))
+HARD_KINDS = frozenset(("stories", "indirect", "out_of_scope", "long", "english"))
 _ENTITY = re.compile(r"\[([^\]]+)\]\([a-z_]+\)")
 
 
