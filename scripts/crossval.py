@@ -111,7 +111,7 @@ def reject(data: dict[str, tuple[list[str], list[str]]]) -> None:
     probabilities = cross_val_predict(model, texts, labels, cv=FOLDS, method="predict_proba")
     classes = np.array(sorted(set(labels)))
     gold = np.array(labels)
-    for threshold in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
+    for threshold in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):  # 0: the trained class alone
         predicted = classes[probabilities.argmax(axis=1)]
         predicted[probabilities.max(axis=1) < threshold] = "out_of_scope"
         said = predicted == "out_of_scope"
@@ -119,7 +119,7 @@ def reject(data: dict[str, tuple[list[str], list[str]]]) -> None:
         precision = (said & meant).sum() / max(said.sum(), 1)
         recall = (said & meant).sum() / max(meant.sum(), 1)
         print(
-            f"reject    threshold {threshold:<5} intent accuracy {(predicted == gold).mean():.3f} "
+            f"reject    threshold {threshold:<5} intent accuracy {(predicted == gold).mean():.4f} "
             f"out_of_scope precision {precision:.3f} recall {recall:.3f}",
             flush=True,
         )

@@ -60,3 +60,10 @@ def test_document_reads_the_same_with_and_without_diacritics() -> None:
     words, negated, head = accented.split("\t")
     assert "neg_ai" in negated.split() and "neg_ai" not in words.split()
     assert head.startswith("cai don")
+
+
+def test_document_leaves_out_the_parts_not_asked_for() -> None:
+    text = "Chào ad, xin lỗi. Cái đơn tuần trước chưa ai xử lý à?"
+    words, negated, head = document(text, negation=False, head=False).split("\t")
+    assert words == document(text).split("\t")[0]
+    assert negated == head == ""

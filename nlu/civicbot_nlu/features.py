@@ -84,10 +84,18 @@ def head_clause(text: str) -> str:
     return ""
 
 
-def document(text: str) -> str:
-    """The string the vectorizers read: folded words, negation-marked words, head clause."""
-    folded = normalize(text).split()
-    return "\t".join((" ".join(folded), " ".join(negation_marked(folded)), head_clause(text)))
+def document(text: str, *, negation: bool = True, head: bool = True) -> str:
+    """The string the vectorizers read: folded words, negation-marked words, head clause.
+
+    A part that is not asked for stays empty: the head clause costs a second normalisation.
+    """
+    return document_of(normalize(text).split(), text, negation=negation, head=head)
+
+
+def document_of(folded: list[str], text: str, *, negation: bool, head: bool) -> str:
+    """`document` from words already folded (the tokenizer's), so they are folded once."""
+    negated = " ".join(negation_marked(folded)) if negation else ""
+    return "\t".join((" ".join(folded), negated, head_clause(text) if head else ""))
 
 
 def words_field(doc: str) -> str:

@@ -31,14 +31,14 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
-from rasa.shared.nlu.constants import INTENT, METADATA, METADATA_INTENT, TEXT
+from rasa.shared.nlu.constants import INTENT, METADATA, METADATA_INTENT, TEXT, TEXT_TOKENS
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from civicbot_nlu.features import document, head_field, negation_field, words_field
+from civicbot_nlu.features import document_of, head_field, negation_field, words_field
 from civicbot_nlu.ranking import reject
 
 logger = logging.getLogger(__name__)
@@ -103,9 +103,12 @@ def text_pipeline(c: float, options: FeatureOptions = FeatureOptions()) -> Pipel
     return Pipeline([("features", tfidf_features(options)), ("classifier", classifier(c))])
 
 
-def message_document(message: Message) -> str:
-    """The message as the vectorizers read it (`civicbot_nlu.features.document`)."""
-    return document(message.get(TEXT) or "")
+def message_document(message: Message, options: FeatureOptions) -> str:
+    """The message as the vectorizers read it (`civicbot_nlu.features.document`), from the
+    tokenizer's folded words."""
+    folded = [token.text for token in message.get(TEXT_TOKENS) or []]
+    text = message.get(TEXT) or ""
+    return document_of(folded, text, negation=options.negation, head=options.head)
 
 
 def fast_transform(features: FeatureUnion, texts: List[str]) -> scipy.sparse.csr_matrix:
@@ -191,7 +194,9 @@ class TfidfFeaturizer(GraphComponent):
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the vocabulary and IDF weights on every training text."""
         self._features = tfidf_features(self._options)
-        self._features.fit([message_document(m) for m in training_data.training_examples])
+        self._features.fit(
+            [message_document(m, self._options) for m in training_data.training_examples]
+        )
         _persist(self._model_storage, self._resource, self._features)
         return self._resource
 
@@ -204,7 +209,9 @@ class TfidfFeaturizer(GraphComponent):
         """Adds the features to each message, in one batch."""
         if self._features is None or not messages:
             return messages
-        rows = fast_transform(self._features, [message_document(m) for m in messages])
+        rows = fast_transform(
+            self._features, [message_document(m, self._options) for m in messages]
+        )
         for i, message in enumerate(messages):
             message.set(FEATURES, rows[i])
         return messages
