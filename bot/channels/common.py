@@ -1,14 +1,78 @@
-"""What every channel needs: splitting long texts, reading bounded request bodies, and
-keeping bot tokens out of the logs."""
+"""What every channel needs: cleaning hostile text, splitting long texts, reading bounded
+request bodies and JSON, and keeping bot tokens out of the logs."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
 
 from starlette.requests import Request
 
-from bot.conversation.messages import OutgoingFile
+from bot.conversation.messages import Button, IncomingMessage, OutgoingFile, Reply
+
+# Never stored as typed nor shown to anyone: C0 controls but tab and newline, DEL, C1
+# controls, and the bidi marks, embeddings, overrides and isolates that can make a text read
+# differently from what it says (Trojan Source). Zero-width joiners stay: emoji need them.
+_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x85]")
+# Lone UTF-16 surrogates: valid in JSON ("\ud800") and in Python, not encodable as UTF-8.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+MAX_JSON_DEPTH = 32
+
+
+def clean_text(text: str) -> str:
+    """`text` safe to store and to show: line breaks unified, lone surrogates replaced by
+    U+FFFD, control and bidi characters removed."""
+    if text.isascii() and text.isprintable():  # the common case, at no cost
+        return text
+    text = _LINE_BREAKS.sub("\n", text)
+    return _HIDDEN.sub("", _SURROGATE.sub("\ufffd", text))
+
+
+def clean_incoming(message: IncomingMessage) -> IncomingMessage:
+    """What a channel hands on: its texts cleaned; a changed text is kept as sent, as the
+    hex of its UTF-16 code units (lone surrogates included), in `metadata["raw_text"]`."""
+    text, button = clean_text(message.text), _clean_optional(message.button)
+    name = _clean_optional(message.display_name)
+    if (text, button, name) == (message.text, message.button, message.display_name):
+        return message
+    metadata = dict(message.metadata)
+    if text != message.text:
+        metadata["raw_text"] = message.text.encode("utf-16-be", "surrogatepass").hex()
+    label = metadata.get("button_label")
+    if isinstance(label, str):
+        metadata["button_label"] = clean_text(label)
+    return replace(message, text=text, button=button, display_name=name, metadata=metadata)
+
+
+def clean_reply(reply: Reply) -> Reply:
+    """A reply with nothing hidden in its text or button labels, whatever it was made of
+    (an official's words, a ticket's summary, a place's name)."""
+    text = clean_text(reply.text)
+    buttons = tuple(
+        b if clean_text(b.label) == b.label else Button(clean_text(b.label), b.data)
+        for b in reply.buttons
+    )
+    if text == reply.text and buttons == reply.buttons:
+        return reply
+    return replace(reply, text=text, buttons=buttons)
+
+
+def _clean_optional(text: str | None) -> str | None:
+    return None if text is None else clean_text(text)
+
+
+class BadBody(Exception):
+    """A request body refused: `status` 413 (too large) or 400 (not JSON, or too deep)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -23,6 +87,42 @@ async def read_body(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+async def read_json(request: Request, limit: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The request's JSON, read with `read_body`; raises `BadBody` for a body over `limit`
+    bytes, one that is not JSON, or one nested deeper than `max_depth`."""
+    body = await read_body(request, limit)
+    if body is None:
+        raise BadBody(413, "too large")
+    return parse_json(body, max_depth)
+
+
+def parse_json(body: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`body` parsed; raises `BadBody` (400) when it is not JSON or nested too deep."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested about 1,000 deep
+        raise BadBody(400, "not JSON") from error
+    if _depth_over(value, max_depth):
+        raise BadBody(400, "nested too deep")
+    return value
+
+
+def _depth_over(value: Any, max_depth: int) -> bool:
+    """Whether `value` has containers nested more than `max_depth` deep (no recursion)."""
+    level: list[Any] = [value]
+    for _ in range(max_depth):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return bool(level)
 
 
 def files_phrase(files: Iterable[OutgoingFile]) -> str | None:

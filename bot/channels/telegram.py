@@ -74,7 +74,15 @@ from telegram.ext import (
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.bot_api_request import AiohttpRequest
-from bot.channels.common import hide_token_in_logs, split_text, utf16_length
+from bot.channels.common import (
+    BadBody,
+    clean_incoming,
+    clean_reply,
+    hide_token_in_logs,
+    read_json,
+    split_text,
+    utf16_length,
+)
 from bot.config import Settings
 from bot.conversation.messages import (
     Attachment,
@@ -189,7 +197,7 @@ def incoming_message(update: Update) -> IncomingMessage | None:
                 label = _button_label(query.message, query.data)
                 if label is not None:
                     metadata["button_label"] = label
-        return IncomingMessage(**common, button=query.data, metadata=metadata)
+        return clean_incoming(IncomingMessage(**common, button=query.data, metadata=metadata))
 
     message = update.message or update.edited_message
     if message is None:
@@ -199,7 +207,7 @@ def incoming_message(update: Update) -> IncomingMessage | None:
     if message.edit_date is not None:
         metadata["edit_date"] = message.edit_date.isoformat()
     location = message.location
-    return IncomingMessage(
+    incoming = IncomingMessage(
         **common,
         text=message.text or message.caption or "",
         location=GeoPoint(location.latitude, location.longitude) if location else None,
@@ -207,6 +215,7 @@ def incoming_message(update: Update) -> IncomingMessage | None:
         edited=update.edited_message is not None,
         metadata=metadata,
     )
+    return clean_incoming(incoming)
 
 
 def _button_label(message: Message, data: str) -> str | None:
@@ -290,6 +299,7 @@ class TelegramOutput:
         without text or image; button data over 64 bytes; files too large), before sending
         anything.
         """
+        reply = clean_reply(reply)
         markup = inline_keyboard(reply.buttons)
         chunks = split_text(reply.text, MESSAGE_LIMIT)
         check_files(reply.files)
@@ -659,13 +669,14 @@ def telegram_webhook_route(
         if given is None or not hmac.compare_digest(given.encode(), expected):
             logger.warning("Telegram webhook: missing or wrong secret from %s", request.client)
             return Response(status_code=403)
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > WEBHOOK_MAX_BYTES:
-            return Response(status_code=413)
         if not application.running:
             return Response(status_code=503)
+        try:  # bounded as it streams in: a chunked body has no Content-Length to check
+            data = await read_json(request, WEBHOOK_MAX_BYTES)
+        except BadBody as error:
+            logger.warning("Telegram webhook: body refused (%s)", error.reason)
+            return Response(status_code=error.status)
         try:
-            data = await request.json()
             update = Update.de_json(data, application.bot)
         except Exception as error:  # not JSON, or not an update
             logger.warning("Telegram webhook: unreadable update (%r)", error)

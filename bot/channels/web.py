@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.channels.common import files_phrase
+from bot.channels.common import clean_incoming, clean_reply, files_phrase
 from bot.conversation.messages import (
     Attachment,
     ConversationHandler,
@@ -68,6 +68,7 @@ def files_note(files: Sequence[OutgoingFile]) -> str | None:
 
 def reply_to_json(reply: Reply) -> ReplyJson:
     """One reply as the web chat shows it; attached files only as a line of text."""
+    reply = clean_reply(reply)
     note = files_note(reply.files)
     return {
         "text": f"{reply.text}\n\n{note}".strip() if note else reply.text,
@@ -168,9 +169,7 @@ def parse_message(
     if payload.get("location") is not None:
         location = _location(payload["location"])
 
-    if not text.strip() and button is None and location is None:
-        raise _bad("Tin nhắn trống: cần text, button hoặc location.")
-    return IncomingMessage(
+    incoming = IncomingMessage(
         channel="web",
         chat_id=session_id,
         user_id=session_id,
@@ -179,6 +178,10 @@ def parse_message(
         button=button,
         location=location,
     )
+    incoming = clean_incoming(incoming)  # before the check: only hidden characters is empty
+    if not incoming.text.strip() and button is None and location is None:
+        raise _bad("Tin nhắn trống: cần text, button hoặc location.")
+    return incoming
 
 
 def photo_message(

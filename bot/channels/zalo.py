@@ -72,9 +72,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.channels.common import (
+    BadBody,
+    clean_incoming,
+    clean_reply,
     files_phrase,
     hide_token_in_logs,
-    read_body,
+    read_json,
     split_text,
     utf16_length,
 )
@@ -319,15 +322,17 @@ def update_to_message(
     if event == EVENT_UNSUPPORTED:
         metadata["unsupported"] = True
 
-    incoming = IncomingMessage(
-        channel="zalo",
-        chat_id=chat_id,
-        user_id=user_id,
-        message_id=_text(message.get("message_id")) or _derived_id(message),
-        text=text,
-        attachments=attachments,
-        display_name=str(name) if name else None,
-        metadata=metadata,
+    incoming = clean_incoming(
+        IncomingMessage(
+            channel="zalo",
+            chat_id=chat_id,
+            user_id=user_id,
+            message_id=_text(message.get("message_id")) or _derived_id(message),
+            text=text,
+            attachments=attachments,
+            display_name=str(name) if name else None,
+            metadata=metadata,
+        )
     )
     if choices is not None:
         button = choices.resolve(chat_id, text if event == EVENT_TEXT else "")
@@ -456,6 +461,7 @@ class ZaloOutput:
 
         Photos with a URL go first, then the text; other files become a line of text.
         """
+        reply = clean_reply(reply)
         urls = [url for url in map(_photo_url, reply.files) if url]
         note = files_not_sent_note(f for f in reply.files if _photo_url(f) is None)
         if note:  # above the numbered choices, if any
@@ -631,13 +637,11 @@ def zalo_webhook_route(
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not expected or not hmac.compare_digest(given, expected):
             return JSONResponse({"ok": False, "description": "Forbidden"}, status_code=403)
-        body = await read_body(request, max_bytes)
-        if body is None:
-            return JSONResponse({"ok": False, "description": "Too large"}, status_code=413)
         try:
-            update = json.loads(body)
-        except ValueError:
-            return JSONResponse({"ok": False, "description": "Bad JSON"}, status_code=400)
+            update = await read_json(request, max_bytes)
+        except BadBody as error:
+            description = "Too large" if error.status == 413 else "Bad JSON"
+            return JSONResponse({"ok": False, "description": description}, status_code=error.status)
         if not isinstance(update, dict):
             return JSONResponse({"ok": False, "description": "Not an update"}, status_code=400)
         return JSONResponse({"ok": True}, background=BackgroundTask(dispatcher.dispatch, update))

@@ -167,6 +167,8 @@ class _DeskTurn:
         return new
 
     def save(self) -> None:
+        if self.official is None:  # a refused or wrong code: the chat stays the citizen's
+            return
         queries.save_conversation(
             session=self.session, channel=self.channel, chat_id=self.message.chat_id,
             state=self.state, data=self.data, citizen_id=None,

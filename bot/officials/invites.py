@@ -20,7 +20,12 @@ from storage.models import Channel, DirectoryChange, Official, OfficialRole, Uni
 
 INVITE_VALIDITY = timedelta(days=7)
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read over the phone
-_CODE = re.compile(r"\bCB[-\s]?([2-9A-HJ-NP-Z]{4})[-\s]?([2-9A-HJ-NP-Z]{4})\b", re.IGNORECASE)
+# The whole message, as generated ("CB-7KQ2-M9XD") or as the deep link sends it
+# ("/start CB7KQ2M9XD"); letters in either case, since codes are read out. Anything else is
+# a citizen's words: a word inside a sentence that looks like a code is never one.
+_CODE = re.compile(
+    r"CB-([2-9A-HJ-NP-Z]{4})-([2-9A-HJ-NP-Z]{4})|/START CB([2-9A-HJ-NP-Z]{4})([2-9A-HJ-NP-Z]{4})"
+)
 
 
 def _hash(code: str) -> str:
@@ -28,9 +33,13 @@ def _hash(code: str) -> str:
 
 
 def find_invite_code(text: str) -> str | None:
-    """The invite code in a message ("CB-7KQ2-M9XD", "/start CB7KQ2M9XD", any case)."""
-    match = _CODE.search(text.upper())
-    return f"CB-{match.group(1)}-{match.group(2)}" if match else None
+    """The invite code that is the whole message ("CB-7KQ2-M9XD", "/start CB7KQ2M9XD", any
+    case, spaces around allowed), else None."""
+    match = _CODE.fullmatch(text.strip().upper())
+    if match is None:
+        return None
+    first, second = (group for group in match.groups() if group)
+    return f"CB-{first}-{second}"
 
 
 def invite_official(

@@ -20,7 +20,6 @@ The officials' dashboard is under ``/dashboard`` (`bot.web.dashboard`).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.channels.common import read_body
+from bot.channels.common import BadBody, read_body, read_json
 from bot.channels.web import (
     MAX_TEXT_CHARS,
     SESSION_COOKIE,
@@ -265,12 +264,11 @@ def create_app(
         if isinstance(admitted, OverLimit):
             return _over_limit(admitted)
         session_id, token = admitted
-        body = await read_body(request, MAX_BODY_BYTES)
-        if body is None:
-            return JSONResponse(_TOO_LARGE.as_json(), status_code=_TOO_LARGE.status)
         try:
-            payload = json.loads(body)
-        except ValueError:
+            payload = await read_json(request, MAX_BODY_BYTES)
+        except BadBody as error:
+            if error.status == 413:
+                return JSONResponse(_TOO_LARGE.as_json(), status_code=_TOO_LARGE.status)
             return JSONResponse(
                 {"error": "bad_json", "message": "Yêu cầu không phải JSON hợp lệ."},
                 status_code=400,
