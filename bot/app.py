@@ -1,11 +1,20 @@
-"""`civicbot run`: the database, the NLU, the conversation and every configured channel."""
+"""`civicbot run`: the database, the NLU, the conversation and every configured channel.
+
+SIGTERM or SIGINT shuts it down in order, within `SHUTDOWN_SECONDS`: no new updates (the web
+server stops accepting, polling stops), the requests and turns in flight finish (at most
+`GRACE_SECONDS` for the web's), the outbox worker hands its claimed rows back, and the Rasa
+child stops last; then the process exits 0. Past the limit it kills Rasa and exits 1.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 from starlette.routing import BaseRoute
@@ -28,6 +37,7 @@ from bot.directory.store import ensure_directory
 from bot.intake import calendar
 from bot.nlu import server
 from bot.nlu.client import NluClient
+from bot.nlu.supervisor import Supervision, supervise_local, watch_remote
 from bot.officials.desk import Desk
 from bot.officials.escalation import run_escalations
 from bot.web.app import create_app
@@ -37,58 +47,129 @@ from storage.models import Channel, utcnow
 
 logger = logging.getLogger(__name__)
 
+GRACE_SECONDS = 10
+SHUTDOWN_SECONDS = 45.0
 
-async def serve(config: Settings) -> None:
-    """Run until interrupted: web chat and webhooks on one ASGI server, polling beside it."""
-    upgrade(config.database_url)
-    with get_session() as session:
-        ensure_directory(session=session)
-    with server.local_server(config) as (nlu_url, nlu_token):
-        async with (
-            NluClient.from_settings(nlu_url, nlu_token, config) as nlu,
-            contextlib.AsyncExitStack() as stack,
-        ):  # fmt: skip
-            conversation = Conversation(nlu=nlu)
-            desk = Desk(conversation)  # officials' messages first, citizens' behind
-            outputs: dict[Channel, OutputChannel] = {Channel.web: WebOutboxOutput()}
-            routes: list[BaseRoute] = []
-            telegram = application_from_settings(desk, config)
-            if telegram is not None:
-                if config.telegram_webhook_url:
-                    routes.append(
-                        telegram_webhook_route(
-                            telegram, config.telegram_webhook_secret,
-                            webhook_path(config.telegram_webhook_url),
-                        )
-                    )  # fmt: skip
-                await stack.enter_async_context(
-                    running_telegram(
-                        telegram, webhook_url=config.telegram_webhook_url,
-                        secret=config.telegram_webhook_secret,
+
+class _WebServer(uvicorn.Server):
+    """Uvicorn without its own signal handlers: `serve` handles SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(config: Settings, *, supervision: Supervision | None = None) -> None:
+    """Run until SIGTERM or SIGINT: web chat and webhooks on one ASGI server, polling beside
+    it, the NLU supervised (`supervision`: how; tests read it)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    supervision = supervision or Supervision()
+    watchdog = threading.Timer(SHUTDOWN_SECONDS, _overdue, (supervision,))
+    watchdog.daemon = True
+
+    def on_signal(signum: signal.Signals) -> None:
+        logger.warning("%s: shutting down.", signum.name)
+        if not stop.is_set():
+            watchdog.start()
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        upgrade(config.database_url)
+        with get_session() as session:
+            ensure_directory(session=session)
+        async with _supervised_nlu(config, supervision) as nlu:
+            if not stop.is_set():
+                await _serve(config, nlu, stop)
+    finally:
+        watchdog.cancel()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    logger.warning("CivicBot stopped.")
+
+
+def _overdue(supervision: Supervision) -> None:
+    """The shutdown took longer than `SHUTDOWN_SECONDS`: kill Rasa and exit 1 at once."""
+    logger.error("Shutdown took over %.0f s; exiting now.", SHUTDOWN_SECONDS)
+    running = supervision.running
+    if running is not None and running.process.poll() is None:
+        running.process.kill()
+    os._exit(1)
+
+
+@contextlib.asynccontextmanager
+async def _supervised_nlu(config: Settings, supervision: Supervision) -> AsyncIterator[NluClient]:
+    """The NLU client, with the local Rasa child supervised (or the configured servers'
+    health watched) beside it; the child stops when the block ends."""
+    url = config.nlu_url or f"http://127.0.0.1:{server.free_port()}"
+    stop = asyncio.Event()
+    async with NluClient.from_settings(url, config.nlu_token, config) as nlu:
+        if config.nlu_url:
+            watcher = watch_remote(nlu, config.nlu_token, stop, supervision)
+        else:
+            watcher = supervise_local(config, nlu, stop, supervision)
+        task = asyncio.create_task(watcher)
+        try:
+            yield nlu
+        finally:
+            stop.set()
+            await task
+
+
+async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
+    """The conversation, the channels and the web server, until `stop` is set."""
+    async with contextlib.AsyncExitStack() as stack:
+        conversation = Conversation(nlu=nlu)
+        desk = Desk(conversation)  # officials' messages first, citizens' behind
+        outputs: dict[Channel, OutputChannel] = {Channel.web: WebOutboxOutput()}
+        routes: list[BaseRoute] = []
+        telegram = application_from_settings(desk, config)
+        if telegram is not None:
+            if config.telegram_webhook_url:
+                routes.append(
+                    telegram_webhook_route(
+                        telegram, config.telegram_webhook_secret,
+                        webhook_path(config.telegram_webhook_url),
                     )
                 )  # fmt: skip
-                outputs[Channel.telegram] = TelegramOutput(telegram.bot, max_retries=0)
-            zalo = ZaloClient.from_settings(config)
-            if zalo is not None:
-                await stack.enter_async_context(zalo)
-                output = ZaloOutput(zalo)
-                outputs[Channel.zalo] = output
-                routes.append(
-                    zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output)
+            await stack.enter_async_context(
+                running_telegram(
+                    telegram, webhook_url=config.telegram_webhook_url,
+                    secret=config.telegram_webhook_secret,
                 )
-                await stack.enter_async_context(_polling_zalo(zalo, desk, output))
-            await stack.enter_async_context(_background(outputs))
-            app = create_app(desk, extra_routes=routes)
-            logger.warning(
-                "CivicBot at http://%s:%s (Telegram %s, Zalo %s)", config.http_host,
-                config.http_port, "on" if telegram else "off", "on" if zalo else "off",
             )  # fmt: skip
-            web = uvicorn.Server(
-                uvicorn.Config(
-                    app, host=config.http_host, port=config.http_port, log_level="warning"
-                )
+            outputs[Channel.telegram] = TelegramOutput(telegram.bot, max_retries=0)
+        zalo = ZaloClient.from_settings(config)
+        if zalo is not None:
+            await stack.enter_async_context(zalo)
+            output = ZaloOutput(zalo)
+            outputs[Channel.zalo] = output
+            routes.append(zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output))
+            await stack.enter_async_context(_polling_zalo(zalo, desk, output))
+        await stack.enter_async_context(_background(outputs))
+        app = create_app(desk, extra_routes=routes, nlu=nlu)
+        logger.warning(
+            "CivicBot at http://%s:%s (Telegram %s, Zalo %s)", config.http_host,
+            config.http_port, "on" if telegram else "off", "on" if zalo else "off",
+        )  # fmt: skip
+        web = _WebServer(
+            uvicorn.Config(
+                app, host=config.http_host, port=config.http_port, log_level="warning",
+                timeout_graceful_shutdown=GRACE_SECONDS,
             )
+        )  # fmt: skip
+        stopping = asyncio.create_task(_exit_when(stop, web))
+        try:
             await web.serve()
+        finally:
+            stopping.cancel()
+
+
+async def _exit_when(stop: asyncio.Event, web: uvicorn.Server) -> None:
+    await stop.wait()
+    web.should_exit = True  # no new connections; requests in flight get GRACE_SECONDS
 
 
 @contextlib.asynccontextmanager

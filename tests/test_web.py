@@ -96,7 +96,7 @@ async def test_the_chat_page_loads_with_its_assets(http: httpx.AsyncClient) -> N
 
 async def test_health(http: httpx.AsyncClient) -> None:
     response = await http.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"ok": True})
+    assert (response.status_code, response.json()) == (200, {"ok": True, "nlu": "fallback"})
 
 
 async def test_a_message_round_trips_with_buttons(

@@ -1,4 +1,9 @@
-"""The app's client of the Rasa NLU server: one long-lived httpx client, a retry, a fallback."""
+"""The app's client of the Rasa NLU servers: long-lived httpx clients, a retry, a fallback.
+
+Several servers (`CIVICBOT_NLU_URL` with commas) are used in turn. A health watcher
+(`bot.nlu.supervisor`) marks them up or down; the keyword fallback answers at once, with no
+request, while none is up.
+"""
 
 from __future__ import annotations
 
@@ -53,8 +58,25 @@ def remember_missing_sniffio() -> None:
 remember_missing_sniffio()
 
 
+class _NoServerUp(Exception):
+    """Every server is marked down: the fallback answers without trying them."""
+
+
+class _Backend:
+    """One Rasa server: its parse URL, its own connections, and whether it is up."""
+
+    def __init__(self, url: str, token: str, http: httpx.AsyncClient) -> None:
+        self.url = url
+        self.token = token
+        self.http = http
+        self.up = True
+        # Built once: httpx would parse and merge the URL and its query on every request.
+        self.parse_url = httpx.URL(f"{url}/model/parse", params={"token": token})
+
+
 class NluClient:
-    """Parses messages with the Rasa server; falls back to keywords when it is down."""
+    """Parses messages with the Rasa servers in turn; falls back to keywords when they are
+    down. `base_url`: one URL, or several separated by commas."""
 
     def __init__(
         self,
@@ -70,19 +92,24 @@ class NluClient:
         # Waiting here rather than in httpx's pool: its queue is rescanned on every request.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._slot_timeout = timeout
-        base_url = base_url.rstrip("/")
-        if transport is None and serves(httpx.URL(base_url)):
-            transport = LoopbackTransport()  # a local Rasa: no need for httpcore's pool
-        # Built once: httpx would parse and merge the URL and its query on every request.
-        self._parse_url = httpx.URL(f"{base_url}/model/parse", params={"token": token})
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-            ),
-        )
+        urls = [url.strip().rstrip("/") for url in base_url.split(",") if url.strip()]
+        if not urls:
+            raise ValueError("No NLU server URL given.")
+
+        def http(url: str) -> httpx.AsyncClient:
+            chosen = transport
+            if chosen is None and serves(httpx.URL(url)):
+                chosen = LoopbackTransport()  # a local Rasa: no need for httpcore's pool
+            return httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+                transport=chosen,
+                limits=httpx.Limits(
+                    max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+                ),
+            )
+
+        self.backends = [_Backend(url, token, http(url)) for url in urls]
+        self._turn = 0
 
     @classmethod
     def from_settings(cls, base_url: str, token: str, config: Settings) -> NluClient:
@@ -98,8 +125,22 @@ class NluClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pools."""
+        for backend in self.backends:
+            await backend.http.aclose()
+
+    @property
+    def mode(self) -> str:
+        """What understands messages now: "rasa" (a server is up) or "fallback"."""
+        return "rasa" if any(backend.up for backend in self.backends) else "fallback"
+
+    def set_up(self, url: str, up: bool) -> None:
+        """Mark the server at `url` up or down (the health watcher's verdict)."""
+        for backend in self.backends:
+            if backend.url == url.rstrip("/") and backend.up != up:
+                backend.up = up
+                logger.warning("NLU server %s is %s; NLU: %s.", url, "up" if up else "down",
+                               self.mode)  # fmt: skip
 
     async def parse(self, text: str) -> NluResult:
         """Understand one message. Never raises for bad input or a server that is down."""
@@ -110,19 +151,39 @@ class NluClient:
         try:
             raw = await self._post_parse(sent)
             return _from_rasa(text, raw, lead)
+        except _NoServerUp:  # known to be down: no warning for each message
+            return self._fallback(text, lead)
         except (httpx.HTTPError, NluResponseError, ValueError) as error:  # ValueError: not JSON
             logger.warning("NLU server unavailable (%s); using the keyword fallback.", error)
-            result = fallback.classify(text)
-            found = gazetteer().find(text[: lead + self._max_chars])
-            if found:
-                result.location = _location_result(found[0][2])
-            return result
+            return self._fallback(text, lead)
+
+    def _fallback(self, text: str, lead: int) -> NluResult:
+        """The keyword classifier's answer, with the place found on the map."""
+        result = fallback.classify(text)
+        found = gazetteer().find(text[: lead + self._max_chars])
+        if found:
+            result.location = _location_result(found[0][2])
+        return result
+
+    def _in_turn(self) -> list[_Backend]:
+        """The servers that are up, starting with the next one's turn."""
+        backends = self.backends
+        if len(backends) == 1:
+            return backends if backends[0].up else []
+        self._turn = (self._turn + 1) % len(backends)
+        turned = backends[self._turn :] + backends[: self._turn]
+        return [backend for backend in turned if backend.up]
 
     async def _post_parse(self, text: str) -> dict[str, Any]:
-        """POST /model/parse, retried once on a transport error or a 5xx answer."""
+        """POST /model/parse, retried once (on the next server that is up, if there is
+        another) on a transport error or a 5xx answer."""
+        backends = self._in_turn()
+        if not backends:
+            raise _NoServerUp("no NLU server is up")
         for attempt in (1, 2):
+            backend = backends[(attempt - 1) % len(backends)]
             try:
-                response = await self._post(text)
+                response = await self._post(backend, text)
                 if response.status_code >= 500 and attempt == 1:
                     continue
                 response.raise_for_status()
@@ -135,7 +196,7 @@ class NluClient:
                     raise
         raise NluResponseError("unreachable")  # pragma: no cover
 
-    async def _post(self, text: str) -> httpx.Response:
+    async def _post(self, backend: _Backend, text: str) -> httpx.Response:
         """One request, once one of the `max_in_flight` slots is free; waiting for a slot
         counts as httpx's pool timeout would (a server that hangs must not hold the queue)."""
         try:
@@ -144,7 +205,7 @@ class NluClient:
         except TimeoutError as error:
             raise httpx.PoolTimeout("all NLU requests in flight are waiting") from error
         try:
-            return await self._http.post(self._parse_url, json={"text": text})
+            return await backend.http.post(backend.parse_url, json={"text": text})
         finally:
             self._in_flight.release()
 

@@ -1,7 +1,13 @@
-"""Training and running the Rasa NLU server from its own Python 3.10 environment."""
+"""Training and running the Rasa NLU server from its own Python 3.10 environment.
+
+Rasa gets a minimal environment (none of the app's secrets) and its auth token through an
+inherited pipe, read by `nlu/rasa_launcher.py`: the token is in neither its command line
+nor its environment (`ps`, `/proc/<pid>/cmdline`, `/proc/<pid>/environ`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -22,6 +28,9 @@ from bot.nlu.exceptions import NluServerError
 logger = logging.getLogger(__name__)
 
 MODEL_INPUTS = ("config.yml", "data", "civicbot_nlu")
+LAUNCHER = NLU_DIR / "rasa_launcher.py"
+# All that Rasa gets of the app's environment: no CIVICBOT_* secret, no channel token.
+PASSED_ON = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE")
 STARTUP_TIMEOUT_SECONDS = 180.0
 NO_MODEL_GRACE_SECONDS = 20.0  # answering without a model this long: the model is unusable
 
@@ -44,10 +53,11 @@ def rasa_command(settings: Settings) -> list[str]:
 
 
 def rasa_env() -> dict[str, str]:
-    """Environment for Rasa: our components importable, no telemetry, no GPU probing."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NLU_DIR), env.get("PYTHONPATH")]))
+    """Environment for Rasa: a few harmless variables of ours, our components importable,
+    no telemetry, no GPU probing."""
+    env = {name: os.environ[name] for name in PASSED_ON if name in os.environ}
     env.update(
+        PYTHONPATH=str(NLU_DIR),
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="3",
         CUDA_VISIBLE_DEVICES="-1",
@@ -104,11 +114,23 @@ def free_port() -> int:
 
 
 def start(settings: Settings, *, port: int | None = None, quiet: bool = True) -> RunningServer:
-    """Start a Rasa server on loopback with the trained model and wait until it answers.
+    """Start a Rasa server on loopback with the trained model and wait until it answers
+    (not from a running event loop: `start_async` is for that).
 
     With no `port`, a free one is picked; if another process takes it first and Rasa exits,
     it is tried once more on another port.
     """
+    return asyncio.run(start_async(settings, port=port, quiet=quiet))
+
+
+async def start_async(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    quiet: bool = True,
+    timeout: float = STARTUP_TIMEOUT_SECONDS,
+) -> RunningServer:
+    """`start`, waiting without blocking the event loop; cancelling it stops Rasa."""
     if not settings.nlu_model_path.exists():
         raise NluServerError(
             f"No NLU model at {settings.nlu_model_path}; run `civicbot nlu train` first."
@@ -116,7 +138,7 @@ def start(settings: Settings, *, port: int | None = None, quiet: bool = True) ->
     attempts = 1 if port else 2
     for attempt in range(1, attempts + 1):
         try:
-            return _start_once(settings, port or free_port(), quiet=quiet)
+            return await _start_once(settings, port or free_port(), quiet=quiet, timeout=timeout)
         except _RasaExited:
             if attempt == attempts:
                 raise
@@ -124,31 +146,49 @@ def start(settings: Settings, *, port: int | None = None, quiet: bool = True) ->
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _start_once(settings: Settings, port: int, *, quiet: bool) -> RunningServer:
-    command = [
-        *rasa_command(settings), "run",
-        "--enable-api",
-        "--interface", "127.0.0.1",
-        "--port", str(port),
-        # "=" form: a generated token may start with "-", which argparse takes for an option.
-        f"--auth-token={settings.nlu_token}",
-        "--model", str(settings.nlu_model_path),
-    ]  # fmt: skip
+async def _start_once(
+    settings: Settings, port: int, *, quiet: bool, timeout: float
+) -> RunningServer:
     # Quiet: Rasa's output goes to a file, shown in the error if it fails to start.
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(tempfile.TemporaryFile()) if quiet else None
-        output = subprocess.STDOUT if log else None
-        process = subprocess.Popen(command, cwd=NLU_DIR, env=rasa_env(), stdout=log, stderr=output)
-        server = RunningServer(f"http://127.0.0.1:{port}", settings.nlu_token, process)
+        server = spawn(settings, port, log)
         try:
-            wait_until_ready(server)
+            await wait_until_ready(server, timeout)
         except NluServerError as error:
             stop(server)
-            raise NluServerError(f"{error}\n{_tail(log)}") from error
+            raise type(error)(f"{error}\n{_tail(log)}") from error
         except BaseException:
             stop(server)
             raise
     return server
+
+
+def spawn(settings: Settings, port: int, log: IO[bytes] | None = None) -> RunningServer:
+    """Start `rasa run` on loopback, the token written into a pipe it inherits; at once."""
+    command = [
+        str(settings.nlu_python), str(LAUNCHER), "{fd}", str(os.getpid()), "run",
+        "--enable-api",
+        "--interface", "127.0.0.1",
+        "--port", str(port),
+        "--model", str(settings.nlu_model_path),
+    ]  # fmt: skip
+    if not settings.nlu_python.exists():
+        raise NluServerError(f"No NLU environment at {settings.nlu_python}; run `make setup`.")
+    read, write = os.pipe()
+    try:
+        os.write(write, settings.nlu_token.encode())  # far below a pipe's buffer: no blocking
+        os.close(write)
+        command[2] = str(read)
+        output = subprocess.STDOUT if log else None
+        process = subprocess.Popen(
+            command, cwd=NLU_DIR, env=rasa_env(), stdout=log, stderr=output, pass_fds=(read,)
+        )
+    finally:
+        os.close(read)
+        with contextlib.suppress(OSError):
+            os.close(write)
+    return RunningServer(f"http://127.0.0.1:{port}", settings.nlu_token, process)
 
 
 def _tail(log: IO[bytes] | None, lines: int = 20) -> str:
@@ -163,25 +203,34 @@ class _RasaExited(NluServerError):
     """Rasa stopped while starting (e.g. its port was taken)."""
 
 
-def wait_until_ready(server: RunningServer, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+async def wait_until_ready(server: RunningServer, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
     """Poll the server's status endpoint until the model is loaded."""
     deadline = time.monotonic() + timeout
     answering_since: float | None = None
-    with httpx.Client(timeout=2.0) as client:
+    async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
                 raise _RasaExited(f"Rasa exited with code {server.process.returncode}.")
-            try:
-                response = client.get(f"{server.url}/status", params={"token": server.token})
-                if response.status_code == 200 and response.json().get("model_file"):
-                    return
+            answer = await status(client, server.url, server.token)
+            if answer == "ready":
+                return
+            if answer == "no model":
                 answering_since = answering_since or time.monotonic()
                 if time.monotonic() - answering_since > NO_MODEL_GRACE_SECONDS:
                     raise NluServerError(f"Rasa answers at {server.url} but loaded no model.")
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+            await asyncio.sleep(0.5)
     raise NluServerError(f"Rasa did not answer at {server.url} within {timeout:.0f} s.")
+
+
+async def status(client: httpx.AsyncClient, url: str, token: str) -> str:
+    """What Rasa's `/status` says: "ready" (a model loaded), "no model", or "down"."""
+    try:
+        response = await client.get(f"{url}/status", params={"token": token})
+        if response.status_code == 200 and response.json().get("model_file"):
+            return "ready"
+        return "no model" if response.status_code == 200 else "down"
+    except (httpx.HTTPError, ValueError):  # ValueError: not JSON
+        return "down"
 
 
 def stop(server: RunningServer) -> None:

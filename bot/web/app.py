@@ -8,8 +8,12 @@ or WebP; the page's message id in ``X-Message-Id``) and returns the replies the 
 cookie the server sets (HttpOnly, SameSite=Lax, Secure over HTTPS), never an id the page
 sends. Over a rate limit (`bot.channels.web_limits`) the answer is HTTP 429 with
 ``{"error": "rate_limited", "message": …, "retry_after": seconds}`` and ``Retry-After``.
-``GET /healthz`` answers ``{"ok": true}`` without touching any dependency. Webhook routes
-(Zalo, Telegram) come in as `extra_routes`.
+``GET /healthz`` answers ``{"ok": true, "nlu": …}`` without touching any dependency (the
+process is alive); ``GET /readyz`` answers
+``{"database": "ok"|"unreachable", "nlu": "rasa"|"fallback"}``, with 503 unless the database
+answers and a Rasa server is up (the keyword fallback still answers citizens meanwhile, but
+an instance without Rasa is not ready: a load balancer should prefer one with it).
+Webhook routes (Zalo, Telegram) come in as `extra_routes`.
 The Open311 GeoReport v2 API is under ``/open311/v2`` (`bot.web.open311`).
 ``GET /api/updates?after=ID`` returns the notifications the outbox delivered to the session's
 web chat after message id ``after`` (not the replies the POST returned) as
@@ -20,11 +24,13 @@ The officials' dashboard is under ``/dashboard`` (`bot.web.dashboard`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -111,6 +117,31 @@ class _SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class NluMode(Protocol):
+    """What understands messages now (`NluClient.mode`)."""
+
+    @property
+    def mode(self) -> str: ...
+
+
+READY_TIMEOUT_SECONDS = 5.0
+
+
+def _database_answers(engine: Engine | None) -> None:
+    with get_session(engine) as session:
+        session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+
+async def _database_state(engine: Engine | None) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await run_in_threadpool(_database_answers, engine)
+    except Exception as error:
+        logger.warning("Readiness: the database does not answer (%r).", error)
+        return "unreachable"
+    return "ok"
 
 
 # --- Web chat notifications (GET /api/updates) ----------------------------------------------
@@ -223,11 +254,13 @@ def create_app(
     max_text_chars: int = MAX_TEXT_CHARS,
     engine: Engine | None = None,
     settings: Settings | None = None,
+    nlu: NluMode | None = None,
 ) -> Starlette:
     """The app around `conversation`; `extra_routes` adds e.g. the Zalo webhook.
 
     `engine`: the database the web chat's notifications are read from (default: the app's).
     `settings`: the web chat's limits and upload directory (default: the app's).
+    `nlu`: what `/readyz` reports (without it, "fallback").
     """
     settings = settings or default_settings
     chat = WebChat(conversation, max_text_chars=max_text_chars)
@@ -256,8 +289,18 @@ def create_app(
         response = JSONResponse(replies, headers={"Cache-Control": "no-store"})
         return sessions.set_cookie(request, response, token)
 
+    def nlu_mode() -> str:
+        return nlu.mode if nlu is not None else "fallback"
+
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": True, "nlu": nlu_mode()}, headers={"Cache-Control": "no-store"})
+
+    async def readyz(request: Request) -> Response:
+        state = {"database": await _database_state(engine), "nlu": nlu_mode()}
+        ready = state == {"database": "ok", "nlu": "rasa"}
+        return JSONResponse(
+            state, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"}
+        )
 
     async def post_message(request: Request) -> Response:
         admitted = sessions.admit(request, "messages")
@@ -317,6 +360,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET", "HEAD"], name="index"),
         Route("/healthz", healthz, methods=["GET", "HEAD"], name="healthz"),
+        Route("/readyz", readyz, methods=["GET", "HEAD"], name="readyz"),
         Route("/api/web/messages", post_message, methods=["POST"], name="web_messages"),
         Route("/api/web/photos", post_photo, methods=["POST"], name="web_photos"),
         Route("/api/web/session", new_session, methods=["POST"], name="web_session"),
