@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -37,6 +37,7 @@ class Supervision:
     check_timeout: float = 2.0
     starts: int = 0
     running: server.RunningServer | None = None
+    waits: list[float] = field(default_factory=list)  # each backoff, in order
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
@@ -73,6 +74,7 @@ async def supervise_local(
                 logger.error("Rasa %s; restarting it in %.0f s.", reason, backoff)
             if time.monotonic() - started > watch.stable:
                 backoff = watch.first_backoff
+            watch.waits.append(backoff)
             await _sleep_unless(stop, backoff)
             backoff = min(backoff * 2, watch.max_backoff)
     finally:
