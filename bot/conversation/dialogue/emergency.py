@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from civicbot_nlu.normalize import has_diacritics, normalize
+from civicbot_nlu.normalize import has_diacritics, normalize, raw_words
 
 FIRE, POLICE, AMBULANCE = "114", "113", "115"
 
@@ -24,24 +24,28 @@ _PHRASES: dict[str, str] = {
         "chay ruc|chay lan|chay o|chay tai|chay cho|chay chung cu|chay can ho|chay tang|"
         "chay phong|chay kho|chay xuong|chay quan|chay rung|chay xe|chay ngun ngut|"
         "khoi mu mit|khoi cuon cuon|chap dien boc khoi|chap dien boc chay|chap chay|"
-        "on fire|a fire|burning"
+        "on fire|a fire|burning|fire in|smoke coming|smoke from|is burning"
+        "|bat lua|toe lua|phat lua|lua dang|lua boc|lua chay|boc khoi|khoi boc|khoi den|nghi chay"
     ),
     "gas": (
         "ro ri gas|ro gas|ri gas|xi gas|mui gas|hoi gas|ro khi gas|gas ro|ro ri ga|"
-        "ro ga|gas leak|smell gas|smell of gas"
+        "ro ga|gas leak|smell gas|smell of gas|ho gas|ho ga|xi ga|gas bi xi|ga bi xi|gas leaking"
     ),
-    "explosion": "no tung|phat no|vu no|tieng no|no lon|no binh|no tram|explosion|exploded",
+    "explosion": "no tung|phat no|vu no|tieng no|no lon|no binh|no tram|explosion|exploded|blew up",
     "collapse": (
         "dang sap|bi sap|sap do|sup do|nha sap|sap tran|sap nha|dang sup|sap xuong|"
         "mac ket|do sap|sap dan|ket trong thang may|ket thang may|bi ket trong|sat lo|"
         "lu cuon|nuoc cuon|cay do de|do de len|collapse|collapsed|collapsing|trapped|"
         "stuck in the lift"
         "|ngat khi|ket trong xe|nuoc dang len nhanh|ngap sau co nguoi|mac ket tren"
+        "|ket dau|ket tay|ket chan|ket trong|dung giua tang|de len nguoi|de trung nguoi|vui nha"
+        "|cuon troi|co nguoi ket|thang may roi|roi tu do"
     ),
     "drowning": (
         "duoi nuoc|chet duoi|bi duoi|roi xuong song|roi xuong ho|roi xuong ao|"
         "roi xuong gieng|nga xuong song|nga xuong ho|drowning|drowned"
-        "|lao xuong ho|lao xuong song|bi nuoc cuon"
+        "|lao xuong ho|lao xuong song|bi nuoc cuon|nga xuong ao|nga xuong gieng|roi xuong be"
+        "|khong thay len|chim xuong"
     ),
     "electric": "dien giat|giat dien|bi dien|electrocuted|electric shock",
     "injury": (
@@ -50,8 +54,16 @@ _PHRASES: dict[str, str] = {
         "te tu tang|bi xe can|bi xe tong|bi xe dam|tai can|can nguoi|tong nguoi|"
         "ngo doc|unconscious|bleeding|ambulance|heart attack"
         "|ran can|ran doc|bi cho can|fell from|collapsed on|not breathing|stroke"
+        "|dau nguc|kho tho nang|tim tai|khong tho duoc|khong tho|hoc di vat|uong nham|vo oi|sap de"
+        "|chuyen da|bong nuoc soi|bong nang|bi bong|fainted|wont wake|won t wake|nguoi ngat|bi ngat"
+        "|ngat tren|ngat o|ngat giua|nam duoi duong|nam giua duong|gay chan|gay tay|non ra mau"
+        "|choking|overdose|seizure|bi danh trong thuong|nguoi bi dam|bi dam bang|bi dam dao"
+        "|bi chem|stabbed"
     ),
-    "self_harm": "dinh nhay|doi nhay|nhay cau|tu tu|nhay lau|suicide",
+    "self_harm": (
+        "dinh nhay|doi nhay|nhay cau|tu tu|nhay lau|suicide|nhay xuong song|nhay xuong ho|"
+        "nhay tu tang"
+    ),
     "accident": "tai nan|dam xe|dam nhau|va cham|lat xe|accident|crash",
     "crime": (
         "dang trom|dang cuop|cuop giat|an cuop|be khoa|danh nhau|dam chem|chem nhau|"
@@ -59,11 +71,27 @@ _PHRASES: dict[str, str] = {
         "xong vao nha|danh vo|danh dap|danh con|de doa giet|no sung|co sung|bi cuop|"
         "giat tui|giat dien thoai|robbery|stabbing|break in|breaking in|robbing|burglar"
         "|stabbed|being attacked|attacking|robbed|gun|cuop tien|dam nguoi"
+        "|co trom|trom dang|an trom|cay cua|cay khoa|treo vao nha|treo tuong|bi danh|danh hoi dong"
+        "|doa giet|nguoi bi dam|bi dam bang|bi dam dao|ma tau|breaking into|broke into|knife"
+        "|intruder|thief|followed by"
     ),
 }
 _KINDS = {kind: tuple(phrases.split("|")) for kind, phrases in _PHRASES.items()}
-# Look-alike syllables: with marks typed, the phrase must contain the marked form.
-_MARKED = {"chay": "cháy", "sap": ("sập", "sụp"), "no": "nổ", "duoi": "đuối", "giat": "giật"}
+# Look-alike syllables: where the citizen typed marks on that syllable, the phrase must
+# have the marked form; a syllable typed bare ("xe may đg chay") stays ambiguous and counts.
+_MARKED = {
+    "chay": ("cháy",),
+    "sap": ("sập", "sụp"),
+    "no": ("nổ",),
+    "duoi": ("đuối",),
+    "giat": ("giật",),
+    "ngat": ("ngất", "ngạt"),
+    "dam": ("đâm", "đám"),
+    "tong": ("tông",),
+}
+# Kinds where a syllable means something else: "chảy máu" (bleeding), "sắp đẻ" (about to
+# give birth) are injuries.
+_UNMARKED_IN = {"injury": {"chay", "sap"}}
 _PEOPLE_HURT = (
     "nguoi",
     "nam",
@@ -75,6 +103,16 @@ _PEOPLE_HURT = (
     "lying",
     "bat tinh",
     "cap cuu",
+    "be",
+    "em be",
+    "tre",
+    "child",
+    "nga",
+    "gay chan",
+    "gay tay",
+    "ket",
+    "mac ket",
+    "pedestrian",
 )
 _NOT_NOW = (
     "nguy co",
@@ -107,9 +145,67 @@ _NOT_NOW = (
     "last week",
     "yesterday",
     "insurance",
+    "nam 20",
+    "last year",
+    "last month",
+    "da mat",
+    "chung tu",
+    "khai tu",
+    "so cap cuu",
+    "so may",
+    "mien phi",
+    "duong day nong",
+    "hotline",
+    "number",
+    "dien tap",
+    "thu nghiem",
+    "phim",
+    "dot vang ma",
+    "vang ma",
+    "kham o dau",
+    "di kham",
+    "mau cam",
 )
 _WATER_FLOWS = re.compile(r"\bnuoc(?:\s+\w+){0,2}\s+chay\b")
-_URGENT = ("cuu voi", "cuu toi", "cuu", "giup voi", "khan cap", "ngay bay gio", "help", "now")
+# Things that burn without a fire: rice, a bulb, a fuse, a motor.
+_BURNT_THING = re.compile(
+    r"\b(?:com|chao|bong den|bong|cau chi|dong co|quat|bo sac|sac)"
+    r"(?:\s+\w+){0,2}?\s+(?:bi\s+)?chay\b"
+)
+_REAL_FIRE = ("lua", "khoi", "cuu", "lan", "fire", "smoke")
+# Word windows: "<thing> … <danger word>" within a few words.
+_WINDOWS: dict[str, re.Pattern[str]] = {
+    "explosion": re.compile(
+        r"\b(?:binh gas|binh ga|gas|noi ap suat|pin|bien ap|tram dien|lo hoi|lo)"
+        r"(?:\s+\w+){0,3}\s+(?:no|phat no)\b"
+    ),
+    "electric": re.compile(r"\b(?:dien|o cam|day dien)(?:\s+\w+){0,3}\s+bi giat\b"),
+    "accident": re.compile(
+        r"\b(?:xe|o to|oto|xe may|xe tai|xe bus|xe buyt|xe khach|taxi|car|motorbike|truck|bus)"
+        r"(?:\s+\w+){0,3}\s+(?:tong|dam|can|lat|hit|ran over|knocked)\b"
+    ),
+}
+_WINDOWS["gas"] = re.compile(
+    r"\b(?:gas|ga|binh ga|bep ga)(?:\s+\w+){0,3}\s+(?:bi xi|xi ra|ro ri|bi ro|bi ho)\b"
+)
+_WINDOW_WORDS = {
+    "gas": (),
+    "explosion": ("no",),
+    "electric": ("giat",),
+    "accident": ("tong", "dam"),
+}
+_URGENT = (
+    "cuu voi",
+    "cuu toi",
+    "cuu",
+    "cuu vs",
+    "giup voi",
+    "khan cap",
+    "ngay bay gio",
+    "help",
+    "now",
+    "sos",
+)
 _NUMBERS: dict[str, tuple[str, ...]] = {
     "fire": (FIRE,),
     "gas": (FIRE,),
@@ -137,31 +233,51 @@ def _contains(text: str, phrase: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])", text) is not None
 
 
-def _marked_ok(phrase: str, original: str) -> bool:
-    """With marks typed, an ambiguous syllable of the phrase must be the marked one."""
+def _marked_ok(phrase: str, text: str, kind: str) -> bool:
+    """Where the citizen typed marks on an ambiguous syllable of the phrase, they must be
+    the marked form of the phrase; a syllable typed bare counts."""
+    exempt = _UNMARKED_IN.get(kind, set())
     for syllable in phrase.split():
-        marked = _MARKED.get(syllable)
-        if marked is None:
+        forms = _MARKED.get(syllable)
+        if forms is None or syllable in exempt:
             continue
-        forms = (marked,) if isinstance(marked, str) else marked
-        if not any(form in original for form in forms):
+        typed = [text[w.start : w.end].lower() for w in raw_words(text) if w.text == syllable]
+        if typed and not any(t == syllable or t in forms for t in typed):
             return False
     return True
 
 
+def _window_ok(kind: str, folded: str, text: str) -> bool:
+    pattern = _WINDOWS.get(kind)
+    match = pattern.search(folded) if pattern else None
+    if match is None:
+        return False
+    return all(
+        _marked_ok(word, text, kind) for word in _WINDOW_WORDS[kind] if word in match.group()
+    )
+
+
 def detect(text: str) -> Emergency | None:
     """The emergency the message reports, or None."""
-    folded = normalize(text)
-    original = text.lower()
-    marks = has_diacritics(text)
+    # the ambulance or its number named, not called for: "xe cấp cứu chạy ẩu", "số cấp cứu"
+    folded = re.sub(r"(?<!goi )\b(?:xe|so|khoa|tram) cap cuu\b", " ", normalize(text))
     found = [
         kind
         for kind, phrases in _KINDS.items()
-        if any(_contains(folded, p) and (not marks or _marked_ok(p, original)) for p in phrases)
+        if any(_contains(folded, p) and _marked_ok(p, text, kind) for p in phrases)
+        or _window_ok(kind, folded, text)
     ]
-    urgent = any(_contains(folded, u) for u in _URGENT)
-    if "fire" in found and not marks and _WATER_FLOWS.search(folded):
+    # "cấp cứu", "cứu hỏa", "cứu hộ" name services, they are no cry for help
+    bare = re.sub(r"\b(?:cap cuu|cuu hoa|cuu thuong|cuu ho|cuu nan)\b", " ", folded)
+    urgent = any(_contains(bare, u) for u in _URGENT)
+    if "fire" in found and not has_diacritics(text) and _WATER_FLOWS.search(folded):
         found.remove("fire")  # "nuoc dang chay": water flowing, not a fire
+    if (
+        "fire" in found
+        and _BURNT_THING.search(folded)
+        and not any(_contains(folded, w) for w in _REAL_FIRE)
+    ):
+        found.remove("fire")  # "cơm bị cháy", "bóng đèn bị cháy": nothing is on fire
     if "accident" in found and not any(_contains(folded, p) for p in _PEOPLE_HURT):
         found.remove("accident")  # a crash with nobody hurt is a traffic matter
     if not found:
@@ -176,5 +292,10 @@ def detect(text: str) -> Emergency | None:
 
 
 def _cry_for_help(folded: str) -> bool:
-    """ "cứu với!" alone, or "help me" — nothing else said yet."""
-    return bool(re.fullmatch(r"\W*(cuu|cuu voi|cuu toi|cuu em|help|help me)\W*", folded))
+    """ "cứu với!", "cứu em với", "help me please", "sos" alone — nothing else said yet."""
+    return bool(
+        re.fullmatch(
+            r"\W*(?:cuu|help|sos)(?:\W+(?:voi|vs|toi|em|tui|minh|con|me|please|oi|di|nguoi))*\W*",
+            folded,
+        )
+    )
