@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from starlette.routing import BaseRoute
 
+from bot import inbox
 from bot.channels.telegram import (
     TelegramOutput,
     application_from_settings,
@@ -123,6 +124,10 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         conversation = Conversation(nlu=nlu)
         desk = Desk(conversation)  # officials' messages first, citizens' behind
+        # What a crash left stored and unhandled, before anything new (replies queued).
+        replayed = await inbox.replay(desk, before=utcnow())
+        if replayed:
+            logger.warning("Replayed %d message(s) left unhandled in the inbox.", replayed)
         outputs: dict[Channel, OutputChannel] = {Channel.web: WebOutboxOutput()}
         routes: list[BaseRoute] = []
         telegram = application_from_settings(desk, config)
@@ -148,7 +153,9 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
             outputs[Channel.zalo] = output
             routes.append(zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output))
             await stack.enter_async_context(_polling_zalo(zalo, desk, output))
-        await stack.enter_async_context(_background(outputs))
+        worker = OutboxWorker(outputs)
+        conversation.outbox = worker  # turns send through it: one 429 pause per channel
+        await stack.enter_async_context(_background(worker, desk))
         app = create_app(desk, extra_routes=routes, nlu=nlu)
         logger.warning(
             "CivicBot at http://%s:%s (Telegram %s, Zalo %s)", config.http_host,
@@ -173,12 +180,13 @@ async def _exit_when(stop: asyncio.Event, web: uvicorn.Server) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _background(outputs: dict[Channel, OutputChannel]) -> AsyncIterator[None]:
-    """The outbox worker, the escalation job and the weekly digests, beside the server."""
+async def _background(worker: OutboxWorker, desk: Desk) -> AsyncIterator[None]:
+    """The outbox worker, the inbox sweep, the escalation job and the weekly digests, beside
+    the server."""
     stop = asyncio.Event()
-    worker = OutboxWorker(outputs)
     tasks = [
         asyncio.create_task(worker.run(stop)),
+        asyncio.create_task(inbox.sweep(desk, stop)),
         asyncio.create_task(run_escalations(stop, calendar=calendar())),
         asyncio.create_task(_weekly_digests(stop)),
     ]

@@ -106,13 +106,14 @@ class _Claim:
     dedupe_key: str | None
     attempts: int  # after the claim: identifies it (`queries.release_outbox`)
     created_at: datetime
+    reply_to_id: int | None = None
 
     @classmethod
     def of(cls, row: OutboxMessage) -> _Claim:
         assert row.id is not None
         return cls(
             row.id, row.channel, row.recipient, dict(row.payload), row.dedupe_key,
-            row.attempts, row.created_at,
+            row.attempts, row.created_at, row.reply_to_id,
         )  # fmt: skip
 
     def context(self) -> str:
@@ -120,9 +121,9 @@ class _Claim:
         return f"outbox {self.id} ({self.channel} → {self.recipient}{key}, try {self.attempts})"
 
 
-def stored_payload(reply: Reply, outbox_id: int) -> dict[str, Any]:
+def stored_payload(reply: Reply, outbox_id: int, reply_to: int | None = None) -> dict[str, Any]:
     """What is stored with the outgoing message: like a chat reply's, plus the outbox row
-    and the files without their contents."""
+    (and the incoming message it answers) and the files without their contents."""
     return {
         "buttons": [asdict(b) for b in reply.buttons],
         "image_url": reply.image_url,
@@ -137,6 +138,7 @@ def stored_payload(reply: Reply, outbox_id: int) -> dict[str, Any]:
             for f in reply.files
         ],
         "outbox_id": outbox_id,
+        **({"reply_to": reply_to} if reply_to is not None else {}),
     }
 
 
@@ -229,7 +231,32 @@ class OutboxWorker:
             )
             claims = [_Claim.of(row) for row in rows]
         self.last_claimed = len(claims)
+        return await self._send_in_order(claims, now)
+
+    async def send_now(self, ids: list[int], output: OutputChannel | None = None) -> int:
+        """Send these queued messages now (a turn's replies), through `output` or the
+        channel's; those waiting behind an earlier message of their chat are left to the
+        worker, as are failures. Returns how many were sent."""
+        now = self._clock()
+        channels = [c for c in Channel if self._paused.get(c, now) <= now]
+        with get_session(self._engine) as session:
+            rows = queries.claim_due_outbox(
+                session=session,
+                limit=len(ids),
+                lease=self._lease,
+                now=now,
+                channels=channels,
+                ids=ids,
+            )
+            claims = [_Claim.of(row) for row in rows]
+        return await self._send_in_order(claims, now, output)
+
+    async def _send_in_order(
+        self, claims: list[_Claim], now: datetime, output: OutputChannel | None = None
+    ) -> int:
+        """Send claims in order; after a failure the later messages of that chat wait."""
         sent = 0
+        held: set[tuple[Channel, str]] = set()
         for index, claim in enumerate(claims):
             if self._stopping() or self._clock() - now > self._lease / 2:
                 # Stopping, or so slow the lease may run out: give the rest back now.
@@ -239,7 +266,18 @@ class OutboxWorker:
             if paused is not None and paused > self._clock():
                 self._release(claim, paused)
                 continue
-            sent += await self._deliver(claim)
+            chat = (claim.channel, claim.recipient)
+            if chat in held:  # behind a message of its chat that failed: due after it
+                self._release(claim, self._clock())
+                continue
+            channel_output = output or self.outputs.get(claim.channel)
+            if channel_output is None:
+                self._release(claim, self._clock())
+                continue
+            if await self._deliver(claim, channel_output):
+                sent += 1
+            else:
+                held.add(chat)
         return sent
 
     def _stopping(self) -> bool:
@@ -247,8 +285,7 @@ class OutboxWorker:
 
     # --- one message --------------------------------------------------------------------
 
-    async def _deliver(self, claim: _Claim) -> bool:
-        output = self.outputs[claim.channel]
+    async def _deliver(self, claim: _Claim, output: OutputChannel) -> bool:
         try:
             reply = reply_from_payload(claim.payload)
         except Exception as error:  # written by something else than reply_to_payload
@@ -272,7 +309,7 @@ class OutboxWorker:
                 with get_session(self._engine) as session:
                     queries.record_outbox_sent(
                         session=session, message_id=claim.id, text=reply.text,
-                        payload=stored_payload(reply, claim.id),
+                        payload=stored_payload(reply, claim.id, claim.reply_to_id),
                         channel_message_id=channel_message_id, now=self._clock(),
                     )  # fmt: skip
                 return

@@ -246,6 +246,8 @@ class Message(MessageBase, table=True):
         sa.Index("ix_message_chat_created", "channel", "chat_id", "created_at"),
         # Weekly digests: the week's procedure questions.
         sa.Index("ix_message_created_at", "created_at"),
+        # The inbox: incoming messages stored and not handled yet (replayed after a crash).
+        sa.Index("ix_message_unhandled", "direction", "handled_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -467,6 +469,7 @@ class OutboxMessageBase(SQLModel):
     recipient: str = Field(max_length=128)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     dedupe_key: str | None = Field(default=None, max_length=255)
+    reply_to_id: int | None = None  # the incoming message this replies to (a chat's turn)
 
 
 class OutboxMessageCreate(OutboxMessageBase):
@@ -484,6 +487,9 @@ class OutboxMessage(OutboxMessageBase, table=True):
     __table_args__ = (
         sa.UniqueConstraint("dedupe_key"),
         sa.Index("ix_outbox_message_due", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_message_reply_to", "reply_to_id"),
+        # A message waits for the earlier unsent ones of its recipient.
+        sa.Index("ix_outbox_message_recipient", "channel", "recipient", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from bot.config import settings
@@ -37,7 +37,6 @@ from storage.models import (
     Direction,
     HumanRequest,
     Message,
-    MessageCreate,
     Official,
     OfficialRole,
     OutboxMessage,
@@ -110,6 +109,10 @@ _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
 # Sets the columns named in the parameters, on the message `message_id`.
 _UPDATE_MESSAGE = sa.update(_MESSAGE).where(_MESSAGE.c.id == sa.bindparam("message_id"))
+_HANDLED_AT = select(Message.handled_at).where(Message.id == sa.bindparam("message_id"))
+_SET_CITIZEN = _UPDATE_MESSAGE.where(_MESSAGE.c.citizen_id.is_(None))
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_INSERT_OUTBOX = sa.insert(_OUTBOX).returning(_OUTBOX.c.id)
 
 
 @cache
@@ -260,19 +263,22 @@ def flag_message(*, session: Session, message_id: int, **flags: Any) -> None:
     session.commit()
 
 
-def record_replies(*, session: Session, message_id: int, replies: Sequence[MessageCreate]) -> None:
-    """After a turn: the replies sent and the incoming message marked handled, in one
-    transaction (one commit per turn instead of one per reply)."""
+def store_inbox(*, session: Session, messages: Sequence[dict[str, Any]]) -> list[tuple[int, bool]]:
+    """The inbox: store incoming messages as a channel receives them, before it acknowledges
+    them (one transaction for a batch). Each dict has the columns of `store_incoming`
+    (channel, chat_id, channel_message_id, text, payload, user_id); returns each one's id and
+    whether it is new (a redelivery finds the row stored before, handled or not)."""
+    if not messages:
+        return []
     begin_write(session)
-    now = utcnow()
-    if replies:
-        rows = [
-            {**reply.model_dump(), "direction": Direction.outgoing, "created_at": now}
-            for reply in replies
-        ]
-        _core(session, sa.insert(_MESSAGE), rows)
-    _core(session, _UPDATE_MESSAGE, {"message_id": message_id, "handled_at": now})
+    stored = [
+        _insert_incoming_row(
+            session, _incoming_values(**{"citizen_id": None, "conversation_id": None, **m})
+        )
+        for m in messages
+    ]
     session.commit()
+    return stored
 
 
 @dataclass(frozen=True)
@@ -281,7 +287,7 @@ class TurnStart:
 
     citizen_id: int
     message_id: int
-    new: bool  # False: the channel delivered this message before; it is not handled again
+    new: bool  # False: this message was handled before (a redelivery); not handled again
     state: str | None  # the chat's dialogue state; None before its first turn
     data: dict[str, Any]
 
@@ -297,8 +303,10 @@ def start_turn(
     text: str,
     payload: dict[str, Any],
 ) -> TurnStart:
-    """Store a citizen's incoming message before anything else is done with it, with the
-    citizen (created on first contact), and read the chat's dialogue state: one transaction."""
+    """Store a citizen's incoming message before anything else is done with it (unless the
+    channel's inbox stored it already), with the citizen (created on first contact), and read
+    the chat's dialogue state: one transaction. A message stored and not handled yet (taken
+    in by the channel, or left by a crash) is new: it is handled now."""
     begin_write(session)
     citizen_id = _citizen_id(session, channel, user_id, display_name)
     values = _incoming_values(
@@ -306,30 +314,108 @@ def start_turn(
         payload=payload, user_id=user_id, citizen_id=citizen_id, conversation_id=None,
     )  # fmt: skip
     message_id, new = _insert_incoming_row(session, values)
+    if not new:
+        new = _core(session, _HANDLED_AT, {"message_id": message_id}).scalar() is None
+        if new:  # stored by the inbox, before the citizen was known
+            _core(session, _SET_CITIZEN, {"message_id": message_id, "citizen_id": citizen_id})
     saved = _core(session, _STATE_OF_CHAT, {"channel": channel, "chat_id": chat_id}).first()
     session.commit()
     state, data = saved if saved is not None else (None, {})
     return TurnStart(citizen_id, message_id, new, state, dict(data))
 
 
-def save_turn(
+def finish_turn(
     *,
     session: Session,
     message_id: int,
     nlu: dict[str, Any] | None,
     channel: Channel,
     chat_id: str,
-    state: str,
+    state: str | None,
     data: dict[str, Any],
     citizen_id: int | None,
-) -> None:
-    """A citizen's turn before its replies go out: what the NLU understood of the message (if
-    it was asked) and the chat's dialogue state, in one transaction."""
+    replies: Sequence[dict[str, Any]],
+) -> list[int]:
+    """The end of a citizen's turn, in one transaction: what the NLU understood of the message
+    (if it was asked), the chat's dialogue state, the replies queued in the outbox (payloads
+    of `reply_to_payload`, sent in order) and the message marked handled. Returns the ids of
+    the queued replies. `state` None leaves the chat's dialogue state as it is."""
     begin_write(session)
+    values: dict[str, Any] = {"message_id": message_id, "handled_at": utcnow()}
     if nlu is not None:
-        _core(session, _UPDATE_MESSAGE, {"message_id": message_id, "nlu": nlu})
-    _upsert_conversation_row(session, channel, chat_id, state, data, citizen_id)
+        values["nlu"] = nlu
+    _core(session, _UPDATE_MESSAGE, values)
+    if state is not None:
+        _upsert_conversation_row(session, channel, chat_id, state, data, citizen_id)
+    queued = queue_replies(
+        session=session, channel=channel, chat_id=chat_id, reply_to=message_id, replies=replies
+    )
     session.commit()
+    return queued
+
+
+def queue_replies(
+    *,
+    session: Session,
+    channel: Channel,
+    chat_id: str,
+    reply_to: int,
+    replies: Sequence[dict[str, Any]],
+) -> list[int]:
+    """Queue the replies to an incoming message, in order, in the caller's write transaction
+    (committed with it, a running outbox worker is woken)."""
+    now = utcnow()
+    ids: list[int] = []
+    for payload in replies:
+        row = dict(channel=channel, recipient=chat_id, payload=payload, reply_to_id=reply_to)
+        row.update(status=OutboxStatus.pending, attempts=0, next_attempt_at=now, created_at=now)
+        ids.append(_core(session, _INSERT_OUTBOX, row).scalar_one())
+    if ids:
+        session.info[OUTBOX_QUEUED] = True
+    return ids
+
+
+def mark_handled(*, session: Session, message_id: int) -> None:
+    """An incoming message needs nothing more (e.g. a second press of the same button)."""
+    begin_write(session)
+    _core(session, _UPDATE_MESSAGE, {"message_id": message_id, "handled_at": utcnow()})
+    session.commit()
+
+
+def unhandled_incoming(
+    *, session: Session, before: datetime, limit: int = 100
+) -> Sequence[Message]:
+    """Incoming messages stored before `before` and not handled, oldest first: what a crash
+    left in the inbox."""
+    return session.exec(
+        select(Message)
+        .where(
+            Message.direction == Direction.incoming,
+            col(Message.handled_at).is_(None),
+            Message.created_at < before,
+        )
+        .order_by(col(Message.id))
+        .limit(limit)
+    ).all()
+
+
+def replies_to(*, session: Session, message_id: int) -> list[dict[str, Any]]:
+    """The payloads of the replies queued for an incoming message, in order."""
+    rows = session.exec(
+        select(OutboxMessage.payload)
+        .where(OutboxMessage.reply_to_id == message_id)
+        .order_by(col(OutboxMessage.id))
+    ).all()
+    return [dict(payload) for payload in rows]
+
+
+def incoming_id(
+    *, session: Session, channel: Channel, chat_id: str, channel_message_id: str
+) -> int | None:
+    """The id of a stored incoming message, by the channel's id."""
+    keys = {"channel": channel, "chat_id": chat_id, "channel_message_id": channel_message_id}
+    found: int | None = _core(session, _EXISTING_INCOMING, keys).scalar()
+    return found
 
 
 def messages_of_chat(
@@ -652,7 +738,9 @@ def attachments_of_ticket(*, session: Session, ticket_id: int) -> Sequence[Attac
 
 # --- Outbox ---------------------------------------------------------------------------------
 
-OUTBOX_LEASE = timedelta(seconds=60)
+# A sender that dies mid-send (kill -9) holds its messages, and those behind them in their
+# chats, this long; a send takes at most PTB's 10 s read time-out.
+OUTBOX_LEASE = timedelta(seconds=20)
 OUTBOX_BACKOFF_BASE = timedelta(seconds=30)
 OUTBOX_BACKOFF_MAX = timedelta(hours=1)
 OUTBOX_MAX_ATTEMPTS = 8
@@ -704,27 +792,52 @@ def claim_due_outbox(
     lease: timedelta = OUTBOX_LEASE,
     now: datetime | None = None,
     channels: Collection[Channel] | None = None,
+    ids: Collection[int] | None = None,
 ) -> Sequence[OutboxMessage]:
-    """Claim up to `limit` due messages for sending, oldest first.
+    """Claim up to `limit` due messages for sending, in the order they were queued.
 
     One UPDATE … RETURNING: a claimed row counts an attempt and is not due again until the
     lease is over (PostgreSQL skips rows another sender is claiming: SKIP LOCKED). Call
     `record_outbox_sent` or `mark_outbox_failed` for each. `channels` limits the claim to
-    those channels (the others' rows stay untouched).
+    those channels (the others' rows stay untouched), `ids` to those rows.
+
+    In order per recipient: a message is not claimed while an earlier one to the same chat
+    waits (backing off, or claimed by a sender); claimed together, they come in order.
     """
-    if channels is not None and not channels:
+    if (channels is not None and not channels) or (ids is not None and not ids):
         return []
     begin_write(session)
     now = now or utcnow()
+    earlier = aliased(OutboxMessage)
+    waiting = col(earlier.next_attempt_at) > now  # backing off, or claimed by a sender
+    if ids is not None:  # … or not among those to claim
+        waiting = sa.or_(waiting, col(earlier.id).not_in(list(ids)))
+    held = (
+        select(earlier.id)
+        .where(
+            earlier.channel == OutboxMessage.channel,
+            earlier.recipient == OutboxMessage.recipient,
+            earlier.status == OutboxStatus.pending,
+            col(earlier.id) < col(OutboxMessage.id),
+            waiting,
+        )
+        .exists()
+    )
     due = (
         select(col(OutboxMessage.id))
-        .where(OutboxMessage.status == OutboxStatus.pending, OutboxMessage.next_attempt_at <= now)
-        .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+        .where(
+            OutboxMessage.status == OutboxStatus.pending,
+            OutboxMessage.next_attempt_at <= now,
+            ~held,
+        )
+        .order_by(col(OutboxMessage.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     if channels is not None:
         due = due.where(col(OutboxMessage.channel).in_(list(channels)))
+    if ids is not None:
+        due = due.where(col(OutboxMessage.id).in_(list(ids)))
     statement = (
         sa.update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
@@ -735,14 +848,14 @@ def claim_due_outbox(
         .values(attempts=col(OutboxMessage.attempts) + 1, next_attempt_at=now + lease)
         .returning(col(OutboxMessage.id))
     )
-    ids = list(session.exec(statement).scalars())
+    claimed = list(session.exec(statement).scalars())
     session.commit()
-    if not ids:
+    if not claimed:
         return []
     return session.exec(
         select(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids))
-        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        .where(col(OutboxMessage.id).in_(claimed))
+        .order_by(col(OutboxMessage.id))
         .execution_options(populate_existing=True)
     ).all()
 
@@ -967,7 +1080,8 @@ def outbox_updates_of_chat(
     *, session: Session, channel: Channel, chat_id: str, after: int = 0, limit: int = 100
 ) -> tuple[Sequence[Message], int]:
     """Outgoing messages of a chat stored after message id `after` that came from the outbox
-    (not the chat's own replies), oldest first, and the id to ask after next time.
+    and answer no message of the chat (notifications, not the chat's own replies), oldest
+    first, and the id to ask after next time.
 
     The next id is the last one looked at, outbox message or not, so replies are skipped once.
     """
@@ -983,5 +1097,7 @@ def outbox_updates_of_chat(
         .limit(limit)
     ).all()
     last = rows[-1].id if rows else None
-    found = [m for m in rows if m.payload.get("outbox_id") is not None]
+    found = [
+        m for m in rows if m.payload.get("outbox_id") is not None and "reply_to" not in m.payload
+    ]
     return found, last if last is not None else after

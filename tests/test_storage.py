@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, func, select
 
 from bot.config import settings
+from bot.conversation.messages import Reply, reply_to_payload
 from storage import migrate, queries
 from storage.db import SQLITE_BUSY_TIMEOUT_MS, create_db_engine, get_session, normalize_url
 from storage.models import (
@@ -35,7 +36,6 @@ from storage.models import (
     Citizen,
     Direction,
     Message,
-    MessageCreate,
     OutboxMessage,
     OutboxMessageCreate,
     OutboxStatus,
@@ -252,23 +252,19 @@ def test_a_turn_keeps_the_message_its_nlu_result_state_and_handled_time(session:
     assert stored.citizen_id == first.citizen_id and stored.nlu is None
     assert stored.handled_at is None
     nlu = {"intent": "check_status", "confidence": 0.93, "ticket_code": "PA-2026-000001"}
-    queries.save_turn(
+    queued = queries.finish_turn(
         session=session, message_id=first.message_id, nlu=nlu, channel=Channel.web,
         chat_id="s1", state="ask_place", data={"category": "waste"}, citizen_id=first.citizen_id,
+        replies=[reply_to_payload(Reply("Dạ"))],
     )  # fmt: skip
-    reply = MessageCreate(
-        direction=Direction.outgoing, channel=Channel.web, chat_id="s1", text="Dạ"
-    )
-    queries.record_replies(session=session, message_id=first.message_id, replies=[reply])
+    assert len(queued) == 1
+    assert queries.replies_to(session=session, message_id=first.message_id) == [
+        reply_to_payload(Reply("Dạ"))
+    ]
     session.expire_all()
     stored = session.get_one(Message, first.message_id)
     assert stored.nlu == nlu
     assert stored.handled_at is not None and stored.handled_at.tzinfo is not None
-    history = queries.messages_of_chat(session=session, channel=Channel.web, chat_id="s1")
-    assert [(m.direction, m.text) for m in history] == [
-        (Direction.incoming, "đơn PA-2026-000001 xử lý đến đâu rồi"),
-        (Direction.outgoing, "Dạ"),
-    ]
     again = start()  # the channel delivers the same message again
     assert not again.new and again.message_id == first.message_id
     assert again.citizen_id == first.citizen_id

@@ -19,6 +19,14 @@ the right ``X-Telegram-Bot-Api-Secret-Token``. Every update becomes one `Incomin
 - Only private chats are handled: the conversation collects personal data (names, phone
   numbers, addresses), which must not be echoed into a group. Group updates are ignored.
 
+Nothing is acknowledged before it is stored: every update goes through the application's
+update queue, an `InboxQueue` that stores the update's message in the inbox
+(`Inbox.accept`) before queueing it. PTB's Updater moves the getUpdates offset (which
+confirms the batch to Telegram) only after queueing the whole batch, and the webhook answers
+200 only after queueing; a failure to store leaves the update unconfirmed, to come again.
+What was stored and not handled when the process died is handled at the next start
+(bot/inbox.py).
+
 Updates are processed concurrently across chats and in order within a chat
 (`PerChatUpdateProcessor`). A failing update is logged with its update and chat ids by one
 error handler, the citizen gets an apology, and the bot goes on.
@@ -89,10 +97,12 @@ from bot.conversation.messages import (
     Button,
     ConversationHandler,
     GeoPoint,
+    Inbox,
     IncomingMessage,
     OutgoingFile,
     Reply,
 )
+from bot.lanes import ChatLanes
 
 logger = logging.getLogger(__name__)
 
@@ -426,12 +436,6 @@ async def _download_image(url: str) -> bytes | None:
 # --- Ordering: concurrent across chats, in order within a chat ---------------------------
 
 
-@dataclass
-class _ChatLane:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
 def _chat_key(update: object) -> int | None:
     if isinstance(update, Update):
         if update.effective_chat is not None:
@@ -456,7 +460,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     def __init__(self, max_running: int = 64, max_waiting: int = 4096):
         super().__init__(max_concurrent_updates=max(max_waiting, max_running, 2))
         self._running = asyncio.Semaphore(max_running)
-        self._lanes: dict[int, _ChatLane] = {}
+        self._lanes = ChatLanes()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run `coroutine` after the earlier updates of the same chat."""
@@ -465,27 +469,53 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             async with self._running:
                 await coroutine
             return
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = _ChatLane()
-        lane.users += 1
         try:
-            async with lane.lock, self._running:
+            async with self._lanes.hold(key), self._running:
                 await coroutine
         except asyncio.CancelledError:
             if inspect.iscoroutine(coroutine):
                 coroutine.close()  # cancelled before it ran: no "never awaited" warning
             raise
-        finally:
-            lane.users -= 1
-            if lane.users == 0:
-                del self._lanes[key]
 
     async def initialize(self) -> None:
         """Nothing to set up."""
 
     async def shutdown(self) -> None:
         """Nothing to free."""
+
+
+# --- The inbox: stored before acknowledged ------------------------------------------------
+
+
+class InboxQueue(asyncio.Queue[object]):
+    """The application's update queue: an update's message is stored in the inbox before
+    the update is queued, so before the Updater confirms it to Telegram (its next getUpdates
+    offset) and before the webhook answers 200. A second press of the same keyboard is
+    dropped here, not stored (`_ChannelState.first_press`)."""
+
+    def __init__(self, state: _ChannelState, inbox: Inbox | None) -> None:
+        super().__init__()
+        self.state = state
+        self.inbox = inbox
+
+    async def put(self, item: object) -> None:
+        if isinstance(item, Update) and self.inbox is not None:
+            message = incoming_message(item)
+            if message is not None and self._first_press(item):
+                try:
+                    self.inbox.accept([message])
+                except Exception:
+                    logger.exception("Telegram update %s could not be stored.", item.update_id)
+                    await asyncio.sleep(1.0)  # the database is down: no busy loop
+                    raise  # unconfirmed: Telegram delivers it again
+        await super().put(item)
+
+    def _first_press(self, update: Update) -> bool:
+        query = update.callback_query
+        pressed = query.message if query is not None else None
+        if query is None or pressed is None:
+            return True
+        return self.state.first_press(pressed.chat.id, pressed.message_id, query.id)
 
 
 # --- Handlers ----------------------------------------------------------------------------
@@ -609,8 +639,11 @@ def build_application(
         connection_limit=max_connections, connect_timeout=connect_timeout, read_timeout=read_timeout
     )
     polling = AiohttpRequest(connection_limit=1, connect_timeout=connect_timeout)
+    state = _ChannelState(conversation)
+    inbox = conversation if isinstance(conversation, Inbox) else None
     application = (
         Application.builder()
+        .update_queue(InboxQueue(state, inbox))
         .token(token)
         .base_url(base_url)
         .base_file_url(base_file_url or file_base_url(base_url))
@@ -620,7 +653,7 @@ def build_application(
         .job_queue(None)
         .build()
     )
-    application.bot_data[_STATE_KEY] = _ChannelState(conversation)
+    application.bot_data[_STATE_KEY] = state
     private = filters.ChatType.PRIVATE
     application.add_handler(MessageHandler(filters.UpdateType.MESSAGES & private, on_message))
     application.add_handler(CallbackQueryHandler(on_button))
@@ -657,8 +690,9 @@ def telegram_webhook_route(
 ) -> Route:
     """The route Telegram posts updates to; 403 without the right secret header.
 
-    The update is queued and answered 200 at once (Telegram waits for the answer before it
-    sends the next one); 503 while the application is not running, so Telegram retries.
+    The update is stored and queued, then answered 200 (Telegram waits for the answer before
+    it sends the next one); 503 while the application is not running or the update could
+    not be stored, so Telegram retries.
     """
     _check_secret(secret)
     expected = secret.encode()
@@ -681,7 +715,10 @@ def telegram_webhook_route(
         except Exception as error:  # not JSON, or not an update
             logger.warning("Telegram webhook: unreadable update (%r)", error)
             return Response(status_code=400)
-        await application.update_queue.put(update)
+        try:
+            await application.update_queue.put(update)
+        except Exception:  # not stored (logged by InboxQueue): Telegram sends it again
+            return Response(status_code=503)
         return Response(status_code=200)
 
     return Route(path, telegram_webhook, methods=["POST"], name="telegram_webhook")

@@ -8,8 +8,8 @@ A browser posts ``{message_id, text}`` (or ``button`` or ``location``), or a pho
 and gets the replies as ``[{text, buttons: [{label, data}], image_url}]``. The
 client-generated ``message_id`` makes a retried post safe: the same (session, message id) is
 handled once and its replies are returned again, also to a retry that arrives while the first
-is still being handled. That memory is in-process and bounded (the oldest ids are forgotten
-first).
+is still being handled (in-process and bounded memory), or after a restart (the conversation
+stores the message before answering, and its replies with it: they are read back).
 
 The web has no push: notifications from the outbox (`WebOutboxOutput`) are stored as outgoing
 messages, and the page asks for them (``GET /api/updates``, `parse_after`). Files are
@@ -34,6 +34,7 @@ from bot.conversation.messages import (
     Attachment,
     ConversationHandler,
     GeoPoint,
+    Inbox,
     IncomingMessage,
     OutgoingFile,
     Reply,
@@ -269,6 +270,9 @@ class WebChat:
             else:
                 result.cancel()
             raise
+        if not output.replies and isinstance(self.conversation, Inbox):
+            # handled before (a retry after a restart): the replies it got, from the database
+            output.replies = self.conversation.replies_to(message) or []
         replies = output.as_json()
         result.set_result(replies)
         return list(replies)

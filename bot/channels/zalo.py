@@ -60,7 +60,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +85,12 @@ from bot.conversation.messages import (
     Attachment,
     Button,
     ConversationHandler,
+    Inbox,
     IncomingMessage,
     OutgoingFile,
     Reply,
 )
+from bot.lanes import ChatLanes
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -493,8 +495,18 @@ class ZaloDispatcher:
         self.conversation = conversation
         self.output = output
         self.typing = typing
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
+        self.inbox = conversation if isinstance(conversation, Inbox) else None
+        self._lanes = ChatLanes()
+
+    def accept(self, updates: Sequence[Mapping[str, Any]]) -> None:
+        """Store the updates' messages in the inbox before they are acknowledged (raises
+        when the database cannot take them)."""
+        if self.inbox is None:
+            return
+        # As received: a number answering the offered choices becomes their button's data
+        # when it is handled (resolving consumes the choices).
+        messages = [update_to_message(u) for u in updates]
+        self.inbox.accept([m for m in messages if m is not None])
 
     async def dispatch(self, update: Mapping[str, Any]) -> bool:
         """Handle one update; True when it reached the conversation. Never raises."""
@@ -503,7 +515,7 @@ class ZaloDispatcher:
             if chat_id is None:
                 logger.info("Ignoring a Zalo update without a chat.")
                 return False
-            async with self._chat_lock(chat_id):
+            async with self._lanes.hold(chat_id):
                 message = update_to_message(update, self.output.choices)
                 if message is None:
                     return False
@@ -515,18 +527,6 @@ class ZaloDispatcher:
         except Exception:
             logger.exception("Handling a Zalo update failed.")
             return False
-
-    @contextlib.asynccontextmanager
-    async def _chat_lock(self, chat_id: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        self._users[chat_id] = self._users.get(chat_id, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[chat_id] -= 1
-            if not self._users[chat_id]:
-                del self._users[chat_id], self._locks[chat_id]
 
 
 def _chat_of(update: Mapping[str, Any]) -> str | None:
@@ -582,6 +582,10 @@ async def run_polling(
                 delay = min(delay * 2, max_retry_delay)
                 continue
             delay = retry_delay
+            try:  # Zalo hands an update out once: stored before anything else
+                dispatcher.accept(updates)
+            except Exception:
+                logger.exception("Zalo updates could not be stored; handling them anyway.")
             for update in updates:
                 task = asyncio.create_task(dispatcher.dispatch(update))
                 in_flight.add(task)
@@ -625,8 +629,9 @@ def zalo_webhook_route(
     """A Starlette route receiving Zalo's webhook posts.
 
     The `X-Bot-Api-Secret-Token` header must equal `secret` (constant-time comparison),
-    else 403 and nothing is read or handled. A good update is acknowledged with 200 at once
-    and handled right after the response is sent.
+    else 403 and nothing is read or handled. A good update is stored in the inbox, then
+    acknowledged with 200 and handled right after the response is sent (503 when it could
+    not be stored, so that Zalo sends it again).
     """
     if len(secret) < 8:
         logger.warning("The Zalo webhook secret is shorter than 8 characters: Zalo refuses it.")
@@ -644,6 +649,11 @@ def zalo_webhook_route(
             return JSONResponse({"ok": False, "description": description}, status_code=error.status)
         if not isinstance(update, dict):
             return JSONResponse({"ok": False, "description": "Not an update"}, status_code=400)
+        try:
+            dispatcher.accept([update])
+        except Exception:
+            logger.exception("A Zalo update could not be stored.")
+            return JSONResponse({"ok": False, "description": "Not stored"}, status_code=503)
         return JSONResponse({"ok": True}, background=BackgroundTask(dispatcher.dispatch, update))
 
     return Route(path, webhook, methods=["POST"], name="zalo_webhook")

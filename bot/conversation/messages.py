@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import itertools
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
 ChannelName = Literal["telegram", "zalo", "web"]
 
@@ -171,6 +171,59 @@ class CollectingOutput:
 class ConversationHandler(Protocol):
     """What channels call: handle one incoming message, replying through `output`."""
 
-    async def handle(self, message: IncomingMessage, output: OutputChannel) -> None:
-        """Store, understand and answer one message."""
+    async def handle(self, message: IncomingMessage, output: OutputChannel | None) -> None:
+        """Store, understand and answer one message; the replies go out through `output`
+        at once, or through the outbox worker without one (a replay)."""
+        ...
+
+
+def incoming_payload(message: IncomingMessage) -> dict[str, Any]:
+    """What is stored of an incoming message besides its text and ids (`incoming_from_row`
+    reads it back: the inbox replays a message from the database)."""
+    return {
+        "button": message.button,
+        "location": asdict(message.location) if message.location else None,
+        "attachments": [asdict(a) for a in message.attachments],
+        "edited": message.edited,
+        "metadata": message.metadata,
+        "display_name": message.display_name,
+    }
+
+
+def incoming_from_row(
+    *,
+    channel: str,
+    chat_id: str,
+    user_id: str | None,
+    channel_message_id: str,
+    text: str,
+    payload: dict[str, Any],
+) -> IncomingMessage:
+    """The message `incoming_payload` and its row stored."""
+    location = payload.get("location")
+    return IncomingMessage(
+        channel=channel,  # type: ignore[arg-type]
+        chat_id=chat_id,
+        user_id=user_id or chat_id,
+        message_id=channel_message_id,
+        text=text,
+        button=payload.get("button"),
+        location=GeoPoint(**location) if location else None,
+        attachments=tuple(Attachment(**a) for a in payload.get("attachments") or ()),
+        edited=bool(payload.get("edited")),
+        display_name=payload.get("display_name"),
+        metadata=dict(payload.get("metadata") or {}),
+    )
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """Where a channel stores what it receives before acknowledging it (the conversation)."""
+
+    def accept(self, messages: list[IncomingMessage]) -> list[bool]:
+        """Store the messages durably (one transaction); whether each is new."""
+        ...
+
+    def replies_to(self, message: IncomingMessage) -> list[Reply] | None:
+        """The replies queued for a message handled before (None: not stored)."""
         ...

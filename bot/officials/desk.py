@@ -8,10 +8,8 @@ keeps an official's pending step (e.g. "type the reason") in the chat's stored s
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +19,17 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.conversation.engine import Conversation
-from bot.conversation.messages import Button, IncomingMessage, OutputChannel, Reply
+from bot.conversation.messages import (
+    Button,
+    IncomingMessage,
+    OutputChannel,
+    Reply,
+    reply_to_payload,
+)
 from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
 from bot.directory import store
 from bot.intake import expected, official_buttons, place_text
+from bot.lanes import ChatLanes
 from bot.officials import access, actions, signin
 from bot.officials.actions import ActionRefused
 from bot.officials.invites import find_invite_code, link_official
@@ -73,9 +78,17 @@ class Desk:
         self.conversation = conversation
         self._engine = engine
         self._clock = clock
-        self._locks = ChatLocks()
+        self._locks = ChatLanes()  # only the chats in flight
 
-    async def handle(self, message: IncomingMessage, output: OutputChannel) -> None:
+    def accept(self, messages: list[IncomingMessage]) -> list[bool]:
+        """The inbox, the same for officials and citizens (`Conversation.accept`)."""
+        return self.conversation.accept(messages)
+
+    def replies_to(self, message: IncomingMessage) -> list[Reply] | None:
+        """The replies queued for a message handled before (`Conversation.replies_to`)."""
+        return self.conversation.replies_to(message)
+
+    async def handle(self, message: IncomingMessage, output: OutputChannel | None) -> None:
         """An official's message (or invite, or officials' button) here; others to citizens."""
         channel = Channel(message.channel)
         if channel == Channel.web:  # anonymous browser sessions: never an official's account
@@ -98,33 +111,8 @@ class Desk:
                 if turn.store():
                     turn.respond()
                     turn.save()
-            for reply in turn.replies:
-                await output.send(message.chat_id, reply)
-
-
-class ChatLocks:
-    """One lock per chat, so a chat's messages are handled one at a time; a chat's lock is
-    dropped when nobody holds or waits for it, so the map holds only the chats in flight."""
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            if output is not None:
+                await self.conversation.outbox.send_now(turn.queued, output)
 
 
 class _DeskTurn:
@@ -146,6 +134,7 @@ class _DeskTurn:
         self.replies: list[Reply] = []
         self.state = OFF_IDLE
         self.data: dict[str, Any] = {}
+        self.queued: list[int] = []  # the replies' outbox rows
 
     def store(self) -> bool:
         """Store the message first; False when this update was handled before."""
@@ -164,16 +153,17 @@ class _DeskTurn:
         if conversation is not None and conversation.state.startswith(OFF_IDLE):
             self.state, self.data = conversation.state, dict(conversation.data)
         self.session.commit()
-        return new
+        return new or stored.handled_at is None  # stored by the channel's inbox
 
     def save(self) -> None:
-        if self.official is None:  # a refused or wrong code: the chat stays the citizen's
-            return
-        queries.save_conversation(
-            session=self.session, channel=self.channel, chat_id=self.message.chat_id,
-            state=self.state, data=self.data, citizen_id=None,
+        """The pending step, the replies (queued in the outbox) and the message handled; a
+        refused or wrong code leaves the chat's state alone (it stays the citizen's)."""
+        state = self.state if self.official is not None else None
+        self.queued = queries.finish_turn(
+            session=self.session, message_id=self.stored_id, nlu=None, channel=self.channel,
+            chat_id=self.message.chat_id, state=state, data=self.data, citizen_id=None,
+            replies=[reply_to_payload(r) for r in self.replies],
         )  # fmt: skip
-        self.session.commit()
 
     def reply(self, text: str, buttons: tuple[Button, ...] = ()) -> None:
         self.replies.append(Reply(text=text, buttons=buttons))
