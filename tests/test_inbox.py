@@ -280,8 +280,12 @@ def test_replies_survive_500s_and_429s_and_arrive_in_order(
 async def test_a_web_post_retried_after_a_restart_gets_its_replies_from_the_database(
     engine: Engine,
 ) -> None:
-    post = {"session_id": "s9", "message_id": "m1", "text": "xin chào"}
-    first = await WebChat(Conversation(nlu=KeywordNlu(), engine=engine)).handle(post)
-    again = await WebChat(Conversation(nlu=KeywordNlu(), engine=engine)).handle(post)
+    post = {"message_id": "m1", "text": "xin chào"}
+    first = await WebChat(Conversation(nlu=KeywordNlu(), engine=engine)).handle(
+        post, session_id="s9"
+    )
+    again = await WebChat(Conversation(nlu=KeywordNlu(), engine=engine)).handle(
+        post, session_id="s9"
+    )
     assert again == first and "Xin chào" in first[0]["text"]
     assert len(incoming(engine)) == 1 and len(queued(engine)) == 1
