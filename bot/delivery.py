@@ -237,7 +237,7 @@ class OutboxWorker:
         """Send these queued messages now (a turn's replies), through `output` or the
         channel's; those waiting behind an earlier message of their chat are left to the
         worker, as are failures. Returns how many were sent."""
-        now = self._clock()
+        now = max(self._clock(), utcnow())  # queued just now, by the wall clock
         channels = [c for c in Channel if self._paused.get(c, now) <= now]
         with get_session(self._engine) as session:
             rows = queries.claim_due_outbox(

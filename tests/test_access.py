@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -19,13 +20,17 @@ from test_dashboard import NoConversation, csrf_of, sign_in, ticket_row
 
 from bot.conversation.messages import CollectingOutput, IncomingMessage
 from bot.conversation.texts import say
+from bot.delivery import OutboxWorker
 from bot.directory.routing import route
 from bot.officials import access
 from bot.officials.desk import Desk
 from bot.web.app import create_app
 from storage.models import (
+    Channel,
     Official,
     OfficialRole,
+    OutboxMessage,
+    OutboxStatus,
     RoutingRule,
     Ticket,
     TicketStatus,
@@ -74,6 +79,9 @@ def world(engine: Engine) -> World:
             ward=("00001", "Phường A"),
         )
         misrouted = waste_ticket(session, "ward-a", now=NOW, category="misconduct")
+        # The notifications so far went out before the test (the outbox worker).
+        session.execute(sa.update(OutboxMessage).values(status=OutboxStatus.sent))
+        session.commit()
         return World(people, waste.code, misconduct.code, misrouted.code)
 
 
@@ -97,6 +105,9 @@ class Chat:
         )
         before = len(self.output.sent)
         await self.desk.handle(message, self.output)
+        # What the app's outbox worker does: a reply waiting behind a notification to the
+        # same chat goes out after it.
+        await OutboxWorker({Channel.telegram: self.output}, engine=self.engine).run_once()
         return "\n".join(r.text for _, r in self.output.sent[before:])
 
     def buttons(self) -> list[str]:

@@ -268,9 +268,16 @@ def test_kill_9_mid_burst_loses_nothing_and_answers_each_once_in_order(
 def test_replies_survive_500s_and_429s_and_arrive_in_order(
     nlu_server: server.RunningServer, tmp_path: Path
 ) -> None:
-    faults = {"fail_500": 2.0, "fail_429": 2.0, "retry_after": 1, "settle": 40.0}
+    faults = {"fail_500": 2.0, "fail_429": 2.0, "retry_after": 1, "settle": 40.0, "seed": 3}
     figures, summary = chaos_run(
-        nlu_server, tmp_path, scenario="faults", kind="sqlite", chats=3, messages=4, **faults
+        nlu_server,
+        tmp_path,
+        scenario="faults",
+        kind="sqlite",
+        chats=3,
+        messages=4,
+        seed=3,
+        **faults,
     )
     assert (figures.stored, figures.handled, figures.answered_once) == (12, 12, 12), summary
     assert (figures.never_answered, figures.answered_twice) == (0, 0), summary

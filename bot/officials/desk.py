@@ -27,6 +27,7 @@ from bot.conversation.messages import (
     reply_to_payload,
 )
 from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
+from bot.delivery import OutboxWorker
 from bot.directory import store
 from bot.intake import expected, official_buttons, place_text
 from bot.lanes import ChatLanes
@@ -79,6 +80,7 @@ class Desk:
         self._engine = engine
         self._clock = clock
         self._locks = ChatLanes()  # only the chats in flight
+        self._outbox = OutboxWorker({}, engine=engine, clock=clock)
 
     def accept(self, messages: list[IncomingMessage]) -> list[bool]:
         """The inbox, the same for officials and citizens (`Conversation.accept`)."""
@@ -111,8 +113,10 @@ class Desk:
                 if turn.store():
                     turn.respond()
                     turn.save()
-            if output is not None:
-                await self.conversation.outbox.send_now(turn.queued, output)
+            if output is not None:  # through the app's worker when there is one (its 429 pause)
+                own = not isinstance(self.conversation, Conversation)
+                outbox = self._outbox if own else self.conversation.outbox
+                await outbox.send_now(turn.queued, output)
 
 
 class _DeskTurn:
