@@ -3,7 +3,7 @@ the incoming message it answers; indexes for unhandled incoming messages and for
 earlier unsent messages of a recipient.
 
 Revision ID: b7c2e1f04a93
-Revises: 7c1e5a9d2b40
+Revises: b7e2c4a91f03
 Create Date: 2026-12-06 05:40:00.000000
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "b7c2e1f04a93"
-down_revision: str | Sequence[str] | None = "7c1e5a9d2b40"
+down_revision: str | Sequence[str] | None = "b7e2c4a91f03"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
