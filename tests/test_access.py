@@ -27,6 +27,7 @@ from bot.officials.desk import Desk
 from bot.web.app import create_app
 from storage.models import (
     Channel,
+    HumanRequest,
     Official,
     OfficialRole,
     OutboxMessage,
@@ -268,3 +269,22 @@ def test_routing_never_sends_a_misconduct_complaint_to_its_own_ward(
         waste = route(session=session, category="waste", ward_code="00001")
     assert (misconduct.unit_id, misconduct.unrouted) == ("city", True)
     assert waste.unit_id == "ward-a"
+
+
+async def test_a_person_request_of_another_unit_cannot_be_answered(
+    engine: Engine, world: World, desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Session(engine) as session:
+        request = HumanRequest(channel="telegram", chat_id="citizen", unit_id="ward-a", text="?")
+        session.add(request)
+        session.commit()
+        request_id = request.id
+    caplog.set_level(logging.WARNING)
+    intruder = Chat(engine, desk, "handler-b")
+    refused = await intruder.send(button=f"h:reply:{request_id}")
+    unknown = await intruder.send(button="h:reply:999999")
+    assert refused == unknown.replace("999999", str(request_id))
+    assert "không thuộc đơn vị" in refused and "Refused" in caplog.text
+    assert "Nhập câu trả lời" in await Chat(engine, desk, "handler-a").send(
+        button=f"h:reply:{request_id}"
+    )

@@ -241,7 +241,8 @@ class _DeskTurn:
         if parts[0] == "h" and len(parts) == 3 and parts[1] == "reply":
             request = self.session.get(HumanRequest, int(parts[2])) if parts[2].isdigit() else None
             if request is None or request.unit_id != self.official_unit():
-                raise ActionRefused(say("utter_official_refused_unlinked"))
+                access.log_refusal(self.reader, "answer person request", parts[2])
+                raise ActionRefused(say("utter_official_human_request_not_found", id=parts[2]))
             self.state, self.data = OFF_HUMAN_REPLY, {"request": request.id}
             self.reply(say("utter_official_ask_human_reply"), (CANCEL_BUTTON,))
             return
