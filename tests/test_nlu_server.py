@@ -10,6 +10,7 @@ import sys
 import httpx
 import pytest
 
+from bot.config import Settings
 from bot.nlu import server
 from bot.nlu.client import NluClient
 
@@ -188,3 +189,17 @@ def test_cli_parse_jsonl_keeps_order(nlu_server: server.RunningServer) -> None:
     assert [r["text"] for r in results] == lines
     assert results[1]["category"] == "water"
     assert results[3]["procedure"] == "khai_sinh"
+
+
+async def test_start_called_from_async_code_waits_in_its_own_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scripts start the server from async code (`local_server` in bench_turn): `start` must
+    not call asyncio.run on the running loop."""
+    started = server.RunningServer.__new__(server.RunningServer)
+
+    async def fake_start(*args: object, **kwargs: object) -> server.RunningServer:
+        return started
+
+    monkeypatch.setattr(server, "start_async", fake_start)
+    assert server.start(Settings()) is started

@@ -8,6 +8,7 @@ nor its environment (`ps`, `/proc/<pid>/cmdline`, `/proc/<pid>/environ`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -115,12 +116,22 @@ def free_port() -> int:
 
 def start(settings: Settings, *, port: int | None = None, quiet: bool = True) -> RunningServer:
     """Start a Rasa server on loopback with the trained model and wait until it answers
-    (not from a running event loop: `start_async` is for that).
+    (blocking; from a running event loop `start_async` does not block it).
 
     With no `port`, a free one is picked; if another process takes it first and Rasa exits,
     it is tried once more on another port.
     """
-    return asyncio.run(start_async(settings, port=port, quiet=quiet))
+
+    def run() -> RunningServer:
+        return asyncio.run(start_async(settings, port=port, quiet=quiet))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    # Called from async code (scripts, `local_server`): wait in a thread of its own loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 async def start_async(
