@@ -4,7 +4,8 @@
 official's chat (and by a one-time link), unit isolation, leaders, the actions (the same
 functions as the Telegram buttons: the same events and notifications), CSRF, the digest.
 (b) `@pytest.mark.browser`: the real app under uvicorn, driven in Debian's headless Chromium
-through Playwright; it saves docs/dashboard-queue.png and docs/dashboard-digest.png.
+through Playwright; it saves dashboard-queue.png and dashboard-digest.png (in docs/ with
+CIVICBOT_UPDATE_SCREENSHOTS=1, tests/screens.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
+from screens import screenshot_folder
 from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -736,7 +738,7 @@ def test_in_chromium_sign_in_filter_act_and_read_the_digest(engine: Engine, serv
 
     seeded = _seed_city(engine)
     handler: Official = seeded["handler"]
-    docs = ROOT / "docs"
+    docs = screenshot_folder()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:

@@ -4,10 +4,11 @@ and the public reads them (and not the citizen's text) through Open311 in the sa
 from __future__ import annotations
 
 import pytest
+from screens import screenshot_folder
 from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session
-from test_dashboard import CHROMIUM, CODE, ROOT, outbox_texts, served  # noqa: F401 - a fixture
+from test_dashboard import CHROMIUM, CODE, outbox_texts, served  # noqa: F401 - a fixture
 
 from storage.models import OfficialRole, utcnow
 
@@ -53,7 +54,7 @@ def test_in_chromium_an_official_publishes_and_the_public_reads_it(
             page.get_by_label("Tiến độ, kết quả").fill("Tổ dân phố đã nhắc nhở, rác đã được dọn.")
             page.get_by_role("button", name="Công bố").click()
             expect(page.get_by_text("Đã công bố thông báo")).to_be_visible()
-            page.screenshot(path=str(ROOT / "docs" / "dashboard-open311.png"), full_page=True)
+            page.screenshot(path=str(screenshot_folder() / "dashboard-open311.png"), full_page=True)
 
             for fmt in ("json", "xml"):
                 page.goto(f"{served}/open311/v2/requests/{ticket.code}.{fmt}")
