@@ -9,6 +9,7 @@ same steps (anonymity first, then when, where, who and what).
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 from civicbot_nlu.patterns import find_phones
 
@@ -180,17 +181,21 @@ class AskPhone(Step):
         return None
 
 
-class AskWhen(Step):
-    state = "ask_when"
+class AskMisconductDetail(Step):
+    """When, or who (a position will do), of a complaint about an official: kept as written."""
+
+    def __init__(self, field: Literal["when", "who"]) -> None:
+        self.field = field
+        self.state = f"ask_{field}"
 
     def needed(self, form: Form, ctx: Context) -> bool:
-        return form.misconduct and form.when is None
+        return form.misconduct and getattr(form, self.field) is None
 
     def ask(self, ctx: Context, form: Form) -> None:
-        ctx.reply(ctx.say("utter_ask_when"), [cancel_button(ctx)])
+        ctx.reply(ctx.say(f"utter_ask_{self.field}"), [cancel_button(ctx)])
 
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
-        form.when = ctx.text
+        setattr(form, self.field, ctx.text)
         return Outcome.ADVANCE
 
 
@@ -282,20 +287,6 @@ class PickWard(Step):
         return Outcome.ADVANCE
 
 
-class AskWho(Step):
-    state = "ask_who"
-
-    def needed(self, form: Form, ctx: Context) -> bool:
-        return form.misconduct and form.who is None
-
-    def ask(self, ctx: Context, form: Form) -> None:
-        ctx.reply(ctx.say("utter_ask_who"), [cancel_button(ctx)])
-
-    async def read_text(self, ctx: Context, form: Form) -> Outcome:
-        form.who = ctx.text
-        return Outcome.ADVANCE
-
-
 class AskDescription(Step):
     state = "ask_description"
 
@@ -376,10 +367,10 @@ TABLE: tuple[Step, ...] = (
     AskCategory(),
     AskContact(first=True),
     AskPhone(),
-    AskWhen(),
+    AskMisconductDetail("when"),
     AskPlace(),
     PickWard(),
-    AskWho(),
+    AskMisconductDetail("who"),
     AskDescription(),
     AskPhotos(),
     AskContact(first=False),
