@@ -129,18 +129,12 @@ class AskContact(Step):
         ctx.reply(text, buttons)
 
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
-        phones = find_phones(ctx.text)
-        folded = reading.folded(ctx.text)
-        if phones:
-            form.phone, form.anonymous = phones[0].value, False
-        elif "an danh" in folded or "anonymous" in folded or reading.is_no(ctx.text):
-            form.anonymous, form.phone = True, None
-        elif reading.is_yes(ctx.text):
+        if _read_contact(ctx, form):
+            return Outcome.ADVANCE
+        if reading.is_yes(ctx.text):
             form.anonymous = False  # a number is asked for next
-        else:
-            ctx.reply(ctx.say("utter_invalid_phone"), [ctx.button("anonymous", ANONYMOUS)])
-            return Outcome.STAY
-        return Outcome.ADVANCE
+            return Outcome.ADVANCE
+        return _invalid_phone(ctx)
 
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         if data == ANONYMOUS:
@@ -154,6 +148,24 @@ class AskContact(Step):
         return Outcome.ADVANCE
 
 
+def _read_contact(ctx: Context, form: Form) -> bool:
+    """A phone number, or a wish to stay anonymous, read into the form; False: neither."""
+    phones = find_phones(ctx.text)
+    folded = reading.folded(ctx.text)
+    if phones:
+        form.phone, form.anonymous = phones[0].value, False
+    elif "an danh" in folded or "anonymous" in folded or reading.is_no(ctx.text):
+        form.anonymous, form.phone = True, None
+    else:
+        return False
+    return True
+
+
+def _invalid_phone(ctx: Context) -> Outcome:
+    ctx.reply(ctx.say("utter_invalid_phone"), [ctx.button("anonymous", ANONYMOUS)])
+    return Outcome.STAY
+
+
 class AskPhone(Step):
     state = "ask_phone"
 
@@ -164,15 +176,7 @@ class AskPhone(Step):
         ctx.reply(ctx.say("utter_ask_phone"), [ctx.button("anonymous", ANONYMOUS)])
 
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
-        phones = find_phones(ctx.text)
-        if phones:
-            form.phone = phones[0].value
-        elif "an danh" in reading.folded(ctx.text) or reading.is_no(ctx.text):
-            form.anonymous = True
-        else:
-            ctx.reply(ctx.say("utter_invalid_phone"), [ctx.button("anonymous", ANONYMOUS)])
-            return Outcome.STAY
-        return Outcome.ADVANCE
+        return Outcome.ADVANCE if _read_contact(ctx, form) else _invalid_phone(ctx)
 
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         if data == ANONYMOUS:
