@@ -32,15 +32,15 @@ from bot.channels.zalo import ZaloClient, ZaloOutput, run_polling, zalo_webhook_
 from bot.config import Settings
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import ConversationHandler, OutputChannel
-from bot.delivery import OutboxWorker
 from bot.digest.schedule import enqueue_weekly_digests
 from bot.directory.store import ensure_directory
-from bot.intake import calendar
 from bot.nlu import server
 from bot.nlu.client import NluClient
 from bot.nlu.supervisor import Supervision, supervise_local, watch_remote
 from bot.officials.desk import Desk
-from bot.officials.escalation import run_escalations
+from bot.outbox.worker import OutboxWorker
+from bot.tickets.escalation import run_escalations
+from bot.tickets.intake import calendar
 from bot.web.app import create_app
 from storage.db import get_session
 from storage.migrate import upgrade

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     nlu_model_path: Path = NLU_DIR / "models" / "civicbot.tar.gz"
 
     # --- Service levels: severities, deadlines in working time, escalation -----------------
-    # (bot/directory/deadlines.py, bot/officials/escalation.py; the rules they follow are in
+    # (bot/directory/deadlines.py, bot/tickets/escalation.py; the rules they follow are in
     # the comment above `DEFAULT_SEVERITY_BY_CATEGORY`). The maps below are JSON in the
     # environment and are merged over the defaults: `{"traffic": "urgent"}` changes one.
     severity_by_category: dict[str, SeverityName] = Field(
@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     web_photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     upload_dir: Path = ROOT / "var" / "uploads"
 
-    # --- Per-citizen daily caps, every channel (bot/intake.py) --------------------------------
+    # --- Per-citizen daily caps, every channel (bot/tickets/intake.py) ------------------------
     # Tickets filed and people asked for by one citizen per local day (CIVICBOT_TIMEZONE).
     max_tickets_per_day: int = Field(default=10, ge=1)
     max_person_requests_per_day: int = Field(default=5, ge=1)

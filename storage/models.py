@@ -357,7 +357,7 @@ class Ticket(TicketBase, table=True):
     resolve_escalation: int = 0
     reopen_count: int = 0
     # What Open311 publishes instead of the citizen's text: written or approved by an
-    # official (bot/officials/publish.py); until then a category + ward line.
+    # official (bot/tickets/publish.py); until then a category + ward line.
     public_summary: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)

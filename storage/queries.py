@@ -747,7 +747,7 @@ OUTBOX_MAX_ATTEMPTS = 8
 
 
 # Set in `session.info` by a transaction that queued a message: on its commit, running outbox
-# workers are woken (bot/delivery.py).
+# workers are woken (bot/outbox/worker.py).
 OUTBOX_QUEUED = "civicbot.outbox_queued"
 
 
@@ -918,14 +918,14 @@ def official_by_account(*, session: Session, channel: Channel, external_user_id:
     return found
 
 
-# --- Missed deadlines and their escalation (bot/officials/escalation.py) --------------------
+# --- Missed deadlines and their escalation (bot/tickets/escalation.py) --------------------
 
 # Tickets still being handled; the rest (resolved, closed, rejected) are done.
 OPEN_STATUSES = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
 # While a ticket waits in these states, its accept (resp. resolve) deadline is running.
 AWAITING_ACCEPTANCE = (TicketStatus.received,)
 # `need_info` is in neither: the clock stops while the citizen is asked (the resolve deadline
-# moves on by the working time waited when they answer, bot/officials/actions.py).
+# moves on by the working time waited when they answer, bot/tickets/workflow.py).
 AWAITING_RESOLUTION = (TicketStatus.received, TicketStatus.accepted)
 
 
@@ -979,7 +979,7 @@ def city_leaders(*, session: Session, linked_only: bool = True) -> Sequence[Offi
     return session.exec(statement.order_by(col(Official.id))).all()
 
 
-# --- Outbox delivery (bot/delivery.py) ------------------------------------------------------
+# --- Outbox delivery (bot/outbox/worker.py) ------------------------------------------------------
 
 
 def release_outbox(

@@ -1,4 +1,4 @@
-"""Issue 12, item 1: one rule for what an official may read and do (bot/officials/access.py),
+"""Issue 12, item 1: one rule for what an official may read and do (bot/tickets/access.py),
 tried as the attacker on both databases: an official of another unit typing sequential codes
 and pressing buttons in chat, the accused's unit reading a complaint about its officials, a
 transfer to the accused's unit, and the same on the dashboard."""
@@ -20,10 +20,10 @@ from test_dashboard import NoConversation, csrf_of, sign_in, ticket_row
 
 from bot.conversation.messages import CollectingOutput, IncomingMessage
 from bot.conversation.texts import say
-from bot.delivery import OutboxWorker
 from bot.directory.routing import route
-from bot.officials import access
 from bot.officials.desk import Desk
+from bot.outbox.worker import OutboxWorker
+from bot.tickets import access
 from bot.web.app import create_app
 from storage.models import (
     Channel,

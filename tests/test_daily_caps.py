@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 from bot.config import settings
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import CollectingOutput, IncomingMessage, Reply
-from bot.intake import DailyCapReached, file_ticket
 from bot.nlu.client import NluClient
 from bot.nlu.result import NluResult
+from bot.tickets.intake import DailyCapReached, file_ticket
 from storage.models import Channel, HumanRequest, OutboxMessage, Ticket, TicketCreate
 
 _ids = itertools.count(1)

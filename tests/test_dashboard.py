@@ -36,7 +36,6 @@ from bot.config import settings
 from bot.conversation.messages import IncomingMessage, OutputChannel, reply_from_payload
 from bot.conversation.texts import say
 from bot.digest.aggregate import IsoWeek
-from bot.officials import actions
 from bot.officials.desk import is_overdue
 from bot.officials.invites import invite_official
 from bot.officials.signin import (
@@ -46,6 +45,7 @@ from bot.officials.signin import (
     use_signin_link,
     verify_signin_code,
 )
+from bot.tickets import workflow
 from bot.web.app import create_app
 from bot.web.dashboard import QueueFilters, queue_tickets
 from storage import queries
@@ -416,8 +416,8 @@ def test_the_queue_filters(client: TestClient, engine: Engine, people: dict[str,
         ).code
         done = add_ticket(session, "ward-a", category="water")
         handler = session.get(Official, people["a"].id)
-        actions.accept(session=session, ticket=done, official=handler, now=utcnow())
-        actions.resolve(session=session, ticket=done, official=handler, note="Xong", now=utcnow())
+        workflow.accept(session=session, ticket=done, official=handler, now=utcnow())
+        workflow.resolve(session=session, ticket=done, official=handler, note="Xong", now=utcnow())
         resolved = done.code
     sign_in(client, engine, people["a"])
 
@@ -511,13 +511,13 @@ def test_dashboard_actions_are_the_chat_actions(
     steps: list[tuple[str, dict[str, str]]],
 ) -> None:
     """Each form calls the same function as the Telegram button: a twin ticket handled by
-    `bot.officials.actions` directly gets the same events and the same notifications."""
+    `bot.tickets.workflow` directly gets the same events and the same notifications."""
     functions: dict[str, Callable[..., None]] = {
-        "accept": actions.accept,
-        "ask": actions.ask_info,
-        "transfer": actions.transfer,
-        "resolve": actions.resolve,
-        "reject": actions.reject,
+        "accept": workflow.accept,
+        "ask": workflow.ask_info,
+        "transfer": workflow.transfer,
+        "resolve": workflow.resolve,
+        "reject": workflow.reject,
     }
     names = {"question": "question", "note": "note", "reason": "reason", "unit": "to_unit_id"}
     filed = utcnow()
@@ -695,17 +695,19 @@ def _seed_city(engine: Engine) -> dict[str, Any]:
             )
             if i % 5 == 4:
                 continue
-            actions.accept(session=session, ticket=t, official=handler, now=at + timedelta(hours=2))
+            workflow.accept(
+                session=session, ticket=t, official=handler, now=at + timedelta(hours=2)
+            )
             if i % 4 == 3:
                 continue
-            actions.resolve(
+            workflow.resolve(
                 session=session,
                 ticket=t,
                 official=handler,
                 note="Đã xử lý xong.",
                 now=at + timedelta(hours=20 + 3 * i),
             )
-            actions.rate(
+            workflow.rate(
                 session=session, ticket=t, rating=5 - i % 3, now=at + timedelta(hours=30 + 3 * i)
             )
         # This week: the open queue, one of them late.
@@ -826,7 +828,7 @@ def open_codes(
     with Session(engine) as session:
         tickets = session.exec(
             select(Ticket).where(
-                Ticket.lead_unit_id == unit, col(Ticket.status).in_(list(actions.OPEN_STATUSES))
+                Ticket.lead_unit_id == unit, col(Ticket.status).in_(list(workflow.OPEN_STATUSES))
             )
         ).all()
         return [

@@ -1,4 +1,4 @@
-"""The outbox worker (bot/delivery.py) against the fake Telegram and Zalo servers, on SQLite
+"""The outbox worker (bot/outbox/worker.py) against the fake Telegram and Zalo servers, on SQLite
 and PostgreSQL: retries with backoff, flood control, blocked users, restarts, files, web chat.
 
 The real python-telegram-bot `Bot` talks HTTP to the fake; the worker's clock is the test's.
@@ -26,7 +26,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from telegram import Bot
 
-from bot import delivery
 from bot.channels.telegram import TelegramOutput
 from bot.channels.web import SESSION_COOKIE, WebOutboxOutput, chat_id_of
 from bot.channels.zalo import ZaloApiError, ZaloClient, ZaloOutput
@@ -38,7 +37,8 @@ from bot.conversation.messages import (
     Reply,
     reply_to_payload,
 )
-from bot.delivery import Failure, OutboxWorker, classify_error
+from bot.outbox import worker as delivery
+from bot.outbox.worker import Failure, OutboxWorker, classify_error
 from bot.web.app import create_app
 from storage import migrate, queries
 from storage.db import create_db_engine
@@ -270,7 +270,7 @@ async def test_blocked_user_fails_for_good_and_others_are_unaffected(
     missing = enqueue(engine, "không-phải-chat", "Gửi nhầm chỗ", clock=clock)
     async with telegram(fake) as output:
         worker = OutboxWorker({Channel.telegram: output}, engine=engine, clock=clock)
-        with caplog.at_level(logging.WARNING, logger="bot.delivery"):
+        with caplog.at_level(logging.WARNING, logger="bot.outbox.worker"):
             assert await worker.run_once() == 2
         clock.advance(7200)
         assert await worker.run_once() == 0
@@ -283,7 +283,7 @@ async def test_blocked_user_fails_for_good_and_others_are_unaffected(
     assert [row(engine, i).status for i in ok] == [OutboxStatus.sent, OutboxStatus.sent]
     assert len(fake.calls_to("sendMessage", chat_id=BLOCKED)) == 1  # never tried again
     assert delivered(fake) == {(CHAT, f"Gửi {CHAT}"): 1, (OTHER, f"Gửi {OTHER}"): 1}
-    logged = [r.getMessage() for r in caplog.records if r.name == "bot.delivery"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "bot.outbox.worker"]
     assert any(f"outbox {blocked} (telegram → {BLOCKED}" in m and "blocked" in m for m in logged)
 
 
@@ -506,7 +506,7 @@ async def test_rows_of_a_channel_without_output_stay_pending_logged_once(
     enqueue(engine, CHAT, "Tin cho Telegram", clock=clock)
     async with telegram(fake) as output:
         worker = OutboxWorker({Channel.telegram: output}, engine=engine, clock=clock)
-        with caplog.at_level(logging.WARNING, logger="bot.delivery"):
+        with caplog.at_level(logging.WARNING, logger="bot.outbox.worker"):
             assert await worker.run_once() == 1
             clock.advance(7200)
             assert await worker.run_once() == 0

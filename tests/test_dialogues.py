@@ -34,8 +34,8 @@ from bot.conversation.messages import (
 from bot.directory.store import ensure_directory
 from bot.nlu import server
 from bot.nlu.client import NluClient
-from bot.officials import actions
 from bot.officials.invites import invite_official
+from bot.tickets import workflow
 from storage import queries
 from storage.db import create_db_engine
 from storage.migrate import upgrade
@@ -182,9 +182,9 @@ class Dialogue:
                 )[0]
             action = step["official"]
             if action == "accept":
-                actions.accept(session=session, ticket=ticket, official=official, now=NOW)
+                workflow.accept(session=session, ticket=ticket, official=official, now=NOW)
             elif action == "ask":
-                actions.ask_info(
+                workflow.ask_info(
                     session=session,
                     ticket=ticket,
                     official=official,
@@ -192,11 +192,11 @@ class Dialogue:
                     now=NOW,
                 )
             elif action == "resolve":
-                actions.resolve(
+                workflow.resolve(
                     session=session, ticket=ticket, official=official, note=step["text"], now=NOW
                 )
             elif action == "reject":
-                actions.reject(
+                workflow.reject(
                     session=session, ticket=ticket, official=official, reason=step["text"], now=NOW
                 )
             else:

@@ -22,14 +22,14 @@ from sqlmodel import Session, col, select
 from bot.config import Settings
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import deadlines_for
-from bot.officials import actions
-from bot.officials.escalation import (
+from bot.tickets import workflow
+from bot.tickets.escalation import (
     EscalationStep,
     escalate_overdue,
     remind_unanswered,
     run_escalations,
 )
-from bot.officials.notify import notify_officials
+from bot.tickets.notices import notify_officials
 from storage import queries
 from storage.db import create_db_engine
 from storage.models import (
@@ -427,7 +427,7 @@ def test_a_crash_leaves_neither_the_level_nor_the_messages(
             raise RuntimeError("the process died here")
         return notify_officials(**kwargs)
 
-    monkeypatch.setattr("bot.officials.escalation.notify_officials", crash_for_ba_dinh)
+    monkeypatch.setattr("bot.tickets.escalation.notify_officials", crash_for_ba_dinh)
     with caplog.at_level(logging.ERROR):
         steps = run(session, local(2026, 11, 23, 14))
     assert [s.ticket_code for s in steps] == [other.code]  # the other ticket went on
@@ -507,7 +507,7 @@ def test_an_unanswered_question_is_reminded_once(session: Session) -> None:
         now=FILED,
     )  # fmt: skip
     handler = session.exec(select(Official).where(Official.chat_id == "bd-handler")).one()
-    actions.ask_info(
+    workflow.ask_info(
         session=session, ticket=ticket, official=handler, question="Số nhà bao nhiêu?", now=FILED
     )
     due = CALENDAR.add_working_days(FILED, CONFIG.citizen_answer_days)
@@ -534,5 +534,5 @@ def test_an_unanswered_question_is_reminded_once(session: Session) -> None:
     assert "Số nhà bao nhiêu?" in sent["citizen"] and "vẫn đang chờ" in sent["citizen"]
     assert "chưa trả lời câu hỏi sau 5 ngày làm việc" in sent["bd-handler"]
 
-    actions.citizen_answer(session=session, ticket=ticket, text="Số 12", now=due)
+    workflow.citizen_answer(session=session, ticket=ticket, text="Số 12", now=due)
     assert remind(due + timedelta(days=30)) == []  # answered: nothing to remind

@@ -24,10 +24,10 @@ from bot.channels.telegram import TelegramOutput, build_application, running_tel
 from bot.channels.web import WebChat
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import CollectingOutput, IncomingMessage, reply_from_payload
-from bot.delivery import OutboxWorker
 from bot.lanes import ChatLanes
 from bot.nlu import server
 from bot.nlu.result import NluResult
+from bot.outbox.worker import OutboxWorker
 from storage import queries
 from storage.models import Channel, Direction, Message, OutboxMessage, OutboxStatus, utcnow
 

@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.conversation.messages import OutgoingFile, Reply, reply_from_payload, reply_to_payload
-from bot.officials import actions
-from bot.officials.actions import ActionRefused
 from bot.officials.desk import is_overdue, open_tickets
 from bot.officials.invites import find_invite_code, invite_official, link_official
-from bot.officials.notify import for_channel
+from bot.tickets import workflow
+from bot.tickets.notices import for_channel
+from bot.tickets.workflow import ActionRefused
 from storage import queries
 from storage.models import (
     AttachmentCreate,
@@ -129,22 +129,22 @@ def test_only_the_lead_units_handlers_and_supervisors_act(session: Session) -> N
     leader = official(session, "ward-a", "lead", OfficialRole.leader)
     for person in (None, other, leader):
         with pytest.raises(ActionRefused):
-            actions.accept(session=session, ticket=t, official=person, now=NOW)
+            workflow.accept(session=session, ticket=t, official=person, now=NOW)
     session.refresh(t)
     assert t.status == TicketStatus.received and statuses(session, t) == []
     supervisor = official(session, "ward-a", "sup", OfficialRole.supervisor)
-    actions.accept(session=session, ticket=t, official=supervisor, now=NOW)
+    workflow.accept(session=session, ticket=t, official=supervisor, now=NOW)
     assert t.status == TicketStatus.accepted
 
 
 def test_a_wrong_status_is_refused_without_change(session: Session) -> None:
     t = ticket(session)
     handler = official(session, "ward-a", "a1", OfficialRole.handler)
-    actions.reject(session=session, ticket=t, official=handler, reason="Trùng lặp", now=NOW)
+    workflow.reject(session=session, ticket=t, official=handler, reason="Trùng lặp", now=NOW)
     with pytest.raises(ActionRefused):
-        actions.accept(session=session, ticket=t, official=handler, now=NOW)
+        workflow.accept(session=session, ticket=t, official=handler, now=NOW)
     with pytest.raises(ActionRefused):
-        actions.rate(session=session, ticket=t, rating=5, now=NOW)
+        workflow.rate(session=session, ticket=t, rating=5, now=NOW)
     assert statuses(session, t) == ["rejected"]
 
 
@@ -157,17 +157,17 @@ def test_accept_ask_answer_resolve_rate(session: Session) -> None:
     official(session, "ward-a", "a2", OfficialRole.handler)
     session.add(Conversation(channel=Channel.telegram, chat_id="citizen-chat", state="idle"))
     session.commit()
-    actions.accept(session=session, ticket=t, official=a1, now=NOW)
+    workflow.accept(session=session, ticket=t, official=a1, now=NOW)
     assert t.accepted_at == NOW
-    actions.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
+    workflow.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
     conversation = session.exec(select(Conversation)).one()
     session.refresh(conversation)
-    assert (conversation.state, conversation.data) == (actions.ANSWER_INFO, {"ticket": t.code})
-    actions.citizen_answer(session=session, ticket=t, text="Ngõ 5", now=NOW)
+    assert (conversation.state, conversation.data) == (workflow.ANSWER_INFO, {"ticket": t.code})
+    workflow.citizen_answer(session=session, ticket=t, text="Ngõ 5", now=NOW)
     with pytest.raises(ActionRefused):
-        actions.resolve(session=session, ticket=t, official=a1, note="  ", now=NOW)
-    actions.resolve(session=session, ticket=t, official=a1, note="Đã dọn sạch", now=NOW)
-    actions.rate(session=session, ticket=t, rating=4, now=NOW)
+        workflow.resolve(session=session, ticket=t, official=a1, note="  ", now=NOW)
+    workflow.resolve(session=session, ticket=t, official=a1, note="Đã dọn sạch", now=NOW)
+    workflow.rate(session=session, ticket=t, rating=4, now=NOW)
     session.refresh(t)
     assert (t.status, t.rating) == (TicketStatus.closed, 4)
     assert statuses(session, t) == ["accepted", "need_info", "accepted", "resolved", "closed"]
@@ -187,8 +187,8 @@ def test_accepting_an_urgent_ticket_early_brings_its_deadline_forward(session: S
     session.commit()
     filed_deadline = normal.resolve_by
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
-    actions.accept(session=session, ticket=urgent, official=a1, now=NOW)  # Monday 09:00
-    actions.accept(session=session, ticket=normal, official=a1, now=NOW)
+    workflow.accept(session=session, ticket=urgent, official=a1, now=NOW)  # Monday 09:00
+    workflow.accept(session=session, ticket=normal, official=a1, now=NOW)
     session.refresh(urgent)
     session.refresh(normal)
     hanoi = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -199,14 +199,14 @@ def test_accepting_an_urgent_ticket_early_brings_its_deadline_forward(session: S
             TicketEvent.ticket_id == urgent.id, TicketEvent.kind == "deadline"
         )
     ).all()
-    assert len(deadline_events) == 1 and deadline_events[0].actor == actions.actor_of(a1)
+    assert len(deadline_events) == 1 and deadline_events[0].actor == workflow.actor_of(a1)
     assert "Thời hạn trả lời: 14:00 thứ Hai, 23/11/2026" in outbox_to(session, "citizen-chat")[0]
     late = ticket(session)
     late.severity = Severity.urgent
     late.resolve_by = NOW + timedelta(hours=2)
     session.add(late)
     session.commit()
-    actions.accept(session=session, ticket=late, official=a1, now=NOW + timedelta(hours=1))
+    workflow.accept(session=session, ticket=late, official=a1, now=NOW + timedelta(hours=1))
     session.refresh(late)
     assert late.resolve_by == NOW + timedelta(hours=2)  # a late acceptance gains no time
 
@@ -216,7 +216,7 @@ def test_the_citizens_form_is_not_interrupted_by_a_question(session: Session) ->
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     session.add(Conversation(channel=Channel.telegram, chat_id="citizen-chat", state="ask_place"))
     session.commit()
-    actions.ask_info(session=session, ticket=t, official=a1, question="Ở đâu?", now=NOW)
+    workflow.ask_info(session=session, ticket=t, official=a1, question="Ở đâu?", now=NOW)
     conversation = session.exec(select(Conversation)).one()
     session.refresh(conversation)
     assert conversation.state == "ask_place"  # the question comes with a "Trả lời" button
@@ -226,33 +226,33 @@ def test_transfer_starts_again_at_the_new_unit(session: Session) -> None:
     t = ticket(session)
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     b1 = official(session, "ward-b", "b1", OfficialRole.handler)
-    actions.accept(session=session, ticket=t, official=a1, now=NOW)
+    workflow.accept(session=session, ticket=t, official=a1, now=NOW)
     with pytest.raises(ActionRefused):
-        actions.transfer(session=session, ticket=t, official=a1, to_unit_id="ward-b", reason="",
+        workflow.transfer(session=session, ticket=t, official=a1, to_unit_id="ward-b", reason="",
                          now=NOW)  # fmt: skip
     with pytest.raises(ActionRefused):
-        actions.transfer(session=session, ticket=t, official=a1, to_unit_id="nowhere",
+        workflow.transfer(session=session, ticket=t, official=a1, to_unit_id="nowhere",
                          reason="x", now=NOW)  # fmt: skip
     later = NOW + timedelta(hours=1)
-    actions.transfer(session=session, ticket=t, official=a1, to_unit_id="ward-b",
+    workflow.transfer(session=session, ticket=t, official=a1, to_unit_id="ward-b",
                      reason="Địa bàn phường B", now=later)  # fmt: skip
     session.refresh(t)
     assert (t.lead_unit_id, t.status, t.accepted_at) == ("ward-b", TicketStatus.received, None)
     assert t.accept_by is not None and t.accept_by > later
     with pytest.raises(ActionRefused):  # the old unit can no longer act
-        actions.accept(session=session, ticket=t, official=a1, now=later)
+        workflow.accept(session=session, ticket=t, official=a1, now=later)
     assert any("Địa bàn phường B" in x for x in outbox_to(session, "b1"))
     assert any("UBND Phường B" in x for x in outbox_to(session, "citizen-chat"))
-    actions.accept(session=session, ticket=t, official=b1, now=later)
+    workflow.accept(session=session, ticket=t, official=b1, now=later)
 
 
 def test_not_fixed_reopens_with_a_new_deadline(session: Session) -> None:
     t = ticket(session)
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     sup = official(session, "ward-a", "sup", OfficialRole.supervisor)
-    actions.resolve(session=session, ticket=t, official=a1, note="Xong", now=NOW)
+    workflow.resolve(session=session, ticket=t, official=a1, note="Xong", now=NOW)
     later = NOW + timedelta(days=2)
-    actions.reopen(session=session, ticket=t, now=later)
+    workflow.reopen(session=session, ticket=t, now=later)
     session.refresh(t)
     assert (t.status, t.reopen_count, t.resolved_at) == (TicketStatus.accepted, 1, None)
     assert t.resolve_by is not None and t.resolve_by > later
@@ -260,13 +260,13 @@ def test_not_fixed_reopens_with_a_new_deadline(session: Session) -> None:
         assert any("CHƯA được giải quyết" in x for x in outbox_to(session, chat))
     assert sup.role == OfficialRole.supervisor
     with pytest.raises(ActionRefused):
-        actions.reopen(session=session, ticket=t, now=later)  # only a resolved ticket
+        workflow.reopen(session=session, ticket=t, now=later)  # only a resolved ticket
 
 
 def test_notifications_are_not_repeated(session: Session) -> None:
     t = ticket(session)
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
-    actions.accept(session=session, ticket=t, official=a1, now=NOW)
+    workflow.accept(session=session, ticket=t, official=a1, now=NOW)
     keys = session.exec(select(OutboxMessage.dedupe_key)).all()
     assert len(keys) == len(set(keys)) == 1
 
@@ -296,7 +296,7 @@ def test_photos_go_only_where_their_file_ids_mean_something(session: Session) ->
         )
     b1 = official(session, "ward-b", "b1", OfficialRole.handler)
     official(session, "ward-a", "a1", OfficialRole.handler)
-    actions.transfer(
+    workflow.transfer(
         session=session, ticket=t, official=b1, to_unit_id="ward-a", reason="Sai địa bàn", now=NOW
     )
     [notice] = outbox_replies(session, "a1")
@@ -321,13 +321,13 @@ def test_the_resolve_clock_stops_while_the_citizen_is_asked(session: Session) ->
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     before = t.resolve_by
     assert before is not None
-    actions.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
+    workflow.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
     later = before + timedelta(days=3)  # the citizen answers only after the deadline
     assert not is_overdue(t, later)  # waiting for the citizen is nobody's delay
     assert open_tickets(session=session, unit_id="ward-a", overdue_at=later) == []
-    actions.citizen_answer(session=session, ticket=t, text="Ngõ 5", now=later)
+    workflow.citizen_answer(session=session, ticket=t, text="Ngõ 5", now=later)
     session.refresh(t)
-    calendar = actions.calendar()
+    calendar = workflow.calendar()
     waited = calendar.working_hours_between(NOW, later)
     assert waited > 0
     assert t.resolve_by == calendar.add_working_hours(before, waited)
@@ -341,8 +341,8 @@ def test_an_answer_at_once_moves_no_deadline(session: Session) -> None:
     t = ticket(session)
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     before = t.resolve_by
-    actions.ask_info(session=session, ticket=t, official=a1, question="Ảnh rõ hơn?", now=NOW)
-    actions.citizen_answer(session=session, ticket=t, text="Đây ạ", now=NOW)
+    workflow.ask_info(session=session, ticket=t, official=a1, question="Ảnh rõ hơn?", now=NOW)
+    workflow.citizen_answer(session=session, ticket=t, text="Đây ạ", now=NOW)
     session.refresh(t)
     assert t.resolve_by == before
     assert "lùi đến" not in outbox_to(session, "a1")[-1]

@@ -18,15 +18,15 @@ from sqlmodel import Session, col, select
 
 from bot.channels.telegram import TelegramOutput, build_application, running_telegram
 from bot.conversation.engine import Conversation
-from bot.delivery import OutboxWorker
 from bot.directory.store import ensure_directory, ward_unit
-from bot.intake import calendar
 from bot.nlu import server
 from bot.nlu.client import NluClient
 from bot.nlu.location import gazetteer
 from bot.officials.desk import Desk
-from bot.officials.escalation import escalate_overdue
 from bot.officials.invites import invite_official
+from bot.outbox.worker import OutboxWorker
+from bot.tickets.escalation import escalate_overdue
+from bot.tickets.intake import calendar
 from storage.db import create_db_engine
 from storage.migrate import upgrade
 from storage.models import (

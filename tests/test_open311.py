@@ -18,7 +18,7 @@ from bot.config import settings
 from bot.conversation.messages import IncomingMessage, OutputChannel
 from bot.conversation.texts import CATEGORY_NAMES
 from bot.directory.store import ensure_directory
-from bot.officials.publish import add_public_note, set_public_summary
+from bot.tickets.publish import add_public_note, set_public_summary
 from bot.web.app import create_app
 from bot.web.open311 import (
     NewRequestForm,

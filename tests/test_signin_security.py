@@ -25,10 +25,10 @@ from test_dashboard import CODE, NoConversation, add_official, csrf_of, outbox_t
 from bot.cli import main as cli_main
 from bot.config import settings
 from bot.conversation.messages import CollectingOutput, IncomingMessage
-from bot.delivery import OutboxWorker
 from bot.officials import signin
 from bot.officials.desk import Desk
 from bot.officials.invites import invite_official, link_official
+from bot.outbox.worker import OutboxWorker
 from bot.web.app import create_app
 from bot.web.dashboard import SESSION_COOKIE
 from storage.db import create_db_engine

@@ -28,9 +28,9 @@ from bot.channels.web_photos import clean_photo, portable, store_photo
 from bot.config import Settings, settings
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import IncomingMessage, OutgoingFile, OutputChannel, Reply
-from bot.intake import new_ticket_notice
-from bot.officials import actions
-from bot.officials.notify import for_channel
+from bot.tickets import workflow
+from bot.tickets.intake import new_ticket_notice
+from bot.tickets.notices import for_channel
 from bot.web.app import create_app
 from storage import queries
 from storage.models import Attachment as AttachmentRow
@@ -359,7 +359,7 @@ async def test_a_complaint_with_a_web_photo_reaches_the_officials_notice(
         (ticket,) = session.exec(select(Ticket)).all()
         (photo_row,) = session.exec(select(AttachmentRow)).all()
         assert photo_row.channel == Channel.web and photo_row.file_id.startswith("web:")
-        notice = new_ticket_notice(ticket, actions.photos_of(session, ticket))
+        notice = new_ticket_notice(ticket, workflow.photos_of(session, ticket))
     (sent,) = for_channel(notice, Channel.telegram).files  # what a Telegram official gets
     assert sent.content is not None and sent.content.startswith(b"\xff\xd8\xff")
 

@@ -28,8 +28,8 @@ from bot.conversation.messages import (
     reply_from_payload,
     reply_to_payload,
 )
-from bot.delivery import OutboxWorker
 from bot.lanes import ChatLanes
+from bot.outbox.worker import OutboxWorker
 from storage import queries
 from storage.db import get_session
 from storage.models import Channel, utcnow

@@ -5,7 +5,7 @@ target is an active unit wins. A rule to "the ward's unit" is passed over for a 
 a ward, or whose ward has no active unit. When nothing matches, the city intake unit gets the
 ticket, flagged `unrouted`: a ticket is never dropped.
 A complaint about officials (`misconduct`) never goes to the unit of its own ward, the
-accused's (`bot.officials.access`): such a rule is passed over.
+accused's (`bot.tickets.access`): such a rule is passed over.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bot.directory.store import get_unit, intake_unit, routing_rules, ward_unit
-from bot.officials import access
+from bot.tickets import access
 from storage.models import Unit
 
 logger = logging.getLogger(__name__)

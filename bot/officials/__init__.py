@@ -1,1 +1,1 @@
-"""The officials' side: invites, ticket actions, notifications, escalation."""
+"""The officials' side: invites, sign-in and the chat desk (above `bot/tickets/`)."""

@@ -27,13 +27,14 @@ from bot.conversation.messages import (
     reply_to_payload,
 )
 from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
-from bot.delivery import OutboxWorker
 from bot.directory import store
-from bot.intake import expected, official_buttons, place_text
 from bot.lanes import ChatLanes
-from bot.officials import access, actions, signin
-from bot.officials.actions import ActionRefused
+from bot.officials import signin
 from bot.officials.invites import find_invite_code, link_official
+from bot.outbox.worker import OutboxWorker
+from bot.tickets import access, workflow
+from bot.tickets.intake import expected, official_buttons, place_text
+from bot.tickets.workflow import ActionRefused
 from storage import queries
 from storage.db import get_session
 from storage.models import (
@@ -214,7 +215,7 @@ class _DeskTurn:
             say(
                 "utter_official_linked", name=official.name,
                 role=ROLE_NAMES[official.role.value],
-                unit=actions.unit_name(self.session, official.unit_id),
+                unit=workflow.unit_name(self.session, official.unit_id),
             )
         )  # fmt: skip
 
@@ -254,9 +255,9 @@ class _DeskTurn:
         if action == "view":
             self.show(ticket)
             return
-        actions.check_can_act(self.session, self.official, ticket)
+        workflow.check_can_act(self.session, self.official, ticket)
         if action == "acc":
-            actions.accept(session=self.session, ticket=ticket, official=self.official,
+            workflow.accept(session=self.session, ticket=ticket, official=self.official,
                            now=self.now)  # fmt: skip
             self.done("đã tiếp nhận", ticket)
         elif action == "ask":
@@ -297,7 +298,7 @@ class _DeskTurn:
             self.show(self.ticket(codes[0].value))
         else:
             self.reply(
-                say("utter_official_help", unit=actions.unit_name(self.session,
+                say("utter_official_help", unit=workflow.unit_name(self.session,
                                                                   self.official_unit()))
             )  # fmt: skip
 
@@ -306,7 +307,7 @@ class _DeskTurn:
         if state == OFF_HUMAN_REPLY:
             request = self.session.get(HumanRequest, int(data["request"]))
             assert request is not None
-            actions.answer_human_request(
+            workflow.answer_human_request(
                 session=self.session, request=request, official=self.official, text=text,
                 now=self.now,
             )  # fmt: skip
@@ -317,7 +318,7 @@ class _DeskTurn:
         common: dict[str, Any] = {"session": self.session, "ticket": ticket,
                                   "official": self.official, "now": self.now}  # fmt: skip
         if state == OFF_QUESTION:
-            actions.ask_info(question=text, **common)
+            workflow.ask_info(question=text, **common)
             what = "đã gửi câu hỏi tới người dân"
         elif state == OFF_RESOLUTION:
             if not text:  # a photo without a caption: keep it, wait for the note
@@ -325,14 +326,14 @@ class _DeskTurn:
                 self.reply(say("utter_official_ask_resolution", code=ticket.code),
                            (CANCEL_BUTTON,))  # fmt: skip
                 return
-            actions.resolve(note=text, photo_file_id=photo or data.get("photo"), **common)
+            workflow.resolve(note=text, photo_file_id=photo or data.get("photo"), **common)
             what = "đã báo kết quả giải quyết"
         elif state == OFF_REJECT_REASON:
-            actions.reject(reason=text, **common)
+            workflow.reject(reason=text, **common)
             what = "không tiếp nhận"
         elif state == OFF_TRANSFER_REASON:
-            actions.transfer(to_unit_id=str(data["unit"]), reason=text, **common)
-            what = f"đã chuyển tới {actions.unit_name(self.session, str(data['unit']))}"
+            workflow.transfer(to_unit_id=str(data["unit"]), reason=text, **common)
+            what = f"đã chuyển tới {workflow.unit_name(self.session, str(data['unit']))}"
         else:
             what = ""
         self.state, self.data = OFF_IDLE, {}
@@ -391,10 +392,10 @@ class _DeskTurn:
                 "utter_official_ticket", code=ticket.code,
                 category=CATEGORY_NAMES.get(ticket.category or "other", "Khác"),
                 status=OFFICIAL_STATUS_NAMES[ticket.status.value],
-                unit=actions.unit_name(self.session, ticket.lead_unit_id), place=place,
+                unit=workflow.unit_name(self.session, ticket.lead_unit_id), place=place,
                 description=ticket.description, accept_by=expected(ticket.accept_by),
                 resolve_by=expected(ticket.resolve_by),
-                history="\n".join(actions.history_lines(self.session, ticket)),
+                history="\n".join(workflow.history_lines(self.session, ticket)),
             ),
             official_buttons(ticket.code, ticket.status)
             if access.can_act(self.reader, ticket) else (),
@@ -404,7 +405,7 @@ class _DeskTurn:
         unit_id = self.official_unit()
         tickets = open_tickets(session=self.session, unit_id=unit_id, overdue_at=self.now
                                if overdue else None, reader=self.reader)  # fmt: skip
-        unit = actions.unit_name(self.session, unit_id)
+        unit = workflow.unit_name(self.session, unit_id)
         if not tickets:
             self.reply(say("utter_official_queue_empty", unit=unit))
             return
@@ -427,7 +428,7 @@ def open_tickets(
 ) -> list[Ticket]:
     """Open tickets of a unit (all units: None), oldest deadline first; only late ones when
     `overdue_at` is given (see `is_overdue`), only those `reader` may read when given."""
-    statement = select(Ticket).where(col(Ticket.status).in_(actions.OPEN_STATUSES))
+    statement = select(Ticket).where(col(Ticket.status).in_(workflow.OPEN_STATUSES))
     if reader is not None:
         statement = statement.where(access.readable_clause(reader))
     if unit_id is not None:

@@ -23,7 +23,7 @@ worth nothing. The official is read afresh on every request, so a deactivated of
 signed out at once.
 
 Who sees what: handlers and supervisors see their unit's tickets (any other ticket is a
-404) and act through `bot.officials.actions`, exactly as the Telegram buttons do; leaders see
+404) and act through `bot.tickets.workflow`, exactly as the Telegram buttons do; leaders see
 every unit and the city-wide digest, and do not act. Pages are server-rendered HTML with
 everything escaped, no script, and one stylesheet (``static/dashboard.css``).
 """
@@ -63,11 +63,12 @@ from bot.conversation.messages import OutgoingFile
 from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES
 from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week, weekly_digest
 from bot.digest.render import chart_png, csv_bytes, render_html
-from bot.intake import contact_text, expected, place_text
-from bot.officials import access, actions, signin
-from bot.officials.actions import ActionRefused
+from bot.officials import signin
 from bot.officials.desk import ROLE_NAMES, is_overdue, overdue_clause
-from bot.officials.publish import MAX_PUBLIC_CHARS, add_public_note, set_public_summary
+from bot.tickets import access, workflow
+from bot.tickets.intake import contact_text, expected, place_text
+from bot.tickets.publish import MAX_PUBLIC_CHARS, add_public_note, set_public_summary
+from bot.tickets.workflow import ActionRefused
 from storage import queries
 from storage.db import get_session
 from storage.models import (
@@ -132,7 +133,7 @@ class Viewer:
         return access.can_read(self.reader, ticket)
 
     def may_act(self, ticket: Ticket) -> bool:
-        """Whether the action forms are offered (`actions.check_can_act` decides in the end)."""
+        """Whether the action forms are offered (`workflow.check_can_act` decides in the end)."""
         return access.can_act(self.reader, ticket)
 
 
@@ -144,7 +145,7 @@ def load_viewer(*, session: Session, official_id: int) -> Viewer | None:
         return None
     return Viewer(
         id=reader.official_id, name=official.name, role=reader.role, unit_id=reader.unit_id,
-        unit_name=actions.unit_name(session, official.unit_id),
+        unit_name=workflow.unit_name(session, official.unit_id),
         unit_ward_code=reader.unit_ward_code,
     )  # fmt: skip
 
@@ -180,7 +181,7 @@ class QueueFilters:
     def statuses(self) -> tuple[TicketStatus, ...]:
         """The statuses shown (empty: all)."""
         if self.status == "open":
-            return actions.OPEN_STATUSES
+            return workflow.OPEN_STATUSES
         if self.status == "all":
             return ()
         return (TicketStatus(self.status),)
@@ -218,7 +219,7 @@ def queue_tickets(
         select(sa.func.count()).select_from(Ticket).where(sa.true(), *conditions)
     ).one()
     statement = select(Ticket).where(sa.true(), *conditions)
-    if statuses and set(statuses) <= set(actions.OPEN_STATUSES):
+    if statuses and set(statuses) <= set(workflow.OPEN_STATUSES):
         statement = statement.order_by(
             col(Ticket.resolve_by).is_(None), col(Ticket.resolve_by), col(Ticket.id)
         )
@@ -378,13 +379,13 @@ def render_queue(
     )
     scope = "Toàn thành phố" if viewer.is_leader and unit_id is None else None
     own = unit_id == viewer.unit_id  # its name was read with the viewer
-    heading = scope or (viewer.unit_name if own else actions.unit_name(session, unit_id))
+    heading = scope or (viewer.unit_name if own else workflow.unit_name(session, unit_id))
     shown = f"{len(tickets)}/{total}" if total > len(tickets) else str(total)
     rows = []
     for t in tickets:
         place = t.ward_name or t.location_text or "—"
         unit_cell = (
-            f'<td data-label="Đơn vị">{esc(actions.unit_name(session, t.lead_unit_id))}</td>'
+            f'<td data-label="Đơn vị">{esc(workflow.unit_name(session, t.lead_unit_id))}</td>'
             if viewer.is_leader
             else ""
         )
@@ -512,13 +513,13 @@ def render_ticket(
 ) -> str:
     """The ticket page: details, history and (for its unit's handlers) the action forms."""
     assert ticket.id is not None
-    photo_files = actions.photos_of(session, ticket)
+    photo_files = workflow.photos_of(session, ticket)
     photos = len(photo_files)
     place, contact = place_text(ticket), contact_text(ticket)
     facts = [
         ("Lĩnh vực", esc(_category(ticket))),
         ("Trạng thái", _status_badge(ticket, now)),
-        ("Đơn vị chủ trì", esc(actions.unit_name(session, ticket.lead_unit_id))),
+        ("Đơn vị chủ trì", esc(workflow.unit_name(session, ticket.lead_unit_id))),
         ("Địa điểm", esc(place)),
         ("Liên hệ", esc(contact)),
         ("Ảnh kèm theo", esc(f"{photos} ảnh")),
@@ -526,16 +527,16 @@ def render_ticket(
         ("Hạn tiếp nhận", _deadline(ticket.accept_by, now)
          if ticket.status == TicketStatus.received else esc(expected(ticket.accept_by))),
         ("Hạn giải quyết", _deadline(ticket.resolve_by, now)
-         if ticket.status in actions.OPEN_STATUSES else esc(expected(ticket.resolve_by))),
+         if ticket.status in workflow.OPEN_STATUSES else esc(expected(ticket.resolve_by))),
     ]  # fmt: skip
     if ticket.rating is not None:
         facts.append(("Đánh giá của người dân", esc(f"{ticket.rating}/5")))
     details = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
     history = "".join(
         f"<li>{esc(line.removeprefix('• '))}</li>"
-        for line in actions.history_lines(session, ticket)
+        for line in workflow.history_lines(session, ticket)
     )
-    if viewer.may_act(ticket) and ticket.status in actions.OPEN_STATUSES:
+    if viewer.may_act(ticket) and ticket.status in workflow.OPEN_STATUSES:
         acting = _action_forms(session, ticket, page.csrf)
     elif viewer.may_act(ticket):
         acting = '<p class="note">Phản ánh đã kết thúc xử lý: không còn thao tác.</p>'
@@ -976,7 +977,7 @@ def dashboard_routes(
             if ticket is None or not viewer.may_see(ticket):
                 access.log_refusal(viewer.reader, "photo", code)
                 return None
-            photos = actions.photos_of(session, ticket)
+            photos = workflow.photos_of(session, ticket)
             if not 0 <= index < len(photos) or photos[index].channel != "web":
                 return None
             return photo_path(photos[index].file_id or "", settings.upload_dir)
@@ -1021,22 +1022,22 @@ def dashboard_routes(
                                       "official": official, "now": clock()}  # fmt: skip
             try:
                 if action == "accept":
-                    actions.accept(**common)
+                    workflow.accept(**common)
                 elif action == "ask":
-                    actions.ask_info(question=text["question"], **common)
+                    workflow.ask_info(question=text["question"], **common)
                 elif action == "transfer":
-                    actions.transfer(to_unit_id=text["unit"], reason=text["reason"], **common)
+                    workflow.transfer(to_unit_id=text["unit"], reason=text["reason"], **common)
                 elif action == "resolve":
-                    actions.resolve(note=text["note"], **common)
+                    workflow.resolve(note=text["note"], **common)
                 elif action == "summary":
                     set_public_summary(text=text["summary"], **common)
                 elif action == "public_note":
                     add_public_note(text=text["public_note"], **common)
                 else:
-                    actions.reject(reason=text["reason"], **common)
+                    workflow.reject(reason=text["reason"], **common)
             except ActionRefused as refused:
                 return ("error", refused.message, page)
-            unit = actions.unit_name(session, ticket.lead_unit_id)
+            unit = workflow.unit_name(session, ticket.lead_unit_id)
             done = _DONE[action].format(code=ticket.code, unit=unit)
             # After a transfer the ticket may be another unit's: back to the queue then.
             return ("ok", done, page if viewer.may_see(ticket) else "/dashboard")

@@ -5,7 +5,7 @@ the charset in the content type); Service Discovery is at ``/open311/discovery.{
 
 - ``GET services``: the complaint categories of PRODUCT.md §2 as services.
 - ``GET services/{service_code}``: a service definition (no extra attributes).
-- ``POST requests``: files a ticket through `bot.intake.file_ticket`, as the chat does
+- ``POST requests``: files a ticket through `bot.tickets.intake.file_ticket`, as the chat does
   (routing, deadlines, notification of the unit). Needs an ``api_key`` listed in
   ``CIVICBOT_OPEN311_API_KEYS``, in the body (``application/x-www-form-urlencoded`` as in
   the spec, JSON, or multipart without files) or in an ``X-Api-Key`` header; never in the
@@ -62,9 +62,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from bot.channels.common import read_body
 from bot.config import settings
 from bot.conversation.texts import CATEGORY_NAMES
-from bot.intake import expected, file_ticket
 from bot.masking import mask
 from bot.nlu.location import Ward, gazetteer
+from bot.tickets.intake import expected, file_ticket
 from bot.web.open311_format import (
     FORMATS,
     Answer,

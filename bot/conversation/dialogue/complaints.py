@@ -14,9 +14,9 @@ from bot.conversation.dialogue.steps import MIN_DESCRIPTION_WORDS, next_step, ta
 from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN, say
 from bot.directory.routing import route
 from bot.directory.store import ensure_directory
-from bot.intake import DailyCapReached, expected, file_ticket
 from bot.nlu.result import NluResult
-from bot.officials import actions
+from bot.tickets import workflow
+from bot.tickets.intake import DailyCapReached, expected, file_ticket
 from storage import queries
 from storage.models import AttachmentCreate, TicketCreate
 
@@ -59,7 +59,7 @@ def summary(ctx: Context, form: Form) -> str:
     session = ctx.turn.session
     ensure_directory(session=session)  # as filing does: the unit is named before filing
     unit_id = route(session=session, category=form.category, ward_code=form.ward_code).unit_id
-    unit = actions.unit_name(session, unit_id)
+    unit = workflow.unit_name(session, unit_id)
     place = form.place or "—"
     if form.ward_name and normalize(form.ward_name) not in normalize(place):
         place = ctx.say("utter_place_wards", place=place, ward=form.ward_name)
@@ -139,7 +139,7 @@ def submit(ctx: Context) -> None:
         ctx.say(
             "utter_ticket_created",
             code=ticket.code,
-            unit=actions.unit_name(turn.session, ticket.lead_unit_id),
+            unit=workflow.unit_name(turn.session, ticket.lead_unit_id),
             accept_by=expected(ticket.accept_by),
             resolve_by=expected(ticket.resolve_by),
         ),

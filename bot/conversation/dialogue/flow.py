@@ -22,9 +22,9 @@ from bot.conversation.dialogue.steps import (
 )
 from bot.conversation.messages import Button
 from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN
-from bot.intake import DailyCapReached, request_person
 from bot.nlu.result import NluResult
-from bot.officials.actions import ANSWER_INFO
+from bot.tickets.intake import DailyCapReached, request_person
+from bot.tickets.workflow import ANSWER_INFO
 from storage import queries
 from storage.models import Ticket
 

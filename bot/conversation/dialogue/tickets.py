@@ -8,10 +8,10 @@ from civicbot_nlu.patterns import find_ticket_codes
 from bot.conversation.dialogue import places
 from bot.conversation.dialogue.context import Context
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
-from bot.intake import expected
 from bot.nlu.result import NluResult
-from bot.officials import actions
-from bot.officials.actions import ActionRefused
+from bot.tickets import workflow
+from bot.tickets.intake import expected
+from bot.tickets.workflow import ActionRefused
 from storage import queries
 from storage.models import Ticket, TicketStatus
 
@@ -42,7 +42,7 @@ def status_text(ctx: Context, ticket: Ticket) -> str:
         code=ticket.code,
         category=CATEGORY_NAMES.get(ticket.category or "other", CATEGORY_NAMES["other"]),
         status=STATUS_NAMES[ticket.status.value],
-        unit=actions.unit_name(session, ticket.lead_unit_id),
+        unit=workflow.unit_name(session, ticket.lead_unit_id),
         deadline=deadline,
         note=ctx.say("utter_status_note", note=notes[-1]) if notes else "",
     )
@@ -102,7 +102,7 @@ def awaiting_rating(ctx: Context) -> Ticket | None:
 
 def rate(ctx: Context, ticket: Ticket, stars: int) -> None:
     try:
-        actions.rate(session=ctx.turn.session, ticket=ticket, rating=stars, now=ctx.turn.clock())
+        workflow.rate(session=ctx.turn.session, ticket=ticket, rating=stars, now=ctx.turn.clock())
     except ActionRefused:
         ctx.reply(ctx.say("utter_rating_already", code=ticket.code))
         return
@@ -110,9 +110,9 @@ def rate(ctx: Context, ticket: Ticket, stars: int) -> None:
 
 
 def reopen(ctx: Context, ticket: Ticket) -> None:
-    """Reopened: the unit and the citizen hear through the outbox (actions.reopen)."""
+    """Reopened: the unit and the citizen hear through the outbox (workflow.reopen)."""
     try:
-        actions.reopen(session=ctx.turn.session, ticket=ticket, now=ctx.turn.clock())
+        workflow.reopen(session=ctx.turn.session, ticket=ticket, now=ctx.turn.clock())
     except ActionRefused:
         ctx.reply(ctx.say("utter_rating_already", code=ticket.code))
 
@@ -120,7 +120,7 @@ def reopen(ctx: Context, ticket: Ticket) -> None:
 def ask_rating(ctx: Context, ticket: Ticket) -> None:
     ctx.reply(
         ctx.say("utter_ticket_resolved_ask_rating", code=ticket.code),
-        actions.rating_buttons(ticket.code),
+        workflow.rating_buttons(ticket.code),
     )
 
 
@@ -134,17 +134,17 @@ def pending_question(ctx: Context) -> None:
         statuses=[TicketStatus.need_info],
         limit=1,
     )
-    question = actions.question_asked(session, waiting[0]) if waiting else None
+    question = workflow.question_asked(session, waiting[0]) if waiting else None
     if not waiting or question is None or not question.note:
         return
     ticket = waiting[0]
-    ctx.state = actions.ANSWER_INFO
+    ctx.state = workflow.ANSWER_INFO
     ctx.chat.ticket = ticket.code
     ctx.reply(
         ctx.say(
             "utter_ticket_question_pending",
             code=ticket.code,
-            unit=actions.unit_name(session, ticket.lead_unit_id),
+            unit=workflow.unit_name(session, ticket.lead_unit_id),
             question=question.note,
         )
     )
@@ -160,14 +160,14 @@ def answer_question(ctx: Context) -> None:
     if ticket.status != TicketStatus.need_info:
         ctx.reply(ctx.say("utter_button_expired"))
         return
-    actions.citizen_answer(
+    workflow.citizen_answer(
         session=ctx.turn.session, ticket=ticket, text=ctx.text, now=ctx.turn.clock()
     )
     ctx.reply(
         ctx.say(
             "utter_answer_sent",
             code=ticket.code,
-            unit=actions.unit_name(ctx.turn.session, ticket.lead_unit_id),
+            unit=workflow.unit_name(ctx.turn.session, ticket.lead_unit_id),
         )
     )
 
@@ -182,7 +182,7 @@ def ticket_button(ctx: Context, kind: str, value: str) -> None:
         if ticket.status != TicketStatus.need_info:  # answered already, or concluded
             ctx.reply(ctx.say("utter_button_expired"))
             return
-        ctx.reset(actions.ANSWER_INFO)
+        ctx.reset(workflow.ANSWER_INFO)
         ctx.chat.ticket = ticket.code
         from bot.conversation.dialogue.steps import cancel_button
 

@@ -32,9 +32,9 @@ from bot.conversation.messages import Button, Reply
 from bot.conversation.texts import CATEGORY_NAMES, say
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import format_expected
-from bot.intake import official_buttons
-from bot.officials.actions import ACTOR_SYSTEM, question_asked, unit_name
-from bot.officials.notify import notify_citizen, notify_officials
+from bot.tickets.intake import official_buttons
+from bot.tickets.notices import notify_citizen, notify_officials
+from bot.tickets.workflow import ACTOR_SYSTEM, question_asked, unit_name
 from storage import queries
 from storage.db import begin_write, get_session
 from storage.models import (

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.officials.actions import ActionRefused, actor_of, check_can_act
+from bot.tickets.workflow import ActionRefused, actor_of, check_can_act
 from storage import queries
 from storage.models import Official, Ticket, TicketEventCreate, TicketEventKind
 

@@ -20,9 +20,9 @@ from sqlmodel import Session, col, select
 from bot.conversation.messages import Button, OutgoingFile, Reply
 from bot.conversation.texts import OFFICIAL_STATUS_NAMES, say
 from bot.directory.deadlines import deadlines_for, handled_by
-from bot.intake import calendar, expected, new_ticket_notice, official_buttons
-from bot.officials import access
-from bot.officials.notify import notify_chat, notify_citizen, notify_officials
+from bot.tickets import access
+from bot.tickets.intake import calendar, expected, new_ticket_notice, official_buttons
+from bot.tickets.notices import notify_chat, notify_citizen, notify_officials
 from storage import queries
 from storage.db import begin_write
 from storage.models import (

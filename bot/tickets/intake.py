@@ -20,7 +20,7 @@ from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import deadlines_for, format_expected
 from bot.directory.routing import route
 from bot.directory.store import ensure_directory, intake_unit
-from bot.officials.notify import notify_officials
+from bot.tickets.notices import notify_officials
 from storage import queries
 from storage.db import begin_write
 from storage.models import Channel, HumanRequest, Ticket, TicketCreate, TicketStatus

@@ -1,0 +1,1 @@
+"""Tickets: filing, the workflow, escalation and the notices they queue."""
