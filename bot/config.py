@@ -187,6 +187,12 @@ class Settings(BaseSettings):
     max_tickets_per_day: int = Field(default=10, ge=1)
     max_person_requests_per_day: int = Field(default=5, ge=1)
 
+    # --- One problem, one ticket (bot/duplicates/) -------------------------------------------
+    # An open ticket covers a new report of its category in its ward, or pinned within this
+    # many metres of its pin, filed at most this many days after it (and saying much the same).
+    duplicate_radius_m: float = Field(default=150.0, ge=0)
+    duplicate_days: int = Field(default=28, ge=1)
+
     # --- Officials' dashboard (bot/web/dashboard.py) ------------------------------------------
     # Signs the dashboard's session cookies; generated when unset (a restart then signs
     # everyone out). Set it when several processes serve the dashboard.

@@ -1,0 +1,1 @@
+"""One problem, one ticket: the duplicate matcher, following a ticket, merging duplicates."""
