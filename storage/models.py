@@ -95,6 +95,9 @@ class TicketEventKind(StrEnum):
     answer = "answer"
     reopened = "reopened"
     summary = "summary"  # the public summary Open311 publishes
+    followed = "followed"  # a citizen follows the ticket instead of filing the same problem
+    follower_rating = "follower_rating"  # a follower's rating (the reporter's is `rating`)
+    merged = "merged"  # a duplicate merged into another ticket (on both tickets)
 
 
 class UnitKind(StrEnum):
@@ -359,6 +362,8 @@ class Ticket(TicketBase, table=True):
     # What Open311 publishes instead of the citizen's text: written or approved by an
     # official (bot/tickets/publish.py); until then a category + ward line.
     public_summary: str | None = None
+    # Set when an official merged this ticket, a duplicate, into another (closed then).
+    merged_into_id: int | None = Field(default=None, foreign_key="ticket.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -421,6 +426,28 @@ class TicketEvent(TicketEventBase, table=True):
 class TicketEventPublic(TicketEventBase):
     id: int
     at: datetime
+
+
+class TicketFollower(SQLModel, table=True):
+    """A citizen who follows a ticket: they chose to instead of filing the same problem
+    (`via` "follow"), or their own duplicate was merged into it ("merged"). They hear of
+    every step in their chat and may rate the result (`rating`; the ticket's own rating is
+    the reporter's)."""
+
+    __tablename__ = "ticket_follower"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "channel", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True, ondelete="CASCADE")
+    citizen_id: int | None = Field(
+        default=None, foreign_key="citizen.id", index=True, ondelete="SET NULL"
+    )
+    channel: Channel = Field(sa_type=_enum(Channel))
+    chat_id: str = Field(max_length=128)
+    via: str = Field(default="follow", max_length=16)
+    rating: int | None = Field(default=None, ge=1, le=5)
+    rated_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 # --- Attachments: files by the channel's own id, on a ticket or a message ------------------

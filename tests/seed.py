@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from bot.conversation.messages import reply_from_payload
 from bot.officials.invites import invite_official, link_official
 from storage import queries
-from storage.models import Channel, Official, OfficialRole, Ticket, TicketCreate, Unit, UnitKind
+from storage.models import (
+    Channel,
+    Official,
+    OfficialRole,
+    OutboxMessage,
+    Ticket,
+    TicketCreate,
+    Unit,
+    UnitKind,
+)
 
 
 def two_wards_and_city(session: Session) -> None:
@@ -81,3 +91,14 @@ def waste_ticket(
         ),
         now=now,
     )
+
+
+def outbox_to(session: Session, recipient: str) -> list[str]:
+    """The texts queued for `recipient`, oldest first."""
+    rows = session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.recipient == recipient)
+        .order_by(col(OutboxMessage.id))
+        .execution_options(populate_existing=True)
+    ).all()
+    return [reply_from_payload(r.payload).text for r in rows]

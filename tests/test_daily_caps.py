@@ -65,7 +65,9 @@ class Citizen:
         """A whole complaint; the last reply's text."""
         await self.send("Vỉa hè phố Huế, phường Hai Bà Trưng bị quán nước lấn chiếm hết")
         await self.press("Bỏ qua")
-        await self.press("Gửi ẩn danh")
+        offered = await self.press("Gửi ẩn danh")
+        if any(b.label == "Gửi phản ánh mới" for r in offered for b in r.buttons):
+            await self.press("Gửi phản ánh mới")  # another citizen's open ticket: file anyway
         return (await self.press("Gửi phản ánh"))[-1].text
 
 

@@ -3,15 +3,19 @@
 Each dialogue is a list of turns — a citizen's text, a pressed or typed button, photos, a
 location pin, or an official's action on the citizen's latest ticket — with what the bot's
 replies (including the notifications queued for the citizen) must and must not contain, the
-chat's state after the turn, and the tickets the dialogue leaves. The real Rasa model reads
-every message; the database holds the bundled Hà Nội directory, so tickets are routed as in
-production. docs/dialogues.md reports the share that end as they should.
+chat's state after the turn, and the tickets the dialogue leaves. `who:` makes another citizen
+speak (a neighbour reports what the citizen filed: one problem, one ticket); an official's
+turn acts on the latest ticket of `ticket_of` and shows what `hears` was sent. The real Rasa
+model reads every message; each dialogue has a database of its own holding the bundled Hà Nội
+directory, so tickets are routed as in production. docs/dialogues.md reports the share that
+end as they should.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +40,7 @@ from bot.nlu import server
 from bot.nlu.client import NluClient
 from bot.officials.invites import invite_official
 from bot.tickets import workflow
-from storage import queries
+from storage import followers, queries
 from storage.db import create_db_engine
 from storage.migrate import upgrade
 from storage.models import (
@@ -53,6 +57,7 @@ from storage.models import (
 pytestmark = pytest.mark.rasa
 DIALOGUES = Path(__file__).with_name("dialogues")
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # a Monday, 09:00 in Hà Nội
+MAIN = "citizen"  # the dialogue's citizen; `who:` names others in the same database
 _ids = itertools.count(1)
 
 
@@ -71,13 +76,24 @@ def _param(dialogue: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """One database for all dialogues (each citizen has a chat of their own)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('dialogues') / 'civicbot.db'}"
-    upgrade(url)
-    engine = create_db_engine(url)
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated database with the Hà Nội directory, made once and copied for each dialogue."""
+    path = tmp_path_factory.mktemp("dialogues") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    engine = create_db_engine(f"sqlite:///{path}")
     with Session(engine) as session:
         ensure_directory(session=session)
+    engine.dispose()  # the WAL checkpointed into the file: a copy holds everything
+    return path
+
+
+@pytest.fixture
+def engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A database of its own for each dialogue: another dialogue's ticket about the same
+    problem would make this one's citizen an offer to follow it (one problem, one ticket)."""
+    path = tmp_path / "civicbot.db"
+    shutil.copyfile(template, path)
+    engine = create_db_engine(f"sqlite:///{path}")
     yield engine
     engine.dispose()
 
@@ -163,7 +179,7 @@ class Dialogue:
             ).first()
             return row.state if row else "idle"
 
-    def official_acts(self, step: dict[str, Any]) -> list[Reply]:
+    def official_acts(self, step: dict[str, Any]) -> None:
         """An official of the lead unit of the citizen's latest ticket acts on it."""
         ticket = self.tickets()[-1]
         with Session(self.engine) as session:
@@ -201,7 +217,6 @@ class Dialogue:
                 )
             else:
                 raise AssertionError(f"unknown official action {action!r}")
-        return self.offered(self.notices())
 
 
 def _fold(text: str) -> str:
@@ -240,7 +255,9 @@ def check_tickets(dialogue: Dialogue, expect: dict[str, Any]) -> None:
         unit = session.get(Unit, ticket.lead_unit_id) if ticket.lead_unit_id else None
         unit_name = unit.name if unit else ""
         events = queries.ticket_events(session=session, ticket_id=ticket.id)
+        following = followers.followers_of(session=session, ticket_id=ticket.id)
     facts = {
+        "followers": len(following),
         "ward": ticket.ward_name,
         "category": ticket.category,
         "status": ticket.status.value,
@@ -277,10 +294,25 @@ async def test_dialogue(
 async def run_dialogue(
     dialogue: dict[str, Any], conversation: Conversation, engine: Engine
 ) -> None:
-    talk = Dialogue(conversation, engine, dialogue.get("channel", "telegram"))
+    channel = dialogue.get("channel", "telegram")
+    citizens: dict[str, Dialogue] = {}
+
+    def citizen(name: str) -> Dialogue:
+        """The main citizen, or another one (`who:`) filing or following the same problem."""
+        if name not in citizens:
+            citizens[name] = Dialogue(conversation, engine, channel)
+        return citizens[name]
+
+    main = citizen(MAIN)
     for number, turn in enumerate(dialogue["turns"], start=1):
         where = f"turn {number} {turn}"
-        if "say" in turn:
+        talk = citizen(turn.get("who", MAIN))
+        if "official" in turn:  # on the latest ticket of `ticket_of`; what `hears` gets
+            citizen(turn.get("hears", MAIN))
+            citizens[turn.get("ticket_of", MAIN)].official_acts(turn)
+            talk = citizens[turn.get("hears", MAIN)]
+            replies = talk.offered(talk.notices())
+        elif "say" in turn:
             replies = await talk.send(turn["say"])
         elif "press" in turn:
             replies = await talk.press(turn["press"])
@@ -289,8 +321,6 @@ async def run_dialogue(
             replies = await talk.send(turn.get("caption", ""), attachments=photos)
         elif "pin" in turn:
             replies = await talk.send(location=GeoPoint(*turn["pin"]))
-        elif "official" in turn:
-            replies = talk.official_acts(turn)
         elif "file" in turn:
             replies = await talk.file(turn["file"])
         else:
@@ -309,7 +339,7 @@ async def run_dialogue(
         if "tickets" in turn.get("expect", {}):
             check_tickets(talk, turn["expect"]["tickets"])
     if "tickets" in dialogue:
-        check_tickets(talk, dialogue["tickets"])
+        check_tickets(main, dialogue["tickets"])
 
 
 def test_the_suite_is_large_and_half_without_diacritics() -> None:

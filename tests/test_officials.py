@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from seed import linked_official, two_wards_and_city, waste_ticket
+from seed import linked_official, outbox_to, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -49,16 +49,6 @@ def official(session: Session, unit: str, chat: str, role: OfficialRole) -> Offi
 
 def ticket(session: Session, unit: str = "ward-a") -> Ticket:
     return waste_ticket(session, unit, now=NOW)
-
-
-def outbox_to(session: Session, recipient: str) -> list[str]:
-    rows = session.exec(
-        select(OutboxMessage)
-        .where(OutboxMessage.recipient == recipient)
-        .order_by(col(OutboxMessage.id))
-        .execution_options(populate_existing=True)
-    ).all()
-    return [reply_from_payload(r.payload).text for r in rows]
 
 
 def statuses(session: Session, t: Ticket) -> list[str]:

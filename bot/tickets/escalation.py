@@ -344,7 +344,7 @@ def remind_unanswered(
             continue
         key = f"unanswered:{ticket.code}:{asked.id}"
         notify_citizen(
-            session=session, ticket=ticket, key=key,
+            session=session, ticket=ticket, key=key, followers=False,
             reply=Reply(
                 say("utter_ticket_question_reminder", code=ticket.code,
                     unit=unit_name(session, ticket.lead_unit_id), question=asked.note or ""),

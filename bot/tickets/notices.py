@@ -18,6 +18,7 @@ from bot.config import settings
 from bot.conversation.messages import Reply, reply_to_payload
 from bot.conversation.texts import say
 from storage import queries
+from storage.followers import followers_of
 from storage.models import Channel, Official, OutboxMessageCreate, Ticket
 
 CHANNEL_NAMES = {Channel.telegram: "Telegram", Channel.zalo: "Zalo", Channel.web: "web"}
@@ -79,8 +80,22 @@ def notify_chat(
     )
 
 
-def notify_citizen(*, session: Session, ticket: Ticket, reply: Reply, key: str) -> bool:
-    """Queue `reply` for the chat the ticket came from; False when it has none (Open311)."""
+def notify_citizen(
+    *, session: Session, ticket: Ticket, reply: Reply, key: str, followers: bool = True
+) -> bool:
+    """Queue `reply` for the chat the ticket came from and, with `followers` (every step of
+    the ticket; not a question meant for its reporter), for each citizen who follows it.
+    False when the ticket has no chat of its own (Open311)."""
+    if followers:
+        assert ticket.id is not None
+        for follower in followers_of(session=session, ticket_id=ticket.id):
+            notify_chat(
+                session=session,
+                channel=follower.channel,
+                chat_id=follower.chat_id,
+                reply=reply,
+                key=f"{key}:follower:{follower.id}",
+            )
     if ticket.channel is None or ticket.chat_id is None:
         return False
     notify_chat(

@@ -189,8 +189,8 @@ def ask_info(
         ticket.accepted_at = now  # asking is taking the ticket on
         session.add(ticket)
     _set_citizen_state(session, ticket, ANSWER_INFO)
-    notify_citizen(
-        session=session, ticket=ticket, key=f"event:{event}",
+    notify_citizen(  # the reporter is asked; followers hear the answer's outcome
+        session=session, ticket=ticket, key=f"event:{event}", followers=False,
         reply=Reply(
             say(
                 "utter_ticket_question", code=ticket.code,
@@ -392,8 +392,9 @@ def rate(*, session: Session, ticket: Ticket, rating: int, now: datetime) -> Non
     session.commit()
 
 
-def reopen(*, session: Session, ticket: Ticket, now: datetime) -> None:
-    """ "Not fixed": back to `accepted` with a new deadline; the unit and its supervisors hear."""
+def reopen(*, session: Session, ticket: Ticket, now: datetime, actor: str = "citizen") -> None:
+    """ "Not fixed" (its reporter or a follower says): back to `accepted` with a new deadline;
+    the unit and its supervisors hear."""
     _require_status(ticket, (TicketStatus.resolved,))
     resolve_by = deadlines_for(
         category=ticket.category, filed_at=now, calendar=calendar(), text=ticket.description
@@ -405,7 +406,7 @@ def reopen(*, session: Session, ticket: Ticket, now: datetime) -> None:
             status=TicketStatus.accepted, resolve_by=resolve_by, resolve_escalation=0,
             reopen_count=ticket.reopen_count + 1,
         ),
-        actor="citizen", note="Người dân cho biết vấn đề chưa được giải quyết.", now=now,
+        actor=actor, note="Người dân cho biết vấn đề chưa được giải quyết.", now=now,
     )  # fmt: skip
     ticket.resolved_at = None
     session.add(ticket)

@@ -11,14 +11,16 @@ from bot.conversation.dialogue import places, reading, tickets
 from bot.conversation.dialogue.context import Context
 from bot.conversation.dialogue.form import Form
 from bot.conversation.dialogue.steps import MIN_DESCRIPTION_WORDS, next_step, take_place
-from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN, say
+from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN, STATUS_NAMES, say
 from bot.directory.routing import route
 from bot.directory.store import ensure_directory
+from bot.duplicates import follow
+from bot.duplicates.matcher import Report
 from bot.nlu.result import NluResult
 from bot.tickets import workflow
 from bot.tickets.intake import DailyCapReached, expected, file_ticket
-from storage import queries
-from storage.models import AttachmentCreate, TicketCreate
+from storage import followers, queries
+from storage.models import AttachmentCreate, Ticket, TicketCreate
 
 MAX_SUMMARY_DESCRIPTION = 300
 
@@ -146,3 +148,83 @@ def submit(ctx: Context) -> None:
         menu(ctx),
     )
     tickets.pending_question(ctx)
+
+
+# --- One problem, one ticket: an open ticket that covers this one ------------------------
+
+
+def covering_ticket(ctx: Context, form: Form) -> Ticket | None:
+    """The open ticket that covers the form's problem (bot/duplicates), if any."""
+    turn = ctx.turn
+    report = Report(
+        category=form.category,
+        text=description_of(form),
+        at=turn.clock(),
+        place=form.place,
+        ward_code=form.ward_code,
+        ward_name=form.ward_name,
+        lat=form.lat,
+        lon=form.lon,
+    )
+    return follow.find_covering(
+        session=turn.session,
+        report=report,
+        citizen_id=turn.citizen_id,
+        channel=turn.channel,
+        chat_id=turn.message.chat_id,
+    )
+
+
+def duplicate_notice(ctx: Context, form: Form) -> str:
+    """ "Phản ánh PA-… về … đang được xử lý": the ticket, never its reporter's words."""
+    session = ctx.turn.session
+    ticket = queries.get_ticket_by_code(session=session, code=form.duplicate or "")
+    assert ticket is not None and ticket.id is not None
+    names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
+    count = followers.citizens_behind(session=session, tickets=[ticket])[ticket.id]
+    return ctx.say(
+        "utter_duplicate_found",
+        code=ticket.code,
+        category=names.get(ticket.category or "other", names["other"]),
+        ward=ticket.ward_name or ctx.say("utter_duplicate_nearby"),
+        filed=expected(ticket.created_at),
+        status=STATUS_NAMES[ticket.status.value],
+        unit=workflow.unit_name(session, ticket.lead_unit_id),
+        count=max(count, 1),
+    )
+
+
+def follow_instead(ctx: Context, form: Form) -> bool:
+    """The citizen follows the open ticket instead of filing; False (and said) when it is no
+    longer open, and the form goes on to be filed."""
+    from bot.conversation.dialogue.flow import menu
+
+    turn = ctx.turn
+    ticket = queries.get_ticket_by_code(session=turn.session, code=form.duplicate or "")
+    if ticket is None or ticket.status not in tickets.OPEN:
+        form.file_anyway = True
+        ctx.reply(ctx.say("utter_duplicate_closed_meanwhile"))
+        return False
+    follow.follow(
+        session=turn.session,
+        ticket=ticket,
+        citizen_id=turn.citizen_id,
+        channel=turn.channel,
+        chat_id=turn.message.chat_id,
+        note=description_of(form) or None,
+        photos=tuple(form.photos),
+        message_id=turn.stored_id,
+        now=turn.clock(),
+    )
+    ctx.reset("idle")
+    ctx.reply(
+        ctx.say(
+            "utter_following",
+            code=ticket.code,
+            unit=workflow.unit_name(turn.session, ticket.lead_unit_id),
+            resolve_by=expected(ticket.resolve_by),
+        ),
+        menu(ctx),
+    )
+    tickets.pending_question(ctx)
+    return True

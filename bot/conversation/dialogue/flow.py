@@ -201,6 +201,7 @@ def apply(ctx: Context, outcome: Outcome) -> None:
         complaints.submit(ctx)
     elif outcome is Outcome.CANCEL:
         cancel(ctx)
+    # STAY and DONE: the step has replied
 
 
 # --- buttons ---------------------------------------------------------------------------

@@ -46,6 +46,11 @@ class Form(BaseModel):
     phone: str | None = None
     when: str | None = None  # complaints about officials: when, and who (a position)
     who: str | None = None
+    # One problem, one ticket: an open ticket that covers this one was looked for (once,
+    # before the summary); its code; the citizen chose to file anyway.
+    duplicate_checked: bool = False
+    duplicate: str | None = None
+    file_anyway: bool = False
 
     @property
     def misconduct(self) -> bool:

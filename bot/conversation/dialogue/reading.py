@@ -142,6 +142,21 @@ def is_no(text: str) -> bool:
     return f in ("khong", "no", "thoi") or any(f.startswith(p) for p in _NO_PHRASES)
 
 
+def is_follow(text: str) -> bool:
+    """ "theo dõi", "theo doi phan anh do": follow the open ticket shown."""
+    f = folded(text).strip(" .!")
+    return f.startswith(("theo doi", "follow"))
+
+
+def is_file_new(text: str) -> bool:
+    """ "gửi mới", "vẫn gửi phản ánh mới", "khác việc": file a new ticket after all."""
+    f = folded(text).strip(" .!")
+    return f in ("khong", "khong can", "no") or any(
+        f" {p} " in f" {f} "
+        for p in ("gui moi", "phan anh moi", "van gui", "viec khac", "khac viec", "new")
+    )
+
+
 def is_no_photo(text: str) -> bool:
     """ "không có ảnh", "ko chụp được", "bỏ qua": the photo step is done without one."""
     f = folded(text).strip()

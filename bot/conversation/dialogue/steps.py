@@ -28,6 +28,7 @@ MAX_WARD_BUTTONS = 8
 SKIP, DONE, CANCEL, SUBMIT = "form:skip", "form:done", "form:cancel", "form:submit"
 ANONYMOUS, GIVE_PHONE, USE_PHONE = "contact:anonymous", "contact:phone", "contact:use"
 WARD_UNKNOWN = "ward:unknown"
+FOLLOW, FILE_NEW = "dup:follow", "dup:new"
 
 
 class Outcome(Enum):
@@ -35,6 +36,7 @@ class Outcome(Enum):
     STAY = "stay"  # the step replied and waits for a better answer
     SUBMIT = "submit"
     CANCEL = "cancel"
+    DONE = "done"  # the step ended the form itself (the citizen follows an open ticket)
 
 
 class Step:
@@ -338,6 +340,49 @@ class AskPhotos(Step):
         return None
 
 
+class OfferFollow(Step):
+    """An open ticket already covers this problem: follow it instead of filing a new one?"""
+
+    state = "offer_follow"
+
+    def needed(self, form: Form, ctx: Context) -> bool:
+        if not form.duplicate_checked:  # looked for once, when all else is known
+            from bot.conversation.dialogue.complaints import covering_ticket
+
+            form.duplicate_checked = True
+            found = covering_ticket(ctx, form)
+            form.duplicate = found.code if found else None
+        return form.duplicate is not None and not form.file_anyway
+
+    def ask(self, ctx: Context, form: Form) -> None:
+        from bot.conversation.dialogue.complaints import duplicate_notice
+
+        ctx.reply(
+            duplicate_notice(ctx, form),
+            [ctx.button("follow", FOLLOW), ctx.button("file_new", FILE_NEW), cancel_button(ctx)],
+        )
+
+    async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        if reading.is_follow(ctx.text) or reading.is_yes(ctx.text):  # "có" follows
+            return self.read_button(ctx, form, FOLLOW) or Outcome.STAY
+        if reading.is_file_new(ctx.text):  # "không" (do not follow) files anew
+            return self.read_button(ctx, form, FILE_NEW) or Outcome.STAY
+        if reading.is_no(ctx.text):  # "không gửi nữa", "thôi"
+            return Outcome.CANCEL
+        self.ask(ctx, form)
+        return Outcome.STAY
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        from bot.conversation.dialogue.complaints import follow_instead
+
+        if data == FOLLOW:
+            return Outcome.DONE if follow_instead(ctx, form) else Outcome.ADVANCE
+        if data == FILE_NEW:
+            form.file_anyway = True
+            return Outcome.ADVANCE
+        return None
+
+
 class Confirm(Step):
     state = "confirm"
 
@@ -378,6 +423,7 @@ TABLE: tuple[Step, ...] = (
     AskDescription(),
     AskPhotos(),
     AskContact(first=False),
+    OfferFollow(),
     Confirm(),
 )
 BY_STATE: dict[str, Step] = {}

@@ -8,11 +8,12 @@ from civicbot_nlu.patterns import find_ticket_codes
 from bot.conversation.dialogue import places
 from bot.conversation.dialogue.context import Context
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
+from bot.duplicates import follow
 from bot.nlu.result import NluResult
 from bot.tickets import workflow
 from bot.tickets.intake import expected
 from bot.tickets.workflow import ActionRefused
-from storage import queries
+from storage import followers, queries
 from storage.models import Ticket, TicketStatus
 
 MAX_LISTED_TICKETS = 5
@@ -20,11 +21,27 @@ OPEN = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
 
 
 def own_ticket(ctx: Context, code: str) -> Ticket | None:
+    """A ticket the citizen filed or follows; others are not found (never reveal them)."""
     ticket = queries.get_ticket_by_code(session=ctx.turn.session, code=code)
-    if ticket is None or ticket.citizen_id != ctx.turn.citizen_id:
-        ctx.reply(ctx.say("utter_ticket_not_found", code=code))  # never reveal others'
+    if ticket is None or not (_is_reporter(ctx, ticket) or _follows(ctx, ticket)):
+        ctx.reply(ctx.say("utter_ticket_not_found", code=code))
         return None
     return ticket
+
+
+def _is_reporter(ctx: Context, ticket: Ticket) -> bool:
+    return ticket.citizen_id == ctx.turn.citizen_id
+
+
+def _follows(ctx: Context, ticket: Ticket) -> bool:
+    assert ticket.id is not None
+    found = followers.get_follower(
+        session=ctx.turn.session,
+        ticket_id=ticket.id,
+        channel=ctx.turn.channel,
+        chat_id=ctx.turn.message.chat_id,
+    )
+    return found is not None
 
 
 def status_text(ctx: Context, ticket: Ticket) -> str:
@@ -57,9 +74,10 @@ def check_status(ctx: Context, nlu: NluResult | None) -> None:
         if ticket is not None:
             ctx.reply(status_text(ctx, ticket))
         return
-    tickets = list(
-        queries.tickets_of_citizen(session=ctx.turn.session, citizen_id=ctx.turn.citizen_id)
-    )
+    session, citizen_id = ctx.turn.session, ctx.turn.citizen_id
+    tickets = list(queries.tickets_of_citizen(session=session, citizen_id=citizen_id))
+    followed = followers.followed_tickets(session=session, citizen_id=citizen_id)
+    tickets += [t for t in followed if t not in tickets]
     if not tickets:
         from bot.conversation.dialogue.flow import menu
 
@@ -90,17 +108,35 @@ def _matching(ctx: Context, tickets: list[Ticket], nlu: NluResult | None) -> lis
 
 
 def awaiting_rating(ctx: Context) -> Ticket | None:
-    """The citizen's latest resolved ticket: a rating or "not fixed" may come in words."""
+    """The citizen's latest resolved ticket, else the latest resolved one they follow and
+    have not rated: a rating or "not fixed" may come in words."""
+    session, citizen_id = ctx.turn.session, ctx.turn.citizen_id
+    resolved = [TicketStatus.resolved]
     waiting = queries.tickets_of_citizen(
-        session=ctx.turn.session,
-        citizen_id=ctx.turn.citizen_id,
-        statuses=[TicketStatus.resolved],
-        limit=1,
+        session=session, citizen_id=citizen_id, statuses=resolved, limit=1
+    ) or followers.followed_tickets(
+        session=session, citizen_id=citizen_id, statuses=resolved, unrated=True, limit=1
     )
     return waiting[0] if waiting else None
 
 
 def rate(ctx: Context, ticket: Ticket, stars: int) -> None:
+    """The reporter's rating closes the ticket; a follower's is theirs alone."""
+    if not _is_reporter(ctx, ticket):
+        try:
+            follow.rate_as_follower(
+                session=ctx.turn.session,
+                ticket=ticket,
+                channel=ctx.turn.channel,
+                chat_id=ctx.turn.message.chat_id,
+                rating=stars,
+                now=ctx.turn.clock(),
+            )
+        except follow.NotRateable:
+            ctx.reply(ctx.say("utter_rating_already", code=ticket.code))
+            return
+        ctx.reply(ctx.say("utter_follower_rating_thanks", rating=stars, code=ticket.code))
+        return
     try:
         workflow.rate(session=ctx.turn.session, ticket=ticket, rating=stars, now=ctx.turn.clock())
     except ActionRefused:
@@ -110,9 +146,11 @@ def rate(ctx: Context, ticket: Ticket, stars: int) -> None:
 
 
 def reopen(ctx: Context, ticket: Ticket) -> None:
-    """Reopened: the unit and the citizen hear through the outbox (workflow.reopen)."""
+    """Reopened (by its reporter or a follower): the unit, the reporter and the followers
+    hear through the outbox (workflow.reopen)."""
+    actor = "citizen" if _is_reporter(ctx, ticket) else follow.ACTOR_FOLLOWER
     try:
-        workflow.reopen(session=ctx.turn.session, ticket=ticket, now=ctx.turn.clock())
+        workflow.reopen(session=ctx.turn.session, ticket=ticket, now=ctx.turn.clock(), actor=actor)
     except ActionRefused:
         ctx.reply(ctx.say("utter_rating_already", code=ticket.code))
 
@@ -179,7 +217,9 @@ def ticket_button(ctx: Context, kind: str, value: str) -> None:
     if ticket is None:
         return
     if kind == "ans":
-        if ticket.status != TicketStatus.need_info:  # answered already, or concluded
+        if ticket.status != TicketStatus.need_info or not _is_reporter(
+            ctx, ticket
+        ):  # answered already, or concluded
             ctx.reply(ctx.say("utter_button_expired"))
             return
         ctx.reset(workflow.ANSWER_INFO)
