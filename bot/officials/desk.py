@@ -28,6 +28,7 @@ from bot.conversation.messages import (
 )
 from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
 from bot.directory import store
+from bot.duplicates import merge
 from bot.lanes import ChatLanes
 from bot.officials import signin
 from bot.officials.invites import find_invite_code, link_official
@@ -35,7 +36,7 @@ from bot.outbox.worker import OutboxWorker
 from bot.tickets import access, workflow
 from bot.tickets.intake import expected, official_buttons, place_text
 from bot.tickets.workflow import ActionRefused
-from storage import queries
+from storage import followers, queries
 from storage.db import get_session
 from storage.models import (
     Channel,
@@ -63,6 +64,7 @@ CANCEL_BUTTON = Button("Hủy thao tác", CANCEL)
 QUEUE_COMMANDS = ("/hangdoi", "/queue")
 OVERDUE_COMMANDS = ("/quahan", "/overdue")
 SIGNIN_COMMANDS = ("/dangnhap", "/signin")
+MERGE_COMMANDS = ("/gop", "/merge")
 MAX_LISTED = 20
 ROLE_NAMES = {"handler": "cán bộ xử lý", "supervisor": "lãnh đạo đơn vị", "leader": "lãnh đạo"}
 
@@ -294,6 +296,8 @@ class _DeskTurn:
             self.queue(overdue=True)
         elif command in SIGNIN_COMMANDS:
             self.signin_link()
+        elif command in MERGE_COMMANDS:
+            self.merge(text)
         elif codes := find_ticket_codes(text):
             self.show(self.ticket(codes[0].value))
         else:
@@ -340,6 +344,27 @@ class _DeskTurn:
         if what:
             self.done(what, ticket)
 
+    def merge(self, text: str) -> None:
+        """ "/gop PA-A PA-B": the duplicate A merged into B (bot/duplicates/merge.py)."""
+        codes = [c.value for c in find_ticket_codes(text)]
+        if len(codes) != 2:
+            self.reply(say("utter_official_merge_usage"))
+            return
+        duplicate, into = self.ticket(codes[0], "merge"), self.ticket(codes[1], "merge into")
+        merge.merge(
+            session=self.session,
+            duplicate=duplicate,
+            into=into,
+            official=self.official,
+            now=self.now,
+        )
+        assert into.id is not None
+        count = followers.citizens_behind(session=self.session, tickets=[into])[into.id]
+        self.reply(
+            say("utter_official_merged", code=duplicate.code, into=into.code, citizens=count),
+            official_buttons(into.code, into.status),
+        )
+
     def signin_link(self) -> None:
         """A one-time dashboard link, through the outbox (redacted once delivered)."""
         assert self.official is not None and self.official.id is not None
@@ -359,6 +384,11 @@ class _DeskTurn:
             say("utter_official_done", what=what, code=ticket.code),
             official_buttons(ticket.code, ticket.status),
         )
+
+    def citizens(self, tickets: list[Ticket]) -> list[int]:
+        """How many citizens stand behind each ticket (its reporter and its followers)."""
+        counts = followers.citizens_behind(session=self.session, tickets=tickets)
+        return [counts.get(t.id or 0, 0) for t in tickets]
 
     def official_unit(self) -> str:
         assert self.official is not None
@@ -394,7 +424,7 @@ class _DeskTurn:
                 status=OFFICIAL_STATUS_NAMES[ticket.status.value],
                 unit=workflow.unit_name(self.session, ticket.lead_unit_id), place=place,
                 description=ticket.description, accept_by=expected(ticket.accept_by),
-                resolve_by=expected(ticket.resolve_by),
+                resolve_by=expected(ticket.resolve_by), citizens=self.citizens([ticket])[0],
                 history="\n".join(workflow.history_lines(self.session, ticket)),
             ),
             official_buttons(ticket.code, ticket.status)
@@ -409,10 +439,12 @@ class _DeskTurn:
         if not tickets:
             self.reply(say("utter_official_queue_empty", unit=unit))
             return
+        listed = tickets[:MAX_LISTED]
         lines = [
             f"• {t.code} — {CATEGORY_NAMES.get(t.category or 'other', 'Khác')} — "
-            f"{OFFICIAL_STATUS_NAMES[t.status.value]} — hạn {expected(t.resolve_by)}"
-            for t in tickets[:MAX_LISTED]
+            f"{OFFICIAL_STATUS_NAMES[t.status.value]} — hạn {expected(t.resolve_by)} — "
+            f"{count} người dân"
+            for t, count in zip(listed, self.citizens(listed), strict=True)
         ]
         name = "utter_official_overdue" if overdue else "utter_official_queue"
         buttons = tuple(Button(t.code, f"t:view:{t.code}") for t in tickets[:8])

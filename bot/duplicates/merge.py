@@ -1,0 +1,113 @@
+"""An official merges a duplicate filed anyway into the ticket of the same problem.
+
+The duplicate is closed (`closed`, with `merged_into_id`), both tickets get a `merged` event,
+its reporter and followers become followers of the other ticket and are told so, through the
+outbox, in one transaction. Both tickets must be open and ones the official may act on
+(`bot/tickets/access.py`): in practice two tickets of their own unit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.conversation.messages import Reply
+from bot.conversation.texts import STATUS_NAMES, say
+from bot.tickets import workflow
+from bot.tickets.notices import notify_citizen
+from bot.tickets.workflow import ActionRefused
+from storage import followers, queries
+from storage.db import begin_write
+from storage.models import (
+    Official,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketStatus,
+    TicketUpdate,
+)
+
+
+def merge(
+    *, session: Session, duplicate: Ticket, into: Ticket, official: Official | None, now: datetime
+) -> None:
+    """Merge `duplicate` into `into`; `ActionRefused` (nothing changed) when not allowed."""
+    official = workflow.check_can_act(session, official, duplicate)
+    workflow.check_can_act(session, official, into)
+    if duplicate.id == into.id:
+        raise ActionRefused(say("utter_official_merge_same", code=duplicate.code))
+    for ticket in (duplicate, into):
+        if ticket.status not in queries.OPEN_STATUSES:
+            raise ActionRefused(say("utter_official_merge_not_open", code=ticket.code))
+    assert duplicate.id is not None and into.id is not None
+    actor = workflow.actor_of(official)
+    begin_write(session)
+    # The reporter and followers of the duplicate are told first: then they follow `into`,
+    # and hear of it from now on.
+    note = say("utter_merged_note", code=into.code)
+    queries.update_ticket(
+        session=session,
+        db_ticket=duplicate,
+        ticket_in=TicketUpdate(status=TicketStatus.closed),
+        actor=actor,
+        note=note,
+        at=now,
+        commit=False,
+    )
+    duplicate.merged_into_id = into.id
+    session.add(duplicate)
+    session.add(
+        TicketEvent(
+            ticket_id=duplicate.id,
+            kind=TicketEventKind.merged,
+            actor=actor,
+            note=note,
+            new_value={"merged_into": into.code},
+            at=now,
+        )
+    )
+    session.add(
+        TicketEvent(
+            ticket_id=into.id,
+            kind=TicketEventKind.merged,
+            actor=actor,
+            note=say("utter_merged_in_note", code=duplicate.code),
+            new_value={"merged_from": duplicate.code},
+            at=now,
+        )
+    )
+    session.flush()
+    notify_citizen(
+        session=session,
+        ticket=duplicate,
+        key=f"merged:{duplicate.code}",
+        reply=Reply(
+            say(
+                "utter_ticket_merged",
+                code=duplicate.code,
+                into=into.code,
+                unit=workflow.unit_name(session, into.lead_unit_id),
+                status=STATUS_NAMES[into.status.value],
+            )
+        ),
+    )
+    chats = [
+        (f.channel, f.chat_id, f.citizen_id)
+        for f in followers.followers_of(session=session, ticket_id=duplicate.id)
+    ]
+    if duplicate.channel is not None and duplicate.chat_id is not None:
+        chats.insert(0, (duplicate.channel, duplicate.chat_id, duplicate.citizen_id))
+    for channel, chat_id, citizen_id in chats:
+        if channel == into.channel and chat_id == into.chat_id:
+            continue  # the reporter of `into` hears of it already
+        followers.add_follower(
+            session=session,
+            ticket_id=into.id,
+            citizen_id=citizen_id,
+            channel=channel,
+            chat_id=chat_id,
+            via="merged",
+            now=now,
+        )
+    session.commit()
