@@ -23,6 +23,9 @@ Definitions (the week runs from Monday 00:00 to the next Monday 00:00 in `CIVICB
   timestamps, so SQLite and PostgreSQL give identical numbers.
 - satisfaction: the ratings given in the week (`rating` events), their distribution 1–5 and
   average; reopened: `reopened` events in the week.
+- duplicates merged: `merged` events of the week on the duplicates (the tickets closed into
+  another ticket of the same problem), with the code kept; in a unit's digest those whose
+  lead unit is the unit.
 - most asked procedures: incoming messages of the week understood as `ask_procedure`, by
   procedure. Messages belong to no unit, so these are city-wide in every digest.
 - change against the previous week: the headline counts of this week minus the last one's.
@@ -211,6 +214,16 @@ class OverdueTicket(_Frozen):
     hours_overdue: float
 
 
+class MergedDuplicate(_Frozen):
+    """A duplicate merged in the week into the ticket of the same problem."""
+
+    code: str
+    into: str
+    category_name: str
+    ward_name: str
+    merged_at: datetime
+
+
 class Digest(_Frozen):
     """Everything in one weekly digest; `model_dump(mode="json")` is its JSON form."""
 
@@ -236,6 +249,7 @@ class Digest(_Frozen):
     procedure_questions: int
     top_procedures: tuple[ProcedureCount, ...]
     overdue_tickets: tuple[OverdueTicket, ...]
+    merged_duplicates: tuple[MergedDuplicate, ...] = ()
 
 
 class UnknownUnit(LookupError):
@@ -560,6 +574,34 @@ def _overdue_tickets(
     return tickets
 
 
+def _merged_duplicates(
+    conn: Connection, start: datetime, end: datetime, unit_id: str | None, tz: tzinfo
+) -> list[MergedDuplicate]:
+    """The duplicates merged in the week (their `merged` events name the ticket kept)."""
+    into = EVENT.c.new_value["merged_into"].as_string()
+    rows = conn.execute(
+        sa.select(TICKET.c.code, into, TICKET.c.category, TICKET.c.ward_name, EVENT.c.at)
+        .select_from(EVENT.join(TICKET, TICKET.c.id == EVENT.c.ticket_id))
+        .where(
+            EVENT.c.kind == TicketEventKind.merged.value,
+            *_within(EVENT.c.at, start, end),
+            into.is_not(None),
+            *_scope(unit_id),
+        )
+        .order_by(EVENT.c.at, TICKET.c.code)
+    )
+    return [
+        MergedDuplicate(
+            code=code,
+            into=kept,
+            category_name=_category_name(category),
+            ward_name=ward_name or NO_WARD,
+            merged_at=at.astimezone(tz),
+        )
+        for code, kept, category, ward_name, at in rows
+    ]
+
+
 def _category_name(category: str | None) -> str:
     if category is None:
         return NO_CATEGORY
@@ -655,4 +697,5 @@ def weekly_digest(
         procedure_questions=questions,
         top_procedures=tuple(top_procedures),
         overdue_tickets=tuple(_overdue_tickets(conn, end, unit_id, zone)),
+        merged_duplicates=tuple(_merged_duplicates(conn, start, end, unit_id, zone)),
     )

@@ -168,6 +168,8 @@ def render_markdown(digest: Digest) -> str:
     )
     out += ["", f"## Phản ánh quá hạn cuối tuần ({number(len(digest.overdue_tickets))})", ""]
     out += _md_table(OVERDUE_HEADERS, _overdue_rows(digest), numeric_from=5)
+    out += ["", f"## Phản ánh trùng đã gộp ({number(len(digest.merged_duplicates))})", ""]
+    out += _md_table(MERGED_HEADERS, _merged_rows(digest), numeric_from=5)
     return "\n".join(out) + "\n"
 
 
@@ -186,6 +188,17 @@ def _overdue_rows(digest: Digest) -> list[list[str]]:
             hours(t.hours_overdue),
         ]
         for t in digest.overdue_tickets
+    ]
+
+
+MERGED_HEADERS = ["Mã", "Gộp vào", "Lĩnh vực", "Phường, xã", "Lúc"]
+
+
+def _merged_rows(digest: Digest) -> list[list[str]]:
+    """The duplicates merged in the week, the same in Markdown and HTML."""
+    return [
+        [m.code, m.into, m.category_name, m.ward_name, moment(m.merged_at)]
+        for m in digest.merged_duplicates
     ]
 
 
@@ -244,6 +257,8 @@ def _csv_rows(digest: Digest) -> Iterator[tuple[str, str, str, str, object]]:
         yield ("Quá hạn", t.code, t.unit_name, "Lĩnh vực", t.category_name)
         yield ("Quá hạn", t.code, t.unit_name, f"Hạn {MISSED[t.missed]}", t.deadline.isoformat())
         yield ("Quá hạn", t.code, t.unit_name, "Số giờ quá hạn", t.hours_overdue)
+    for m in digest.merged_duplicates:
+        yield ("Trùng đã gộp", m.code, m.category_name, "Gộp vào", m.into)
 
 
 def render_csv(digest: Digest) -> str:
@@ -382,6 +397,8 @@ def render_html(digest: Digest, chart: bytes | None = None) -> str:
         ),
         f"<h3>Phản ánh quá hạn cuối tuần ({number(len(digest.overdue_tickets))})</h3>",
         _html_table(OVERDUE_HEADERS, _overdue_rows(digest), numeric_from=5),
+        f"<h3>Phản ánh trùng đã gộp ({number(len(digest.merged_duplicates))})</h3>",
+        _html_table(MERGED_HEADERS, _merged_rows(digest), numeric_from=5),
         "</section>",
     ]
     return "\n".join(parts) + "\n"
@@ -420,6 +437,11 @@ def message_text(digest: Digest) -> str:
         rest = len(digest.overdue_tickets) - len(shown)
         more = f" và {number(rest)} phản ánh khác" if rest else ""
         lines.append(f"• Quá hạn: {', '.join(shown)}{more}")
+    if digest.merged_duplicates:
+        merged = ", ".join(f"{m.code} → {m.into}" for m in digest.merged_duplicates[:5])
+        left = len(digest.merged_duplicates) - 5
+        tail = f" và {number(left)} phản ánh khác" if left > 0 else ""
+        lines.append(f"• Phản ánh trùng đã gộp: {merged}{tail}")
     lines += ["", "Kính gửi anh/chị biểu đồ và bảng số liệu chi tiết (CSV) kèm theo."]
     return "\n".join(lines)
 
