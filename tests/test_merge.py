@@ -16,7 +16,7 @@ from bot.conversation.texts import say
 from bot.officials.desk import Desk
 from bot.tickets import workflow
 from storage import followers, queries
-from storage.models import OfficialRole, OutboxMessage, OutboxStatus, Ticket, TicketStatus
+from storage.models import Official, OfficialRole, OutboxMessage, OutboxStatus, Ticket, TicketStatus
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ async def test_a_handler_merges_a_duplicate_into_the_ticket_of_its_unit(
     # The duplicate's reporter now hears of every step of the ticket kept.
     with Session(engine) as session:
         kept = session.get(Ticket, kept.id)
-        official = session.exec(sa.select(workflow.Official)).scalars().first()
+        official = session.exec(sa.select(Official)).scalars().first()
         assert kept is not None
         workflow.accept(session=session, ticket=kept, official=official, now=NOW)
         assert "tiếp nhận xử lý" in outbox_to(session, "citizen-2")[-1]
