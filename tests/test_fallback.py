@@ -336,6 +336,35 @@ NEW_KINDS = [
     ("bạn nghĩ Hà Nội bao giờ hết ngập", "out_of_scope", None),
     ("chào ad, xin lỗi làm phiền, rác đầu ngõ 4 ngày không ai thu", "report_problem", "waste"),
     ("nhà bên cạnh mở quán karaoke hát đến 2h sáng", "report_problem", "pollution"),
+    # A story with a category cue in it, and a question about news after the report.
+    (
+        "hôm thứ 3 mình có báo ống nước vỡ đầu ngõ, đến hôm nay đã có ai xuống chưa",
+        "check_status",
+        None,
+    ),
+    ("đã 2 tuần kể từ khi tôi gửi đơn về bãi xe, có tiến triển gì không", "check_status", None),
+    # An earlier report without a question about it is a complaint again.
+    ("đã báo 3 lần rồi mà quán phở vẫn bày bàn ghế ra hết vỉa hè", "report_problem", "sidewalk"),
+    ("5", "rate", None),
+    ("tạm được", "rate", None),
+    ("chưa thỏa đáng, cán bộ đến rồi đi, mọi thứ y nguyên", "rate", None),
+    ("bà nội em mới mất tuần trước, nhà cần làm giấy tờ gì", "ask_procedure", "khai_tu"),
+    (
+        "ngân hàng đòi giấy chứng minh em còn độc thân, xin ở đâu",
+        "ask_procedure",
+        "xac_nhan_hon_nhan",
+    ),
+    ("vợ em đẻ được 5 ngày, làm giấy cho bé thế nào", "ask_procedure", "khai_sinh"),
+    ("mình mua lại xe máy cũ của bạn, làm sao để chuyển tên xe", "ask_procedure", "dang_ky_xe"),
+    (
+        "công ty đòi giấy chứng nhận không có án tích, làm thế nào",
+        "ask_procedure",
+        "ly_lich_tu_phap",
+    ),
+    # "làm sao" names no procedure; "không" in a long message is not a "no".
+    ("làm sao để giảm cân nhanh", "out_of_scope", None),
+    ("tôi không hiểu sao tiền điện tháng này lại cao như vậy", "out_of_scope", None),
+    ("dạ em xin phép hỏi, cái bãi đất trống cuối ngõ thành chỗ đổ rác", "report_problem", "waste"),
 ]
 
 

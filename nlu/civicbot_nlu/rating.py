@@ -68,13 +68,13 @@ def read_rating(text: str) -> int | None:
     """
     score = _OUT_OF.search(text)
     if score:
-        value, scale = int(score.group(1)), int(score.group(2))
-        return _stars(value, scale) if 0 < value <= scale else None
+        given, scale = int(score.group(1)), int(score.group(2))
+        return _stars(given, scale) if 0 < given <= scale else None
     folded = words(text)
     tokens = [w.text for w in folded]
     for i, token in enumerate(tokens):
         glued = _GLUED.match(token)
-        value = int(token) if token.isdigit() else _NUMBER_WORDS.get(token)
+        value: int | None = int(token) if token.isdigit() else _NUMBER_WORDS.get(token)
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         if glued:
             value, following = int(glued.group(1)), _SCALE_OF[glued.group(2)]
