@@ -129,9 +129,13 @@ def start(settings: Settings, *, port: int | None = None, quiet: bool = True) ->
         asyncio.get_running_loop()
     except RuntimeError:
         return run()
-    # Called from async code (scripts, `local_server`): wait in a thread of its own loop.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+    # Called from async code (scripts, `local_server`): wait in a thread of its own loop,
+    # one that lives as long as the process: Rasa is stopped when the thread that started
+    # it ends (PR_SET_PDEATHSIG, nlu/rasa_launcher.py), not only the process.
+    return _STARTER.submit(run).result()
+
+
+_STARTER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasa-start")
 
 
 async def start_async(
