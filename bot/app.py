@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 
 import uvicorn
 from starlette.routing import BaseRoute
@@ -23,12 +24,19 @@ from bot import inbox
 from bot.channels.telegram import (
     TelegramOutput,
     application_from_settings,
+    before_replay,
     running_telegram,
     telegram_webhook_route,
     webhook_path,
 )
 from bot.channels.web import WebOutboxOutput
-from bot.channels.zalo import ZaloClient, ZaloOutput, run_polling, zalo_webhook_route
+from bot.channels.zalo import (
+    StoredChoices,
+    ZaloClient,
+    ZaloOutput,
+    run_polling,
+    zalo_webhook_route,
+)
 from bot.config import Settings
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import ConversationHandler, OutputChannel
@@ -124,10 +132,7 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         conversation = Conversation(nlu=nlu)
         desk = Desk(conversation)  # officials' messages first, citizens' behind
-        # What a crash left stored and unhandled, before anything new (replies queued).
-        replayed = await inbox.replay(desk, before=utcnow())
-        if replayed:
-            logger.warning("Replayed %d message(s) left unhandled in the inbox.", replayed)
+        replay_steps: inbox.BeforeReplay | None = None
         outputs: dict[Channel, OutputChannel] = {Channel.web: WebOutboxOutput()}
         routes: list[BaseRoute] = []
         telegram = application_from_settings(desk, config)
@@ -146,16 +151,19 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
                 )
             )  # fmt: skip
             outputs[Channel.telegram] = TelegramOutput(telegram.bot, max_retries=0)
+            replay_steps = before_replay(telegram.bot)
         zalo = ZaloClient.from_settings(config)
         if zalo is not None:
             await stack.enter_async_context(zalo)
-            output = ZaloOutput(zalo)
+            # Numbered choices from the database: any process may handle the answer.
+            choices = StoredChoices(partial(desk.offered_buttons, "zalo"))
+            output = ZaloOutput(zalo, choices=choices)
             outputs[Channel.zalo] = output
             routes.append(zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output))
             await stack.enter_async_context(_polling_zalo(zalo, desk, output))
         worker = OutboxWorker(outputs)
         conversation.outbox = worker  # turns send through it: one 429 pause per channel
-        await stack.enter_async_context(_background(worker, desk))
+        await stack.enter_async_context(_background(worker, desk, replay_steps))
         app = create_app(desk, extra_routes=routes, nlu=nlu)
         logger.warning(
             "CivicBot at http://%s:%s (Telegram %s, Zalo %s)", config.http_host,
@@ -180,13 +188,15 @@ async def _exit_when(stop: asyncio.Event, web: uvicorn.Server) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _background(worker: OutboxWorker, desk: Desk) -> AsyncIterator[None]:
-    """The outbox worker, the inbox sweep, the escalation job and the weekly digests, beside
-    the server."""
+async def _background(
+    worker: OutboxWorker, desk: Desk, replay_steps: inbox.BeforeReplay | None
+) -> AsyncIterator[None]:
+    """The outbox worker, the inbox (what a crash left stored and unhandled, then the sweep),
+    the escalation job and the weekly digests, beside the server."""
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(worker.run(stop)),
-        asyncio.create_task(inbox.sweep(desk, stop)),
+        asyncio.create_task(_replay_then_sweep(desk, stop, replay_steps)),
         asyncio.create_task(run_escalations(stop, calendar=calendar())),
         asyncio.create_task(_weekly_digests(stop)),
     ]
@@ -195,6 +205,21 @@ async def _background(worker: OutboxWorker, desk: Desk) -> AsyncIterator[None]:
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _replay_then_sweep(
+    desk: Desk, stop: asyncio.Event, replay_steps: inbox.BeforeReplay | None
+) -> None:
+    """What a crash left in the inbox, at once (beside new messages: a turn handles its
+    chat's older messages first), then the sweep."""
+    try:
+        replayed = await inbox.replay(desk, before=utcnow(), before_turn=replay_steps)
+    except Exception:
+        logger.exception("Replaying the inbox failed; the sweep tries again.")
+    else:
+        if replayed:
+            logger.warning("Replayed %d message(s) left unhandled in the inbox.", replayed)
+    await inbox.sweep(desk, stop, before_turn=replay_steps)
 
 
 async def _weekly_digests(stop: asyncio.Event, interval: float = 60.0) -> None:

@@ -4,9 +4,11 @@ Every channel stores an incoming message before acknowledging it (`Conversation.
 `start_turn`), and a turn marks it handled in the transaction that saves its effects and
 queues its replies. A message stored and never handled was taken in by a process that died
 (``kill -9``, power loss) before or during its turn: `replay` hands it to the conversation
-again (through the desk, as a channel would), at start-up before the channels start, and
-then every `SWEEP_SECONDS` for what has waited longer than `STALE_AFTER` (another process's
-crash, once several share a database). The replies go out through the outbox.
+again (through the desk, as a channel would), at start-up beside the channels, and then
+every `SWEEP_SECONDS` for what has waited longer than `STALE_AFTER` (another process's
+crash, once several share a database). The replies go out through the outbox. Order holds
+whoever comes first: a turn handles the older unhandled messages of its chat before its own
+(bot/conversation/engine.py), so a new message never overtakes a replayed one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -30,16 +33,23 @@ STALE_AFTER = timedelta(minutes=5)
 BATCH = 100
 
 
+# What a channel does for a message before its turn, when the message is replayed (e.g. a
+# Telegram button press: answer the callback, remove the keyboard).
+BeforeReplay = Callable[[IncomingMessage], Awaitable[None]]
+
+
 async def replay(
     handler: ConversationHandler,
     *,
     before: datetime,
     engine: Engine | None = None,
     concurrency: int = 16,
+    before_turn: BeforeReplay | None = None,
 ) -> int:
     """Handle the messages stored before `before` and not handled: each chat's in order,
-    `concurrency` chats at once. Returns how many were handed over; one that fails is logged
-    and left (the sweep tries it again)."""
+    `concurrency` chats at once, each after `before_turn` (its channel's own first steps,
+    which the crash may have cut). Returns how many were handed over; one that fails is
+    logged and left (the sweep tries it again)."""
     seen: set[int] = set()
     slots = asyncio.Semaphore(concurrency)
 
@@ -47,6 +57,8 @@ async def replay(
         async with slots:
             for row_id, message in messages:
                 try:
+                    if before_turn is not None:
+                        await before_turn(message)
                     await handler.handle(message, None)
                 except Exception:
                     logger.exception("Replaying %s message %s failed.", message.channel, row_id)
@@ -76,7 +88,11 @@ def _message(row: Message) -> IncomingMessage:
 
 
 async def sweep(
-    handler: ConversationHandler, stop: asyncio.Event, *, engine: Engine | None = None
+    handler: ConversationHandler,
+    stop: asyncio.Event,
+    *,
+    engine: Engine | None = None,
+    before_turn: BeforeReplay | None = None,
 ) -> None:
     """Every `SWEEP_SECONDS`, replay what has waited unhandled longer than `STALE_AFTER`."""
     while not stop.is_set():
@@ -85,7 +101,9 @@ async def sweep(
         if stop.is_set():
             return
         try:
-            replayed = await replay(handler, before=utcnow() - STALE_AFTER, engine=engine)
+            replayed = await replay(
+                handler, before=utcnow() - STALE_AFTER, engine=engine, before_turn=before_turn
+            )
         except Exception:
             logger.exception("Replaying the inbox failed; trying again later.")
             continue

@@ -209,6 +209,9 @@ class Conversation(ConversationBase, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # The turn that holds the chat, cluster-wide, until `claim_until` (queries.start_turn).
+    claim_token: str | None = Field(default=None, max_length=36)
+    claim_until: datetime | None = None
 
 
 class ConversationPublic(ConversationBase):
@@ -251,6 +254,15 @@ class Message(MessageBase, table=True):
         sa.Index("ix_message_created_at", "created_at"),
         # The inbox: incoming messages stored and not handled yet (replayed after a crash).
         sa.Index("ix_message_unhandled", "direction", "handled_at"),
+        # … and a chat's, oldest first (a turn handles the older ones of its chat first).
+        sa.Index(
+            "ix_message_chat_unhandled",
+            "channel",
+            "chat_id",
+            "id",
+            sqlite_where=sa.text("handled_at IS NULL AND direction = 'in'"),
+            postgresql_where=sa.text("handled_at IS NULL AND direction = 'in'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -262,6 +274,9 @@ class Message(MessageBase, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow)
     handled_at: datetime | None = None
+    # An outgoing message with buttons: the update id of the first press of its keyboard
+    # (a second press, from any process, is dropped: queries.first_press).
+    pressed_by: str | None = Field(default=None, max_length=128)
 
 
 class MessagePublic(MessageBase):
@@ -364,6 +379,11 @@ class Ticket(TicketBase, table=True):
     public_summary: str | None = None
     # Set when an official merged this ticket, a duplicate, into another (closed then).
     merged_into_id: int | None = Field(default=None, foreign_key="ticket.id", ondelete="SET NULL")
+    # The incoming message whose turn filed it: a turn replayed after a crash finds the
+    # ticket instead of filing it again (bot/tickets/intake.py file_ticket).
+    source_message_id: int | None = Field(
+        default=None, foreign_key="message.id", unique=True, ondelete="SET NULL"
+    )
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -536,6 +556,16 @@ class OutboxMessagePublic(OutboxMessageBase):
     last_error: str | None
     sent_at: datetime | None
     created_at: datetime
+
+
+class ChannelPause(SQLModel, table=True):
+    """A channel's flood-control pause (Telegram's 429 ``retry_after``), shared by every
+    process that sends: none sends on the channel before `until`."""
+
+    __tablename__ = "channel_pause"
+
+    channel: Channel = Field(sa_type=_enum(Channel), primary_key=True)
+    until: datetime
 
 
 # --- Units, officials and routing (the directory, CIVICBOT_UNITS_FILE) ----------------------

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from bot.config import settings
@@ -32,6 +32,7 @@ from storage.models import (
     AttachmentCreate,
     Channel,
     ChannelIdentity,
+    ChannelPause,
     Citizen,
     Conversation,
     Direction,
@@ -113,6 +114,7 @@ _HANDLED_AT = select(Message.handled_at).where(Message.id == sa.bindparam("messa
 _SET_CITIZEN = _UPDATE_MESSAGE.where(_MESSAGE.c.citizen_id.is_(None))
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _INSERT_OUTBOX = sa.insert(_OUTBOX).returning(_OUTBOX.c.id)
+_PAUSE = ChannelPause.__table__  # type: ignore[attr-defined]
 
 
 @cache
@@ -124,6 +126,63 @@ def _insert_incoming(dialect: str) -> Any:
         )
         .returning(_MESSAGE.c.id)
     )
+
+
+@cache
+def _claim_chat(dialect: str) -> Any:
+    """Claim a chat for one turn: its row created (idle) or its lapsed claim taken over;
+    nothing is returned while another turn's claim holds (see `start_turn`)."""
+    insert = _dialect_insert(dialect, _CONVERSATION)
+    lapsed = sa.or_(
+        _CONVERSATION.c.claim_until.is_(None),
+        _CONVERSATION.c.claim_until < sa.bindparam("now", type_=_CONVERSATION.c.claim_until.type),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["channel", "chat_id"],
+        set_={
+            "claim_token": insert.excluded.claim_token,
+            "claim_until": insert.excluded.claim_until,
+        },
+        where=lapsed,
+    ).returning(_CONVERSATION.c.state, _CONVERSATION.c.data)
+
+
+# The chat's oldest message stored and not handled (the partial index ix_message_chat_unhandled).
+_FIRST_UNHANDLED = (
+    sa.select(
+        _MESSAGE.c.id,
+        _MESSAGE.c.user_id,
+        _MESSAGE.c.channel_message_id,
+        _MESSAGE.c.text,
+        _MESSAGE.c.payload,
+    )
+    .where(
+        _MESSAGE.c.channel == sa.bindparam("channel"),
+        _MESSAGE.c.chat_id == sa.bindparam("chat_id"),
+        _MESSAGE.c.direction == Direction.incoming,
+        _MESSAGE.c.handled_at.is_(None),
+    )
+    .order_by(_MESSAGE.c.id)
+    .limit(1)
+)
+# The end of a claimed turn: the claim given back (and the state written), by its holder only.
+_RELEASE_CLAIM = (
+    sa.update(_CONVERSATION)
+    .where(
+        _CONVERSATION.c.channel == sa.bindparam("b_channel"),
+        _CONVERSATION.c.chat_id == sa.bindparam("b_chat_id"),
+        _CONVERSATION.c.claim_token == sa.bindparam("token"),
+    )
+    .values(claim_token=None, claim_until=None)
+)
+_SAVE_CLAIMED = _RELEASE_CLAIM.values(
+    state=sa.bindparam("b_state"),
+    data=sa.bindparam("b_data", type_=_CONVERSATION.c.data.type),
+    citizen_id=sa.func.coalesce(
+        sa.bindparam("b_citizen_id", type_=sa.Integer), _CONVERSATION.c.citizen_id
+    ),
+    updated_at=sa.bindparam("b_now", type_=_CONVERSATION.c.updated_at.type),
+)
 
 
 @cache
@@ -266,19 +325,75 @@ def flag_message(*, session: Session, message_id: int, **flags: Any) -> None:
 def store_inbox(*, session: Session, messages: Sequence[dict[str, Any]]) -> list[tuple[int, bool]]:
     """The inbox: store incoming messages as a channel receives them, before it acknowledges
     them (one transaction for a batch). Each dict has the columns of `store_incoming`
-    (channel, chat_id, channel_message_id, text, payload, user_id); returns each one's id and
-    whether it is new (a redelivery finds the row stored before, handled or not)."""
+    (channel, chat_id, channel_message_id, text, payload, user_id), and for a button press
+    `keyboard`, the channel id of our message it was pressed on; returns each one's id and
+    whether it is new (a redelivery finds the row stored before, handled or not; a second
+    press of a keyboard is stored handled, flagged `second_press`, and is not new)."""
     if not messages:
         return []
     begin_write(session)
-    stored = [
-        _insert_incoming_row(
-            session, _incoming_values(**{"citizen_id": None, "conversation_id": None, **m})
-        )
-        for m in messages
-    ]
+    stored = []
+    for m in messages:
+        values = {"citizen_id": None, "conversation_id": None, **m}
+        keyboard = values.pop("keyboard", None)
+        row_id, new = _insert_incoming_row(session, _incoming_values(**values))
+        if new and keyboard is not None and not _first_press(session, values, keyboard):
+            # A second press of a keyboard (from any process): stored, needs nothing.
+            flagged = {**values["payload"], "second_press": True}
+            handled = {"message_id": row_id, "handled_at": utcnow(), "payload": flagged}
+            _core(session, _UPDATE_MESSAGE, handled)
+            new = False
+        stored.append((row_id, new))
     session.commit()
     return stored
+
+
+_PRESS = (
+    sa.update(_MESSAGE)
+    .where(
+        _MESSAGE.c.channel == sa.bindparam("b_channel"),
+        _MESSAGE.c.chat_id == sa.bindparam("b_chat_id"),
+        _MESSAGE.c.direction == Direction.outgoing,
+        _MESSAGE.c.channel_message_id == sa.bindparam("keyboard"),
+        sa.or_(_MESSAGE.c.pressed_by.is_(None), _MESSAGE.c.pressed_by == sa.bindparam("press")),
+    )
+    .values(pressed_by=sa.bindparam("press"))
+)
+_PRESSED_BY = select(Message.pressed_by).where(
+    Message.channel == sa.bindparam("channel"),
+    Message.chat_id == sa.bindparam("chat_id"),
+    Message.direction == Direction.outgoing,
+    Message.channel_message_id == sa.bindparam("keyboard"),
+)
+
+
+def _first_press(session: Session, message: dict[str, Any], keyboard: str) -> bool:
+    """Whether an incoming button press is the first of the keyboard on our message
+    `keyboard` (the chat's outgoing message with that channel id; one we did not record, e.g.
+    sent before records were kept, counts as first). Redelivering the same press counts as
+    first too."""
+    chat = {"b_channel": message["channel"], "b_chat_id": message["chat_id"]}
+    press = {**chat, "keyboard": keyboard, "press": message["channel_message_id"]}
+    if _core(session, _PRESS, press).rowcount:
+        return True
+    where = {"channel": message["channel"], "chat_id": message["chat_id"], "keyboard": keyboard}
+    return _core(session, _PRESSED_BY, where).first() is None
+
+
+# How long a turn holds its chat (`start_turn` with a claim); a process that dies mid-turn
+# holds it this long. A turn that outlives it loses the chat (`ClaimLost`).
+CHAT_CLAIM = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class StoredIncoming:
+    """An incoming message as stored (what a turn needs to handle it)."""
+
+    id: int
+    user_id: str | None
+    channel_message_id: str | None
+    text: str
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -290,6 +405,15 @@ class TurnStart:
     new: bool  # False: this message was handled before (a redelivery); not handled again
     state: str | None  # the chat's dialogue state; None before its first turn
     data: dict[str, Any]
+    # With a claim: False while another turn holds the chat (start again a little later).
+    claimed: bool = True
+    # With a claim: an older message of the chat stored and not handled, to handle first.
+    earlier: StoredIncoming | None = None
+
+
+class ClaimLost(Exception):
+    """A turn ended after its chat's claim lapsed and another turn took the chat: its
+    effects are rolled back (the message stays unhandled, for the chat's next turn)."""
 
 
 def start_turn(
@@ -302,12 +426,21 @@ def start_turn(
     channel_message_id: str,
     text: str,
     payload: dict[str, Any],
+    claim: str | None = None,
+    now: datetime | None = None,
 ) -> TurnStart:
     """Store a citizen's incoming message before anything else is done with it (unless the
     channel's inbox stored it already), with the citizen (created on first contact), and read
     the chat's dialogue state: one transaction. A message stored and not handled yet (taken
-    in by the channel, or left by a crash) is new: it is handled now."""
+    in by the channel, or left by a crash) is new: it is handled now.
+
+    With `claim` (a token unique to this turn), a new message's turn also claims the chat
+    for `CHAT_CLAIM`, cluster-wide, from reading the state to `finish_turn` writing it: one
+    turn per chat at a time, whichever process runs it. When another turn holds the chat,
+    `claimed` is False (nothing is read; start again later); when an older message of the
+    chat waits unhandled, it is `earlier`, to be handled first (in order per chat)."""
     begin_write(session)
+    now = now or utcnow()
     citizen_id = _citizen_id(session, channel, user_id, display_name)
     values = _incoming_values(
         channel=channel, chat_id=chat_id, channel_message_id=channel_message_id, text=text,
@@ -318,10 +451,35 @@ def start_turn(
         new = _core(session, _HANDLED_AT, {"message_id": message_id}).scalar() is None
         if new:  # stored by the inbox, before the citizen was known
             _core(session, _SET_CITIZEN, {"message_id": message_id, "citizen_id": citizen_id})
-    saved = _core(session, _STATE_OF_CHAT, {"channel": channel, "chat_id": chat_id}).first()
+    chat = {"channel": channel, "chat_id": chat_id}
+    if claim is None or not new:
+        saved = _core(session, _STATE_OF_CHAT, chat).first()
+        session.commit()
+        state, data = saved if saved is not None else (None, {})
+        return TurnStart(citizen_id, message_id, new, state, dict(data))
+    row = {
+        **chat,
+        "state": "idle",
+        "data": {},
+        "citizen_id": citizen_id,
+        "created_at": now,
+        "updated_at": now,
+        "claim_token": claim,
+        "claim_until": now + CHAT_CLAIM,
+        "now": now,
+    }
+    saved = _core(session, _claim_chat(_dialect(session)), row).first()
+    if saved is None:  # another turn holds the chat
+        session.commit()
+        return TurnStart(citizen_id, message_id, new, None, {}, claimed=False)
+    first = _core(session, _FIRST_UNHANDLED, chat).first()
     session.commit()
-    state, data = saved if saved is not None else (None, {})
-    return TurnStart(citizen_id, message_id, new, state, dict(data))
+    earlier = None
+    if first is not None and first.id != message_id:
+        earlier = StoredIncoming(
+            first.id, first.user_id, first.channel_message_id, first.text, dict(first.payload)
+        )
+    return TurnStart(citizen_id, message_id, new, saved.state, dict(saved.data), True, earlier)
 
 
 def finish_turn(
@@ -335,23 +493,67 @@ def finish_turn(
     data: dict[str, Any],
     citizen_id: int | None,
     replies: Sequence[dict[str, Any]],
-) -> list[int]:
+    claim: str | None = None,
+    send_now: timedelta | None = None,
+) -> QueuedReplies:
     """The end of a citizen's turn, in one transaction: what the NLU understood of the message
     (if it was asked), the chat's dialogue state, the replies queued in the outbox (payloads
     of `reply_to_payload`, sent in order) and the message marked handled. Returns the ids of
-    the queued replies. `state` None leaves the chat's dialogue state as it is."""
+    the queued replies. `state` None leaves the chat's dialogue state as it is. With the
+    turn's `claim`, the chat is given back; raises `ClaimLost` (nothing written) when the
+    claim lapsed and another turn took the chat. With `send_now` (the outbox's lease), the
+    caller sends the replies at once: they are queued claimed for that long, unless an
+    earlier message to the chat waits or the channel is paused (then any sender sends them,
+    in order: `claimed_until` is None)."""
     begin_write(session)
-    values: dict[str, Any] = {"message_id": message_id, "handled_at": utcnow()}
+    now = utcnow()
+    values: dict[str, Any] = {"message_id": message_id, "handled_at": now}
     if nlu is not None:
         values["nlu"] = nlu
     _core(session, _UPDATE_MESSAGE, values)
-    if state is not None:
+    if claim is not None:
+        chat = {"b_channel": channel, "b_chat_id": chat_id, "token": claim}
+        if state is None:
+            saved = _core(session, _RELEASE_CLAIM, chat)
+        else:
+            saved = _core(
+                session,
+                _SAVE_CLAIMED,
+                {
+                    **chat,
+                    "b_state": state,
+                    "b_data": data,
+                    "b_citizen_id": citizen_id,
+                    "b_now": now,
+                },
+            )
+        if saved.rowcount != 1:
+            session.rollback()
+            raise ClaimLost(f"{channel} chat {chat_id}: the turn's claim was taken over")
+    elif state is not None:
         _upsert_conversation_row(session, channel, chat_id, state, data, citizen_id)
+    claimed_until = None
+    if send_now is not None and replies:
+        recipient = {"channel": channel, "chat_id": chat_id, "now": now}
+        if not _core(session, _REPLIES_WAIT, recipient).scalar():
+            claimed_until = now + send_now
     queued = queue_replies(
-        session=session, channel=channel, chat_id=chat_id, reply_to=message_id, replies=replies
+        session=session,
+        channel=channel,
+        chat_id=chat_id,
+        reply_to=message_id,
+        replies=replies,
+        claimed_until=claimed_until,
     )
     session.commit()
     return queued
+
+
+def release_chat(*, session: Session, channel: Channel, chat_id: str, claim: str) -> None:
+    """Give a chat's claim back without writing its state (a turn stopped mid-way)."""
+    begin_write(session)
+    _core(session, _RELEASE_CLAIM, {"b_channel": channel, "b_chat_id": chat_id, "token": claim})
+    session.commit()
 
 
 def queue_replies(
@@ -361,18 +563,47 @@ def queue_replies(
     chat_id: str,
     reply_to: int,
     replies: Sequence[dict[str, Any]],
-) -> list[int]:
+    claimed_until: datetime | None = None,
+) -> QueuedReplies:
     """Queue the replies to an incoming message, in order, in the caller's write transaction
-    (committed with it, a running outbox worker is woken)."""
+    (committed with it, a running outbox worker is woken). With `claimed_until`, they are
+    queued claimed (one attempt, leased until then) by the caller, who sends them now: no
+    worker is woken."""
     now = utcnow()
-    ids: list[int] = []
+    ids = QueuedReplies(queued_at=now, claimed_until=claimed_until)
+    attempts, due = (0, now) if claimed_until is None else (1, claimed_until)
     for payload in replies:
         row = dict(channel=channel, recipient=chat_id, payload=payload, reply_to_id=reply_to)
-        row.update(status=OutboxStatus.pending, attempts=0, next_attempt_at=now, created_at=now)
-        ids.append(_core(session, _INSERT_OUTBOX, row).scalar_one())
-    if ids:
+        row.update(status=OutboxStatus.pending, attempts=attempts, next_attempt_at=due)
+        ids.append(_core(session, _INSERT_OUTBOX, {**row, "created_at": now}).scalar_one())
+    if ids and claimed_until is None:
         session.info[OUTBOX_QUEUED] = True
     return ids
+
+
+class QueuedReplies(list[int]):
+    """The outbox ids of a turn's replies, when they were queued, and until when the turn
+    holds them (None: queued for any sender)."""
+
+    def __init__(self, *, queued_at: datetime, claimed_until: datetime | None) -> None:
+        super().__init__()
+        self.queued_at = queued_at
+        self.claimed_until = claimed_until
+
+
+# Whether a reply to a chat would wait: an earlier message to it unsent, or its channel
+# paused (see `claim_outbox`).
+_REPLIES_WAIT = sa.select(
+    sa.exists().where(
+        _OUTBOX.c.channel == sa.bindparam("channel"),
+        _OUTBOX.c.recipient == sa.bindparam("chat_id"),
+        _OUTBOX.c.status == OutboxStatus.pending,
+    )
+    | sa.exists().where(
+        _PAUSE.c.channel == sa.bindparam("channel"),
+        _PAUSE.c.until > sa.bindparam("now", type_=_PAUSE.c.until.type),
+    )
+)
 
 
 def mark_handled(*, session: Session, message_id: int) -> None:
@@ -416,6 +647,41 @@ def incoming_id(
     keys = {"channel": channel, "chat_id": chat_id, "channel_message_id": channel_message_id}
     found: int | None = _core(session, _EXISTING_INCOMING, keys).scalar()
     return found
+
+
+def offered_buttons(
+    *, session: Session, channel: Channel, chat_id: str, answer: str
+) -> list[dict[str, str]]:
+    """The buttons ({label, data}) of the latest message sent to a chat with buttons after
+    the chat's incoming message before `answer` (an incoming message's channel id, stored):
+    what `answer` may pick by number or label. None when another message of the chat came
+    in between (each message consumes the choices), or `answer` is not stored."""
+    answer_id = incoming_id(
+        session=session, channel=channel, chat_id=chat_id, channel_message_id=answer
+    )
+    if answer_id is None:
+        return []
+    chat = (Message.channel == channel) & (Message.chat_id == chat_id)
+    before = select(sa.func.max(Message.id)).where(
+        chat, Message.direction == Direction.incoming, col(Message.id) < answer_id
+    )
+    previous = session.exec(before).one() or 0
+    sent = session.exec(
+        select(Message.payload)
+        .where(
+            chat,
+            Message.direction == Direction.outgoing,
+            col(Message.id) > previous,
+            col(Message.id) < answer_id,
+        )
+        .order_by(col(Message.id).desc())
+        .limit(20)
+    ).all()
+    for payload in sent:
+        buttons = payload.get("buttons")
+        if buttons:
+            return [{"label": b["label"], "data": b["data"]} for b in buttons]
+    return []
 
 
 def messages_of_chat(
@@ -562,6 +828,11 @@ def create_ticket(
     else:
         session.flush()
     return ticket
+
+
+def ticket_filed_from(*, session: Session, message_id: int) -> Ticket | None:
+    """The ticket the turn of incoming message `message_id` filed, if any."""
+    return session.exec(select(Ticket).where(Ticket.source_message_id == message_id)).first()
 
 
 def get_ticket_by_code(*, session: Session, code: str) -> Ticket | None:
@@ -744,6 +1015,7 @@ OUTBOX_LEASE = timedelta(seconds=20)
 OUTBOX_BACKOFF_BASE = timedelta(seconds=30)
 OUTBOX_BACKOFF_MAX = timedelta(hours=1)
 OUTBOX_MAX_ATTEMPTS = 8
+OUTBOX_CLAIM_LOCK = 0x0C1B0C07  # PostgreSQL advisory lock key: one outbox claim at a time
 
 
 # Set in `session.info` by a transaction that queued a message: on its commit, running outbox
@@ -794,70 +1066,132 @@ def claim_due_outbox(
     channels: Collection[Channel] | None = None,
     ids: Collection[int] | None = None,
 ) -> Sequence[OutboxMessage]:
-    """Claim up to `limit` due messages for sending, in the order they were queued.
-
-    One UPDATE … RETURNING: a claimed row counts an attempt and is not due again until the
-    lease is over (PostgreSQL skips rows another sender is claiming: SKIP LOCKED). Call
-    `record_outbox_sent` or `mark_outbox_failed` for each. `channels` limits the claim to
-    those channels (the others' rows stay untouched), `ids` to those rows.
-
-    In order per recipient: a message is not claimed while an earlier one to the same chat
-    waits (backing off, or claimed by a sender); claimed together, they come in order.
-    """
-    if (channels is not None and not channels) or (ids is not None and not ids):
-        return []
-    begin_write(session)
-    now = now or utcnow()
-    earlier = aliased(OutboxMessage)
-    waiting = col(earlier.next_attempt_at) > now  # backing off, or claimed by a sender
-    if ids is not None:  # … or not among those to claim
-        waiting = sa.or_(waiting, col(earlier.id).not_in(list(ids)))
-    held = (
-        select(earlier.id)
-        .where(
-            earlier.channel == OutboxMessage.channel,
-            earlier.recipient == OutboxMessage.recipient,
-            earlier.status == OutboxStatus.pending,
-            col(earlier.id) < col(OutboxMessage.id),
-            waiting,
-        )
-        .exists()
+    """`claim_outbox`, the claimed rows read back as models (by id)."""
+    claimed = claim_outbox(
+        session=session, limit=limit, lease=lease, now=now, channels=channels, ids=ids
     )
-    due = (
-        select(col(OutboxMessage.id))
-        .where(
-            OutboxMessage.status == OutboxStatus.pending,
-            OutboxMessage.next_attempt_at <= now,
-            ~held,
-        )
-        .order_by(col(OutboxMessage.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if channels is not None:
-        due = due.where(col(OutboxMessage.channel).in_(list(channels)))
-    if ids is not None:
-        due = due.where(col(OutboxMessage.id).in_(list(ids)))
-    statement = (
-        sa.update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
-        .where(
-            col(OutboxMessage.status) == OutboxStatus.pending,
-            col(OutboxMessage.next_attempt_at) <= now,
-        )
-        .values(attempts=col(OutboxMessage.attempts) + 1, next_attempt_at=now + lease)
-        .returning(col(OutboxMessage.id))
-    )
-    claimed = list(session.exec(statement).scalars())
-    session.commit()
     if not claimed:
         return []
     return session.exec(
         select(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(claimed))
+        .where(col(OutboxMessage.id).in_([row.id for row in claimed]))
         .order_by(col(OutboxMessage.id))
         .execution_options(populate_existing=True)
     ).all()
+
+
+def claim_outbox(
+    *,
+    session: Session,
+    limit: int = 20,
+    lease: timedelta = OUTBOX_LEASE,
+    now: datetime | None = None,
+    channels: Collection[Channel] | None = None,
+    ids: Collection[int] | None = None,
+) -> list[sa.Row[Any]]:
+    """Claim up to `limit` due messages for sending, in the order they were queued; returns
+    the claimed rows (all columns, after the claim), by id.
+
+    One UPDATE … RETURNING: a claimed row counts an attempt and is not due again until the
+    lease is over (on PostgreSQL claims queue on an advisory lock, so none claims a row
+    another is claiming; SKIP LOCKED in the subquery let PostgreSQL claim more rows than
+    `limit`, its LIMIT evaluated again as rows were locked). Call
+    `record_outbox_sent` or `mark_outbox_failed` for each. `channels` limits the claim to
+    those channels (the others' rows stay untouched), `ids` to those rows.
+
+    In order per recipient: a message is not claimed while an earlier one to the same chat
+    waits (backing off, or claimed by a sender, of any process); claimed together, they come
+    in order. Nothing is claimed on a channel paused by `pause_channel`.
+    """
+    if (channels is not None and not channels) or (ids is not None and not ids):
+        return []
+    begin_write(session)
+    if _dialect(session) == "postgresql":
+        # Claims one at a time, cluster-wide (SQLite's write lock does it there): the claim
+        # below then reads the rows other senders claimed, so no two senders hold messages of
+        # one recipient at once (SKIP LOCKED alone lets a claim skip a row being claimed
+        # and take the next one of its recipient). A claim takes a millisecond.
+        _core(session, _CLAIM_LOCK, {})
+    now = now or utcnow()
+    params: dict[str, Any] = {"now": now, "lease_until": now + lease, "limit": limit}
+    if channels is not None:
+        params["channels"] = [Channel(c).value for c in channels]
+    if ids is not None:
+        params["ids"] = list(ids)
+    statement = _claim_statement(ids is not None, channels is not None)
+    claimed = sorted(_core(session, statement, params).all(), key=lambda row: row.id)
+    session.commit()
+    return claimed
+
+
+_CLAIM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(OUTBOX_CLAIM_LOCK))
+
+
+@cache
+def _claim_statement(with_ids: bool, with_channels: bool) -> Any:
+    """The claim of `claim_outbox`, built once per kind (building it costs more CPU than
+    running it on SQLite)."""
+    now = sa.bindparam("now", type_=_OUTBOX.c.next_attempt_at.type)
+    earlier = _OUTBOX.alias("earlier")
+    waiting = earlier.c.next_attempt_at > now  # backing off, or claimed by a sender
+    if with_ids:  # … or not among those to claim
+        waiting = sa.or_(waiting, earlier.c.id.not_in(sa.bindparam("ids", expanding=True)))
+    held = (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.channel == _OUTBOX.c.channel,
+            earlier.c.recipient == _OUTBOX.c.recipient,
+            earlier.c.status == OutboxStatus.pending,
+            earlier.c.id < _OUTBOX.c.id,
+            waiting,
+        )
+        .exists()
+    )
+    paused = (
+        sa.select(_PAUSE.c.channel)
+        .where(_PAUSE.c.channel == _OUTBOX.c.channel, _PAUSE.c.until > now)
+        .exists()
+    )
+    due = sa.select(_OUTBOX.c.id).where(
+        _OUTBOX.c.status == OutboxStatus.pending, _OUTBOX.c.next_attempt_at <= now, ~held, ~paused
+    )
+    if with_channels:
+        due = due.where(_OUTBOX.c.channel.in_(sa.bindparam("channels", expanding=True)))
+    if with_ids:
+        due = due.where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)))
+    due = due.order_by(_OUTBOX.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
+    return (
+        sa.update(_OUTBOX)
+        .where(
+            _OUTBOX.c.id.in_(due.scalar_subquery()),
+            _OUTBOX.c.status == OutboxStatus.pending,
+            _OUTBOX.c.next_attempt_at <= now,
+        )
+        .values(
+            attempts=_OUTBOX.c.attempts + 1,
+            next_attempt_at=sa.bindparam("lease_until", type_=_OUTBOX.c.next_attempt_at.type),
+        )
+        .returning(*_OUTBOX.c)
+    )
+
+
+def pause_channel(*, session: Session, channel: Channel, until: datetime) -> None:
+    """Pause sending on `channel` until `until` for every sender of the cluster (flood
+    control); an earlier pause that ends later is kept."""
+    begin_write(session)
+    insert = _insert(session, ChannelPause).values(channel=channel, until=until)
+    table = ChannelPause.__table__  # type: ignore[attr-defined]
+    later = sa.case(
+        (table.c.until > insert.excluded.until, table.c.until), else_=insert.excluded.until
+    )
+    session.exec(insert.on_conflict_do_update(index_elements=["channel"], set_={"until": later}))
+    session.commit()
+
+
+def channel_pauses(*, session: Session, now: datetime) -> dict[Channel, datetime]:
+    """The channels paused at `now`, and until when."""
+    rows = session.exec(select(ChannelPause).where(col(ChannelPause.until) > now)).all()
+    return {Channel(row.channel): row.until for row in rows}
 
 
 def outbox_backoff(attempts: int) -> timedelta:
@@ -1027,43 +1361,66 @@ def record_outbox_sent(
     channel_message_id: str | None,
     now: datetime | None = None,
 ) -> None:
-    """Mark an outbox message sent and store it as an outgoing `Message`, in one transaction.
+    """Mark an outbox message sent and store it as an outgoing `Message`, in one transaction
+    (two statements built once: this runs for every reply).
 
     The stored message is linked to the recipient's citizen and conversation when the chat
     has them (an official's chat may have neither).
     """
     begin_write(session)
     now = now or utcnow()
-    outbox = session.get_one(OutboxMessage, message_id)
-    redacted = outbox.payload.get(OUTBOX_REDACTED_TEXT)
+    sent = _core(session, _MARK_SENT, {"b_id": message_id, "b_now": now}).one()
+    redacted = sent.payload.get(OUTBOX_REDACTED_TEXT)
     if isinstance(redacted, str):  # it carried a secret: kept neither here nor in the log
         text = redacted
-        kept = {k: v for k, v in outbox.payload.items() if k != OUTBOX_REDACTED_TEXT}
-        outbox.payload = {**kept, "text": redacted}
-    account = {"channel": outbox.channel, "external_user_id": outbox.recipient}
-    citizen_id = _core(session, _CITIZEN_ID_OF_ACCOUNT, account).scalar()
-    conversation_id = session.exec(
-        select(Conversation.id).where(
-            Conversation.channel == outbox.channel, Conversation.chat_id == outbox.recipient
-        )
-    ).first()
-    message = Message(
-        direction=Direction.outgoing,
-        channel=outbox.channel,
-        chat_id=outbox.recipient,
-        text=text,
-        payload=payload,
-        channel_message_id=channel_message_id,
-        citizen_id=citizen_id,
-        conversation_id=conversation_id,
-        created_at=now,
-    )
-    session.add(message)
-    outbox.status = OutboxStatus.sent
-    outbox.sent_at = now
-    outbox.last_error = None
-    session.add(outbox)
+        kept = {k: v for k, v in sent.payload.items() if k != OUTBOX_REDACTED_TEXT}
+        _core(session, _SET_OUTBOX_PAYLOAD, {"b_id": message_id, "payload": {**kept, "text": text}})
+    recipient = {"channel": sent.channel, "chat": sent.recipient}
+    values = {
+        **{f"{use}_{key}": value for use in "bic" for key, value in recipient.items()},
+        "b_text": text,
+        "b_payload": payload,
+        "b_channel_message_id": channel_message_id,
+        "b_now": now,
+    }
+    _core(session, _INSERT_SENT, values)
     session.commit()
+
+
+_MARK_SENT = (
+    sa.update(_OUTBOX)
+    .where(_OUTBOX.c.id == sa.bindparam("b_id"))
+    .values(
+        status=OutboxStatus.sent,
+        sent_at=sa.bindparam("b_now", type_=_OUTBOX.c.sent_at.type),
+        last_error=None,
+    )
+    .returning(_OUTBOX.c.channel, _OUTBOX.c.recipient, _OUTBOX.c.payload)
+)
+_SET_OUTBOX_PAYLOAD = sa.update(_OUTBOX).where(_OUTBOX.c.id == sa.bindparam("b_id"))
+_IDENTITY = ChannelIdentity.__table__  # type: ignore[attr-defined]
+# PostgreSQL deduces one type per parameter: each use of the recipient has its own.
+_INSERT_SENT = sa.insert(_MESSAGE).values(
+    direction=Direction.outgoing,
+    channel=sa.bindparam("b_channel", type_=_MESSAGE.c.channel.type),
+    chat_id=sa.bindparam("b_chat", type_=_MESSAGE.c.chat_id.type),
+    text=sa.bindparam("b_text", type_=_MESSAGE.c.text.type),
+    payload=sa.bindparam("b_payload", type_=_MESSAGE.c.payload.type),
+    channel_message_id=sa.bindparam("b_channel_message_id", type_=sa.String),
+    citizen_id=sa.select(_IDENTITY.c.citizen_id)
+    .where(
+        _IDENTITY.c.channel == sa.bindparam("i_channel"),
+        _IDENTITY.c.external_user_id == sa.bindparam("i_chat"),
+    )
+    .scalar_subquery(),
+    conversation_id=sa.select(_CONVERSATION.c.id)
+    .where(
+        _CONVERSATION.c.channel == sa.bindparam("c_channel"),
+        _CONVERSATION.c.chat_id == sa.bindparam("c_chat"),
+    )
+    .scalar_subquery(),
+    created_at=sa.bindparam("b_now", type_=_MESSAGE.c.created_at.type),
+)
 
 
 def pending_outbox_counts(*, session: Session) -> dict[Channel, int]:

@@ -296,3 +296,80 @@ async def test_a_web_post_retried_after_a_restart_gets_its_replies_from_the_data
     )
     assert again == first and "Xin chào" in first[0]["text"]
     assert len(incoming(engine)) == 1 and len(queued(engine)) == 1
+
+
+# --- A crash mid-turn files nothing twice; a replayed press is answered -----------------
+
+
+class StopsAfterFiling:
+    """Makes the turn stop right after `file_ticket` committed, once, as a process killed
+    there would (nothing of the turn's end is written)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(self, ctx: object) -> None:
+        if not self.stopped:
+            self.stopped = True
+            raise asyncio.CancelledError
+
+
+async def test_a_turn_stopped_after_filing_files_one_ticket_when_replayed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_conversation import Chat
+
+    from bot.conversation.dialogue import complaints
+    from storage.models import Ticket
+
+    chat = Chat(Conversation(nlu=KeywordNlu(), engine=engine), engine)
+    await chat.send("Vỉa hè phố Huế, phường Hai Bà Trưng bị quán nước lấn chiếm hết")
+    await chat.press("Bỏ qua")
+    await chat.press("Gửi ẩn danh")
+    stop = StopsAfterFiling()
+    monkeypatch.setattr(complaints.tickets, "pending_question", stop)
+    with pytest.raises(asyncio.CancelledError):
+        await chat.press("Gửi phản ánh")
+    assert stop.stopped
+    (filed,) = chat.rows(Ticket)  # committed by file_ticket before the stop
+    press = incoming(engine)[-1]
+    assert press.handled_at is None and filed.source_message_id == press.id
+
+    alive = Conversation(nlu=KeywordNlu(), engine=engine)
+    assert await inbox.replay(alive, before=utcnow(), engine=engine) == 1
+    (ticket,) = chat.rows(Ticket)  # the same one, not a second
+    assert ticket.id == filed.id
+    (answer,) = [r for r in queued(engine) if r.reply_to_id == press.id]
+    assert ticket.code in answer.payload["text"]
+    assert incoming(engine)[-1].handled_at is not None
+
+
+async def test_a_button_press_replayed_after_a_crash_is_answered_and_its_keyboard_removed(
+    fake: FakeTelegram, engine: Engine
+) -> None:
+    from telegram import Update
+
+    from bot.channels.telegram import before_replay, incoming_message
+
+    async with Bot(fake.token, base_url=fake.base_url) as bot:
+        offer = {
+            "text": "Anh/chị cần gì?",
+            "buttons": [{"label": "Tra cứu", "data": "menu:status"}],
+        }
+        await TelegramOutput(bot).send(str(CHAT), reply_from_payload(offer))
+        update = Update.de_json(fake.press_button(CHAT, "menu:status"), bot)
+        assert update is not None
+        message = incoming_message(update)
+        assert message is not None
+        conversation = Conversation(nlu=KeywordNlu(), engine=engine)
+        assert conversation.accept([message]) == [True]  # stored; the process died then
+        (keyboard,) = [m for m in fake.bot_messages(CHAT) if m.get("reply_markup")]
+
+        replayed = await inbox.replay(
+            conversation, before=utcnow(), engine=engine, before_turn=before_replay(bot)
+        )
+    assert replayed == 1
+    assert fake.answered_queries == [message.metadata["callback_query_id"]]
+    pressed = fake.message(CHAT, keyboard["message_id"])
+    assert pressed is not None and not pressed.get("reply_markup")
+    assert incoming(engine)[0].handled_at is not None and len(queued(engine)) == 1

@@ -571,6 +571,27 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _state(context).conversation.handle(message, TelegramOutput(context.bot))
 
 
+def before_replay(bot: Bot) -> Callable[[IncomingMessage], Awaitable[None]]:
+    """What `on_button` does before the turn, for a press replayed from the inbox (the
+    process died after storing it): answer the callback (Telegram may say it is too old:
+    logged) and remove the keyboard. Other messages need nothing."""
+
+    async def first_steps(message: IncomingMessage) -> None:
+        if message.channel != "telegram" or message.button is None:
+            return
+        query_id = message.metadata.get("callback_query_id")
+        if isinstance(query_id, str):
+            try:
+                await bot.answer_callback_query(query_id)
+            except TelegramError as error:
+                logger.info("answerCallbackQuery %s on replay failed: %s", query_id, error)
+        pressed = message.metadata.get("telegram_message_id")
+        if isinstance(pressed, int):
+            await _remove_keyboard(bot, int(message.chat_id), pressed)
+
+    return first_steps
+
+
 async def _answer(query: CallbackQuery) -> None:
     try:
         await query.answer()

@@ -39,11 +39,13 @@ id is an http(s) URL (what a Zalo citizen's photo is, see above) goes out by ``s
 before the text; any other file (a Telegram file id, generated content, a document) is not
 sent, and a line under the text says how many photos and which documents are attached.
 
-Zalo has no buttons, so a `Reply`'s buttons become numbered choices (`Reply.as_plain_text`).
-`ChoiceMemory` keeps, per chat and in memory only, the buttons last offered, so that "2" (or
-the label typed, with or without accents) comes back as that button's data on the next
-message. The memory is lost on restart, is bounded and expires; the conversation must (and
-does) also accept the plain-text answer. Each incoming message consumes the choices of its chat.
+Zalo has no buttons, so a `Reply`'s buttons become numbered choices (`Reply.as_plain_text`),
+and "2" (or the label typed, with or without accents) comes back as that button's data on
+the next message. The app reads the choices from the database (`StoredChoices`: the buttons
+of the latest message sent to the chat, stored by the outbox), so they survive a restart and
+hold when another process handles the answer; `ChoiceMemory` keeps them in memory instead
+(bounded, expiring). The conversation must (and does) also accept the plain-text answer.
+Each incoming message consumes the choices of its chat.
 
 The token is part of every URL: errors never quote URLs, and a logging filter on the
 ``httpx`` logger (which logs each request's URL at INFO) replaces known tokens by ``<token>``.
@@ -62,7 +64,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from civicbot_nlu.normalize import fold
@@ -273,7 +275,7 @@ def _message_id(result: Any) -> str | None:
 
 
 def update_to_message(
-    update: Mapping[str, Any], choices: ChoiceMemory | None = None
+    update: Mapping[str, Any], choices: Choices | None = None
 ) -> IncomingMessage | None:
     """The `IncomingMessage` of one update (webhook body or getUpdates result), or None.
 
@@ -337,7 +339,8 @@ def update_to_message(
         )
     )
     if choices is not None:
-        button = choices.resolve(chat_id, text if event == EVENT_TEXT else "")
+        answer = text if event == EVENT_TEXT else ""
+        button = choices.resolve(chat_id, answer, message_id=incoming.message_id)
         if button is not None:
             incoming = replace(incoming, button=button)
     return incoming
@@ -369,6 +372,18 @@ _CHOICE_NUMBER = re.compile(r"^(?:so|chon|lua chon)?\s*#?(\d{1,3})\s*[.)]?$")
 def _fold(text: str) -> str:
     """Lower case, no accents, single spaces, no trailing punctuation: for matching labels."""
     return " ".join(fold(text).split()).strip(" .!?,;:\"'")
+
+
+class Choices(Protocol):
+    """Where the choices offered in a chat are kept until its next message."""
+
+    def remember(self, chat_id: str, buttons: Iterable[Button]) -> None:
+        """The buttons just offered in `chat_id`."""
+        ...
+
+    def resolve(self, chat_id: str, text: str, message_id: str | None = None) -> str | None:
+        """Consume the chat's choices; the data of the button the answer picks, if any."""
+        ...
 
 
 class ChoiceMemory:
@@ -406,23 +421,45 @@ class ChoiceMemory:
             return ()
         return entry[1]
 
-    def resolve(self, chat_id: str, text: str) -> str | None:
-        """Consume the chat's choices; the data of the button `text` picks, if any.
-
-        "2", "2.", "số 2" pick the second button; the label itself (any case, with or
-        without accents) picks that button.
-        """
+    def resolve(self, chat_id: str, text: str, message_id: str | None = None) -> str | None:
+        """Consume the chat's choices; the data of the button `text` picks, if any (`pick`).
+        `message_id` (the answer's) is not needed here."""
         buttons = self.offered(chat_id)
         self._offered.pop(chat_id, None)
-        answer = _fold(text)
-        if not buttons or not answer:
+        return pick(buttons, text)
+
+
+def pick(buttons: Sequence[Button], text: str) -> str | None:
+    """The data of the offered button that `text` picks: "2", "2.", "số 2" pick the second;
+    the label itself (any case, with or without accents) picks that button."""
+    answer = _fold(text)
+    if not buttons or not answer:
+        return None
+    number = _CHOICE_NUMBER.match(answer)
+    if number:
+        index = int(number.group(1))
+        return buttons[index - 1].data if 1 <= index <= len(buttons) else None
+    matches = [b for b in buttons if _fold(b.label) == answer]
+    return matches[0].data if len(matches) == 1 else None
+
+
+class StoredChoices:
+    """The choices of a chat as stored, whichever process offered them and whichever handles
+    the answer: `offered(chat_id, answer)` gives the buttons offered in the chat before the
+    answer (the app's: `Conversation.offered_buttons`, from the messages the outbox stored
+    as it sent them). The answer consumes them: the next message has none."""
+
+    def __init__(self, offered: Callable[[str, str], Sequence[Button]]) -> None:
+        self._offered = offered
+
+    def remember(self, chat_id: str, buttons: Iterable[Button]) -> None:
+        """Nothing to do: the outbox stores what it sent, buttons included."""
+
+    def resolve(self, chat_id: str, text: str, message_id: str | None = None) -> str | None:
+        """The data of the button the answer `message_id` (stored already) picks, if any."""
+        if not _fold(text) or message_id is None:
             return None
-        number = _CHOICE_NUMBER.match(answer)
-        if number:
-            index = int(number.group(1))
-            return buttons[index - 1].data if 1 <= index <= len(buttons) else None
-        matches = [b for b in buttons if _fold(b.label) == answer]
-        return matches[0].data if len(matches) == 1 else None
+        return pick(self._offered(chat_id, message_id), text)
 
 
 # --- Sending -------------------------------------------------------------------------------
@@ -452,11 +489,11 @@ class ZaloOutput:
         client: ZaloClient,
         *,
         max_chars: int = MAX_TEXT_UNITS,
-        choices: ChoiceMemory | None = None,
+        choices: Choices | None = None,
     ) -> None:
         self.client = client
         self.max_chars = max_chars
-        self.choices = choices if choices is not None else ChoiceMemory()
+        self.choices: Choices = choices if choices is not None else ChoiceMemory()
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Send one reply; returns the Zalo id of the last message sent.

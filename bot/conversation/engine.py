@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from civicbot_nlu.normalize import normalize
@@ -24,12 +25,13 @@ from bot.conversation.messages import (
     IncomingMessage,
     OutputChannel,
     Reply,
+    incoming_from_row,
     incoming_payload,
     reply_from_payload,
     reply_to_payload,
 )
 from bot.lanes import ChatLanes
-from bot.outbox.worker import OutboxWorker
+from bot.outbox.worker import Claim, OutboxWorker
 from storage import queries
 from storage.db import get_session
 from storage.models import Channel, utcnow
@@ -72,18 +74,47 @@ class Conversation:
 
     async def handle(self, message: IncomingMessage, output: OutputChannel | None) -> None:
         """Store the message (unless the channel's inbox did), then understand and answer it:
-        once, in order per chat. Without `output`, the outbox worker sends the replies."""
+        once, in order per chat, cluster-wide. Without `output`, the outbox worker sends the
+        replies.
+
+        The turn claims its chat in the database (`queries.start_turn`): while a turn of
+        another process holds it, this one waits, and returns once that turn (or a later one
+        there) handled the message. Older messages of the chat left unhandled (stored by
+        another process, or by one that died) are handled first, their replies sent before
+        this one's (a web post's response holds its own replies only: the earlier posts get
+        theirs from the database)."""
+        queued: list[int] = []
+        claimed: list[Claim] = []
         async with self.lanes.hold((message.channel, message.chat_id)):
-            with get_session(self._engine) as session:
-                turn = _Turn(session, message, self._nlu, self._clock)
-                if not turn.store():
-                    logger.info(
-                        "Redelivered %s message %s ignored.", message.channel, message.message_id
-                    )
-                    return
-                await turn.run()
+            waits = _claim_waits()
+            while True:
+                with get_session(self._engine) as session:
+                    turn = _Turn(session, message, self._nlu, self._clock)
+                    if output is not None:  # its replies are sent at once: queued claimed
+                        turn.send_lease = self.outbox.lease
+                    start = turn.store()
+                    if not start.new:
+                        logger.info("Redelivered %s message %s ignored.", *_ids(message))
+                        return
+                    if not start.claimed:  # another process's turn of this chat
+                        await asyncio.sleep(next(waits))
+                        continue
+                    if start.earlier is not None:
+                        turn = turn.earlier(start.earlier)
+                    try:
+                        await turn.run()
+                    except queries.ClaimLost:
+                        logger.warning("%s message %s: chat taken over; again.", *_ids(message))
+                        continue
+                if turn.message is message:
+                    mine = turn.claims()
+                    claimed += mine
+                    queued += [] if mine else turn.queued
+                    break
+                if message.channel != "web":  # a web post answers its own message only
+                    queued += turn.queued
             if output is not None:
-                await self.outbox.send_now(turn.queued, output)
+                await self.outbox.send_now(queued, output, claimed)
 
     def accept(self, messages: list[IncomingMessage]) -> list[bool]:
         """The inbox: store what a channel received before it acknowledges it (one
@@ -96,11 +127,21 @@ class Conversation:
                 "text": m.text[:MAX_STORED_TEXT],
                 "payload": incoming_payload(m),
                 "user_id": m.user_id,
+                **_keyboard(m),
             }
             for m in messages
         ]
         with get_session(self._engine) as session:
             return [new for _, new in queries.store_inbox(session=session, messages=rows)]
+
+    def offered_buttons(self, channel: str, chat_id: str, answer: str) -> tuple[Button, ...]:
+        """The buttons last offered in a chat before its message `answer` (a channel id),
+        none when a message of the chat came in between (`queries.offered_buttons`)."""
+        with get_session(self._engine) as session:
+            offered = queries.offered_buttons(
+                session=session, channel=Channel(channel), chat_id=chat_id, answer=answer
+            )
+        return tuple(Button(b["label"], b["data"]) for b in offered)
 
     def replies_to(self, message: IncomingMessage) -> list[Reply] | None:
         """The replies queued for a message handled before, or None if it was not."""
@@ -113,6 +154,27 @@ class Conversation:
                 return None
             payloads = queries.replies_to(session=session, message_id=stored)
         return [reply_from_payload(p) for p in payloads]
+
+
+def _keyboard(message: IncomingMessage) -> dict[str, str]:
+    """For a button pressed on one of our messages (Telegram), the message's id: a keyboard
+    is pressed once (`queries.store_inbox`)."""
+    pressed = message.metadata.get("telegram_message_id")
+    if message.button is None or pressed is None:
+        return {}
+    return {"keyboard": str(pressed)}
+
+
+def _ids(message: IncomingMessage) -> tuple[str, str]:
+    return message.channel, message.message_id
+
+
+def _claim_waits() -> Iterator[float]:
+    """Seconds between looks at a chat another process's turn holds: 10 ms doubling to 0.2 s."""
+    wait = 0.01
+    while True:
+        yield wait
+        wait = min(wait * 2, 0.2)
 
 
 class _Turn:
@@ -132,30 +194,60 @@ class _Turn:
         self.channel = Channel(message.channel)
         self.replies: list[Reply] = []
         self.queued: list[int] = []  # the replies' outbox rows
+        self.payloads: list[dict[str, Any]] = []
+        self.send_lease: timedelta | None = None  # sent at once: queued claimed this long
+        self.claim = uuid.uuid4().hex  # this turn's hold on its chat, cluster-wide
+        self.nlu_json: dict[str, Any] | None = None  # saved with the dialogue state
 
     # --- storing ----------------------------------------------------------------------------
 
-    def store(self) -> bool:
-        """Store the incoming message; False when this exact update was handled before."""
+    def store(self) -> queries.TurnStart:
+        """Store the incoming message and claim its chat (`queries.start_turn`)."""
         m = self.message
-        payload = incoming_payload(m)
         start = queries.start_turn(
-            session=self.session, channel=self.channel, chat_id=m.chat_id, user_id=m.user_id,
-            display_name=m.display_name, channel_message_id=m.message_id,
-            text=m.text[:MAX_STORED_TEXT], payload=payload,
-        )  # fmt: skip
+            session=self.session,
+            channel=self.channel,
+            chat_id=m.chat_id,
+            user_id=m.user_id,
+            display_name=m.display_name,
+            channel_message_id=m.message_id,
+            text=m.text[:MAX_STORED_TEXT],
+            payload=incoming_payload(m),
+            claim=self.claim,
+        )
         self.citizen_id = start.citizen_id
         self.stored_id = start.message_id
         self.state = start.state or IDLE
         self.data: dict[str, Any] = start.data
-        self.nlu_json: dict[str, Any] | None = None  # saved with the dialogue state
-        return start.new
+        return start
+
+    def earlier(self, row: queries.StoredIncoming) -> _Turn:
+        """The turn of an older message of the chat, left unhandled: in this turn's claim."""
+        m = self.message
+        message = incoming_from_row(
+            channel=m.channel,
+            chat_id=m.chat_id,
+            user_id=row.user_id,
+            text=row.text,
+            channel_message_id=row.channel_message_id or "",
+            payload=row.payload,
+        )
+        turn = _Turn(self.session, message, self.nlu, self.clock)
+        turn.claim, turn.citizen_id, turn.stored_id = self.claim, self.citizen_id, row.id
+        turn.state, turn.data = self.state, self.data
+        return turn
 
     async def run(self) -> None:
         try:
             await self.respond()
         except asyncio.CancelledError:
             self.session.rollback()  # stopped mid-turn: left unhandled, replayed at next start
+            queries.release_chat(
+                session=self.session,
+                channel=self.channel,
+                chat_id=self.message.chat_id,
+                claim=self.claim,
+            )  # the chat's next turn need not wait for the claim to lapse
             raise
         except BaseException:
             self.session.rollback()  # what the failed step left unfinished; the state is saved
@@ -166,12 +258,24 @@ class _Turn:
     def finish(self) -> None:
         """The state, the replies (queued in the outbox) and the message handled: one commit."""
         self.remember_buttons()
+        self.payloads = [reply_to_payload(r) for r in self.replies]
         self.queued = queries.finish_turn(
             session=self.session, message_id=self.stored_id, nlu=self.nlu_json,
             channel=self.channel, chat_id=self.message.chat_id, state=self.state,
             data=self.data, citizen_id=self.citizen_id,
-            replies=[reply_to_payload(r) for r in self.replies],
+            replies=self.payloads, claim=self.claim, send_now=self.send_lease,
         )  # fmt: skip
+
+    def claims(self) -> list[Claim]:
+        """The replies queued claimed for this turn to send (none when they wait)."""
+        queued = self.queued
+        if not isinstance(queued, queries.QueuedReplies) or queued.claimed_until is None:
+            return []
+        chat = self.message.chat_id
+        return [
+            Claim(row, self.channel, chat, payload, None, 1, queued.queued_at, self.stored_id)
+            for row, payload in zip(queued, self.payloads, strict=True)
+        ]
 
     def reply(self, text: str, buttons: list[Button] | tuple[Button, ...] = ()) -> None:
         self.replies.append(Reply(text=text, buttons=tuple(buttons)))

@@ -89,6 +89,10 @@ class Desk:
         """The inbox, the same for officials and citizens (`Conversation.accept`)."""
         return self.conversation.accept(messages)
 
+    def offered_buttons(self, channel: str, chat_id: str, answer: str) -> tuple[Button, ...]:
+        """The buttons last offered in a chat (`Conversation.offered_buttons`)."""
+        return self.conversation.offered_buttons(channel, chat_id, answer)
+
     def replies_to(self, message: IncomingMessage) -> list[Reply] | None:
         """The replies queued for a message handled before (`Conversation.replies_to`)."""
         return self.conversation.replies_to(message)

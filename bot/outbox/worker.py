@@ -7,8 +7,9 @@ channel's message id (so every message sent is stored, as chat replies are). A f
 classified (`classify_error`):
 
 - flood control (Telegram 429 ``retry_after``): due again exactly after ``retry_after``, and
-  the channel pauses until then (Telegram's limits are per bot as much as per chat; PTB's own
-  rate limiter pauses all requests too). The attempt is given back: waiting for our turn is
+  the channel pauses until then, in every process that sends (`queries.pause_channel`:
+  Telegram's limits are per bot as much as per chat; PTB's own rate limiter pauses all
+  requests too). The attempt is given back: waiting for our turn is
   nothing wrong with the message, and it must not use up the attempts meant for real
   failures. What bounds it instead is age: a message still refused after `max_age` fails;
 - transient (network, time-out, 5xx, bad token, Zalo 429/408): due again after the backoff of
@@ -33,12 +34,12 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Row, event
 from sqlalchemy.orm import Session as OrmSession
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
@@ -96,7 +97,7 @@ def classify_error(channel: Channel, error: Exception) -> Failure:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
     """A claimed row, read out of its session (nothing is held while sending)."""
 
     id: int
@@ -109,10 +110,11 @@ class _Claim:
     reply_to_id: int | None = None
 
     @classmethod
-    def of(cls, row: OutboxMessage) -> _Claim:
+    def of(cls, row: OutboxMessage | Row[Any]) -> Claim:
+        """The claim of a claimed row (a model, or a row of `queries.claim_outbox`)."""
         assert row.id is not None
         return cls(
-            row.id, row.channel, row.recipient, dict(row.payload), row.dedupe_key,
+            row.id, Channel(row.channel), row.recipient, dict(row.payload), row.dedupe_key,
             row.attempts, row.created_at, row.reply_to_id,
         )  # fmt: skip
 
@@ -226,33 +228,47 @@ class OutboxWorker:
         self._report_missing_outputs()
         channels = [c for c in self.outputs if self._paused.get(c, now) <= now]
         with get_session(self._engine) as session:
-            rows = queries.claim_due_outbox(
+            rows = queries.claim_outbox(
                 session=session, limit=self._batch, lease=self._lease, now=now, channels=channels
             )
-            claims = [_Claim.of(row) for row in rows]
+            claims = [Claim.of(row) for row in rows]
         self.last_claimed = len(claims)
         return await self._send_in_order(claims, now)
 
-    async def send_now(self, ids: list[int], output: OutputChannel | None = None) -> int:
+    async def send_now(
+        self,
+        ids: list[int],
+        output: OutputChannel | None = None,
+        claimed: Sequence[Claim] = (),
+    ) -> int:
         """Send these queued messages now (a turn's replies), through `output` or the
         channel's; those waiting behind an earlier message of their chat are left to the
-        worker, as are failures. Returns how many were sent."""
+        worker, as are failures. `claimed`: messages the caller queued claimed (see
+        `queries.finish_turn`), sent without claiming them again. Returns how many were
+        sent."""
         now = max(self._clock(), utcnow())  # queued just now, by the wall clock
-        channels = [c for c in Channel if self._paused.get(c, now) <= now]
-        with get_session(self._engine) as session:
-            rows = queries.claim_due_outbox(
-                session=session,
-                limit=len(ids),
-                lease=self._lease,
-                now=now,
-                channels=channels,
-                ids=ids,
-            )
-            claims = [_Claim.of(row) for row in rows]
+        claims = list(claimed)
+        if ids:
+            channels = [c for c in Channel if self._paused.get(c, now) <= now]
+            with get_session(self._engine) as session:
+                rows = queries.claim_outbox(
+                    session=session,
+                    limit=len(ids),
+                    lease=self._lease,
+                    now=now,
+                    channels=channels,
+                    ids=ids,
+                )
+            claims = sorted(claims + [Claim.of(row) for row in rows], key=lambda c: c.id)
         return await self._send_in_order(claims, now, output)
 
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds a message."""
+        return self._lease
+
     async def _send_in_order(
-        self, claims: list[_Claim], now: datetime, output: OutputChannel | None = None
+        self, claims: list[Claim], now: datetime, output: OutputChannel | None = None
     ) -> int:
         """Send claims in order; after a failure the later messages of that chat wait."""
         sent = 0
@@ -285,7 +301,7 @@ class OutboxWorker:
 
     # --- one message --------------------------------------------------------------------
 
-    async def _deliver(self, claim: _Claim, output: OutputChannel) -> bool:
+    async def _deliver(self, claim: Claim, output: OutputChannel) -> bool:
         try:
             reply = reply_from_payload(claim.payload)
         except Exception as error:  # written by something else than reply_to_payload
@@ -300,7 +316,7 @@ class OutboxWorker:
         return True
 
     async def _record_sent(
-        self, claim: _Claim, reply: Reply, channel_message_id: str | None
+        self, claim: Claim, reply: Reply, channel_message_id: str | None
     ) -> None:
         """Mark the row sent and store the message; retried a little, since failing here
         means sending it again after the lease."""
@@ -323,7 +339,7 @@ class OutboxWorker:
                 logger.warning("Recording %s failed; retrying.", claim.context(), exc_info=True)
                 await asyncio.sleep(delay)
 
-    def _failed(self, claim: _Claim, error: Exception) -> None:
+    def _failed(self, claim: Claim, error: Exception) -> None:
         try:
             failure = self._classify(claim.channel, error)
         except Exception:
@@ -338,13 +354,22 @@ class OutboxWorker:
             return
         retry_at = now + timedelta(seconds=max(failure.retry_after, 0.0))
         self._paused[claim.channel] = max(self._paused.get(claim.channel, retry_at), retry_at)
+        self._pause_everywhere(claim.channel, retry_at)
         logger.warning(
             "%s: %s; %s paused until %s.",
             claim.context(), failure.reason, claim.channel, retry_at.isoformat(),
         )  # fmt: skip
         self._release(claim, retry_at, failure.reason)
 
-    def _fail(self, claim: _Claim, failure: Failure, error: Exception | None = None) -> None:
+    def _pause_everywhere(self, channel: Channel, until: datetime) -> None:
+        """The pause for every process that sends (the claims skip a paused channel)."""
+        try:
+            with get_session(self._engine) as session:
+                queries.pause_channel(session=session, channel=channel, until=until)
+        except Exception:  # this process still pauses; the message is released below
+            logger.exception("Storing the %s pause failed.", channel)
+
+    def _fail(self, claim: Claim, failure: Failure, error: Exception | None = None) -> None:
         """Record a failed attempt: due again after the backoff, or failed for good."""
         with get_session(self._engine) as session:
             row = session.get(OutboxMessage, claim.id)
@@ -371,13 +396,13 @@ class OutboxWorker:
                 claim.context(), failure.reason, next_attempt.isoformat(),
             )  # fmt: skip
 
-    def _release(self, claim: _Claim, at: datetime, error: str | None = None) -> None:
+    def _release(self, claim: Claim, at: datetime, error: str | None = None) -> None:
         with get_session(self._engine) as session:
             queries.release_outbox(
                 session=session, message_id=claim.id, attempts=claim.attempts, at=at, error=error
             )
 
-    def _release_all(self, claims: list[_Claim]) -> None:
+    def _release_all(self, claims: list[Claim]) -> None:
         now = self._clock()
         for claim in claims:
             self._release(claim, max(now, self._paused.get(claim.channel, now)))

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.config import settings
 from bot.conversation.messages import Button, OutgoingFile, Reply
@@ -23,7 +23,14 @@ from bot.directory.store import ensure_directory, intake_unit
 from bot.tickets.notices import notify_officials
 from storage import queries
 from storage.db import begin_write
-from storage.models import Channel, HumanRequest, Ticket, TicketCreate, TicketStatus
+from storage.models import (
+    Attachment,
+    Channel,
+    HumanRequest,
+    Ticket,
+    TicketCreate,
+    TicketStatus,
+)
 
 
 @cache
@@ -91,10 +98,19 @@ def file_ticket(
     now: datetime,
     actor: str,
     photo_file_ids: tuple[str, ...] = (),
+    source_message_id: int | None = None,
 ) -> Ticket:
     """Create, route, set deadlines and notify the lead unit's officials; returns the ticket.
+    The photos are attached (to the ticket and the message `source_message_id`) with it.
 
-    Raises `DailyCapReached` (before writing anything) over the citizen's daily cap."""
+    Filed from a chat, `source_message_id` is the message whose turn files it: a turn replayed
+    after a crash between this commit and the turn's own gets the ticket filed then, not a
+    second one (nor second notices). Raises `DailyCapReached` (before writing anything) over
+    the citizen's daily cap."""
+    if source_message_id is not None:
+        filed = queries.ticket_filed_from(session=session, message_id=source_message_id)
+        if filed is not None:
+            return filed
     check_daily_cap(
         session=session,
         kind="tickets",
@@ -118,6 +134,7 @@ def file_ticket(
             "severity": deadlines.severity,
             "accept_by": deadlines.accept_by,
             "resolve_by": deadlines.resolve_by,
+            "source_message_id": source_message_id,
         }
     )
     begin_write(session)
@@ -134,6 +151,18 @@ def file_ticket(
         ),
         key=f"ticket:{ticket.code}:new",
     )
+    for file_id in photo_file_ids:
+        if ticket.channel is None:
+            raise ValueError("Photos need the channel whose file ids they are.")
+        session.add(
+            Attachment(
+                ticket_id=ticket.id,
+                message_id=source_message_id,
+                channel=ticket.channel,
+                file_id=file_id,
+                kind="photo",
+            )
+        )
     session.commit()
     session.refresh(ticket)
     return ticket
@@ -194,7 +223,13 @@ def request_person(
 ) -> HumanRequest:
     """A citizen asks for a person: stored, and the unit on duty (city intake) is told.
 
-    Raises `DailyCapReached` (before writing anything) over the citizen's daily cap."""
+    Asked again by the same `message_id` (a turn replayed after a crash), the request made
+    then. Raises `DailyCapReached` (before writing anything) over the citizen's daily cap."""
+    if message_id is not None:
+        made = session.exec(select(HumanRequest).where(HumanRequest.message_id == message_id))
+        found = made.first()
+        if found is not None:
+            return found
     check_daily_cap(
         session=session,
         kind="person_requests",

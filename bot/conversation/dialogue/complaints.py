@@ -20,7 +20,7 @@ from bot.nlu.result import NluResult
 from bot.tickets import workflow
 from bot.tickets.intake import DailyCapReached, expected, file_ticket
 from storage import followers, queries
-from storage.models import AttachmentCreate, Ticket, TicketCreate
+from storage.models import Ticket, TicketCreate
 
 MAX_SUMMARY_DESCRIPTION = 300
 
@@ -119,23 +119,12 @@ def submit(ctx: Context) -> None:
                 chat_id=turn.message.chat_id,
             ),
             now=turn.clock(),
+            source_message_id=turn.stored_id,
         )
     except DailyCapReached as cap:  # over the day's cap: nothing filed, polite reply
         ctx.reset("idle")
         ctx.reply(cap.reply_text, menu(ctx))
         return
-    assert ticket.id is not None
-    for file_id in photos:
-        queries.add_attachment(
-            session=turn.session,
-            attachment_in=AttachmentCreate(
-                ticket_id=ticket.id,
-                message_id=turn.stored_id,
-                channel=turn.channel,
-                file_id=file_id,
-                kind="photo",
-            ),
-        )
     ctx.reset("idle")
     ctx.reply(
         ctx.say(
