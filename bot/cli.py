@@ -190,7 +190,7 @@ def official_list(args: argparse.Namespace, config: Settings) -> int:
 
 
 def official_signin_link(args: argparse.Namespace, config: Settings) -> int:
-    """Print a one-time URL that signs an official in to the dashboard (bot/web/dashboard.py)."""
+    """Print a one-time URL that signs an official in to the dashboard (bot/web/dashboard/)."""
     from datetime import UTC, datetime
 
     from bot.officials.signin import LINK_VALIDITY, create_signin_link, signin_link_url

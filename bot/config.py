@@ -193,7 +193,7 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = Field(default=150.0, ge=0)
     duplicate_days: int = Field(default=28, ge=1)
 
-    # --- Officials' dashboard (bot/web/dashboard.py) ------------------------------------------
+    # --- Officials' dashboard (bot/web/dashboard/) -------------------------------------------
     # Signs the dashboard's session cookies; generated when unset (a restart then signs
     # everyone out). Set it when several processes serve the dashboard.
     dashboard_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))

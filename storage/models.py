@@ -699,7 +699,7 @@ class HumanRequest(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-# --- Dashboard sign-in (bot/web/dashboard.py) --------------------------------------------
+# --- Dashboard sign-in (bot/web/dashboard/) ---------------------------------------------
 
 
 class DashboardSignin(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""The officials' web dashboard (bot/web/dashboard.py).
+"""The officials' web dashboard (bot/web/dashboard/).
 
 (a) Through Starlette's TestClient on SQLite and PostgreSQL: sign-in by a code sent to the
 official's chat (and by a one-time link), unit isolation, leaders, the actions (the same
@@ -47,7 +47,7 @@ from bot.officials.signin import (
 )
 from bot.tickets import workflow
 from bot.web.app import create_app
-from bot.web.dashboard import QueueFilters, queue_tickets
+from bot.web.dashboard.queries import QueueFilters, queue_tickets
 from storage import queries
 from storage.models import (
     DashboardSignin,

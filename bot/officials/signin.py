@@ -1,4 +1,4 @@
-"""Signing officials in to the dashboard (bot/web/dashboard.py): one-time codes and links,
+"""Signing officials in to the dashboard (bot/web/dashboard/): one-time codes and links,
 their budgets, and the server-side sessions they open.
 
 Officials have no passwords; their chat account, linked by an invite, is the key.

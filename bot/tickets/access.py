@@ -1,6 +1,6 @@
 """Which tickets an official may read and act on: the one rule of the chat desk
 (`bot/officials/desk.py`), the workflow (`bot/tickets/workflow.py`) and the dashboard
-(`bot/web/dashboard.py`).
+(`bot/web/dashboard/`).
 
 - Handlers and supervisors read and act on their own unit's tickets (the lead unit's).
 - Leaders read every ticket and act on none.
