@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import re
 import secrets
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from bot.channels.common import clean_incoming, clean_reply, files_phrase
 from bot.conversation.messages import (
@@ -67,15 +69,61 @@ def files_note(files: Sequence[OutgoingFile]) -> str | None:
     return f"(Kèm theo {phrase}.)" if phrase else None
 
 
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ButtonOut(_Model):
+    label: str
+    data: str
+
+
+class ReplyOut(_Model):
+    """One reply as the web chat shows it: ``{text, buttons: [{label, data}], image_url}``."""
+
+    text: str
+    buttons: list[ButtonOut]
+    image_url: str | None
+
+    @classmethod
+    def of(cls, reply: Reply) -> ReplyOut:
+        """Attached files only as a line of text (the page does not show them)."""
+        reply = clean_reply(reply)
+        note = files_note(reply.files)
+        return cls(
+            text=f"{reply.text}\n\n{note}".strip() if note else reply.text,
+            buttons=[ButtonOut(label=b.label, data=b.data) for b in reply.buttons],
+            image_url=reply.image_url,
+        )
+
+
+class UpdateOut(ReplyOut):
+    """A notification of ``GET /api/updates``: a reply with its (stored message) id."""
+
+    id: int
+
+
+class UpdatesOut(_Model):
+    """``GET /api/updates``: the notifications after ``after``, and the ``after`` to send next."""
+
+    messages: list[UpdateOut]
+    after: int
+
+
+class ErrorOut(_Model):
+    """A refusal: a short code and a Vietnamese explanation."""
+
+    error: str
+    message: str
+
+
+class OverLimitOut(ErrorOut):
+    retry_after: int
+
+
 def reply_to_json(reply: Reply) -> ReplyJson:
     """One reply as the web chat shows it; attached files only as a line of text."""
-    reply = clean_reply(reply)
-    note = files_note(reply.files)
-    return {
-        "text": f"{reply.text}\n\n{note}".strip() if note else reply.text,
-        "buttons": [{"label": b.label, "data": b.data} for b in reply.buttons],
-        "image_url": reply.image_url,
-    }
+    return ReplyOut.of(reply).model_dump()
 
 
 @dataclass
@@ -121,20 +169,89 @@ class WebInputError(ValueError):
         self.message = message
 
     def as_json(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
+        return ErrorOut(error=self.code, message=self.message).model_dump()
 
 
 def _bad(message: str) -> WebInputError:
     return WebInputError(400, "bad_request", message)
 
 
-def message_key(session_id: str, client_id: Any) -> str:
+class LocationIn(BaseModel):
+    """A shared location: two finite numbers within range."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+
+class MessageIn(BaseModel):
+    """What the page posts: ``{message_id, text}``, or a ``button`` or a ``location``. Strict:
+    a number is not text. Other fields (a ``session_id`` too: the cookie names the session)
+    are ignored."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    message_id: Annotated[str, Field(pattern=_ID.pattern)] | None = None
+    text: str | None = ""
+    button: Annotated[str, Field(min_length=1, max_length=MAX_BUTTON_CHARS)] | None = None
+    location: LocationIn | None = None
+
+    @field_validator("message_id", mode="before")
+    @classmethod
+    def _blank_id(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("text")
+    @classmethod
+    def _length(cls, value: str | None, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("max_text_chars", MAX_TEXT_CHARS)
+        if value is not None and len(value) > limit:
+            raise PydanticCustomError("text_too_long", "text too long", {"limit": limit})
+        return value or ""
+
+
+# The first problem found, field by field, is the one the page is told about.
+_FIELD_PROBLEMS = {
+    "message_id": "Sai message_id (1–128 ký tự chữ, số, - _ . :).",
+    "text": "Trường text phải là chuỗi ký tự.",
+    "button": "Trường button phải là chuỗi 1–256 ký tự.",
+}
+_RANGE_ERRORS = {"greater_than_equal", "less_than_equal"}
+
+
+def _refusal(invalid: ValidationError) -> WebInputError:
+    """The web chat's refusal for what `MessageIn` found wrong."""
+    errors = invalid.errors()
+    first = errors[0]
+    where = first["loc"][0] if first["loc"] else None
+    if where is None:
+        return _bad("Yêu cầu phải là một đối tượng JSON.")
+    if first["type"] == "text_too_long":
+        limit = int((first.get("ctx") or {}).get("limit", MAX_TEXT_CHARS))
+        return WebInputError(
+            413,
+            "text_too_long",
+            f"Tin nhắn dài quá {limit:,} ký tự".replace(",", ".")
+            + ". Anh/chị vui lòng rút gọn hoặc chia thành nhiều tin nhắn nhỏ hơn.",
+        )
+    if where != "location":
+        return _bad(_FIELD_PROBLEMS[str(where)])
+    if len(first["loc"]) == 1:
+        return _bad("Trường location phải có dạng {lat, lon}.")
+    inside = [e for e in errors if e["loc"][:1] == ("location",)]
+    if all(e["type"] in _RANGE_ERRORS for e in inside):
+        return _bad("Vị trí nằm ngoài phạm vi hợp lệ.")
+    return _bad("Vị trí phải gồm hai số lat, lon.")
+
+
+def message_key(session_id: str, client_id: str | None) -> str:
     """The message id of a post: the session's chat id and the page's id for the message (a
     fresh one without it: no retry protection then). Raises `WebInputError`."""
-    if client_id is None or client_id == "":
+    if not client_id:
         client_id = uuid.uuid4().hex
-    if not isinstance(client_id, str) or not _ID.match(client_id):
-        raise _bad("Sai message_id (1–128 ký tự chữ, số, - _ . :).")
+    if not _ID.match(client_id):
+        raise _bad(_FIELD_PROBLEMS["message_id"])
     return f"{session_id}/{client_id}"
 
 
@@ -143,44 +260,22 @@ def parse_message(
 ) -> IncomingMessage:
     """Validate one message posted in the session `session_id` (from the cookie; a
     ``session_id`` in the body is ignored). Raises `WebInputError`."""
-    if not isinstance(payload, dict):
-        raise _bad("Yêu cầu phải là một đối tượng JSON.")
-    message_id = message_key(session_id, payload.get("message_id"))
-
-    text = payload.get("text", "")
-    if text is None:
-        text = ""
-    if not isinstance(text, str):
-        raise _bad("Trường text phải là chuỗi ký tự.")
-    if len(text) > max_text_chars:
-        raise WebInputError(
-            413,
-            "text_too_long",
-            f"Tin nhắn dài quá {max_text_chars:,} ký tự".replace(",", ".")
-            + ". Anh/chị vui lòng rút gọn hoặc chia thành nhiều tin nhắn nhỏ hơn.",
-        )
-
-    button = payload.get("button")
-    if button is not None and (
-        not isinstance(button, str) or not button or len(button) > MAX_BUTTON_CHARS
-    ):
-        raise _bad("Trường button phải là chuỗi 1–256 ký tự.")
-
-    location = None
-    if payload.get("location") is not None:
-        location = _location(payload["location"])
-
+    try:
+        posted = MessageIn.model_validate(payload, context={"max_text_chars": max_text_chars})
+    except ValidationError as invalid:
+        raise _refusal(invalid) from None
+    location = posted.location
     incoming = IncomingMessage(
         channel="web",
         chat_id=session_id,
         user_id=session_id,
-        message_id=message_id,
-        text=text,
-        button=button,
-        location=location,
+        message_id=message_key(session_id, posted.message_id),
+        text=posted.text or "",
+        button=posted.button,
+        location=GeoPoint(lat=location.lat, lon=location.lon) if location else None,
     )
     incoming = clean_incoming(incoming)  # before the check: only hidden characters is empty
-    if not incoming.text.strip() and button is None and location is None:
+    if not incoming.text.strip() and posted.button is None and location is None:
         raise _bad("Tin nhắn trống: cần text, button hoặc location.")
     return incoming
 
@@ -206,24 +301,6 @@ def parse_after(after: str | None) -> int:
     if not after.isascii() or not after.isdigit() or len(after) > 18:
         raise _bad("Tham số after phải là số nguyên không âm.")
     return int(after)
-
-
-def _location(value: Any) -> GeoPoint:
-    if not isinstance(value, dict):
-        raise _bad("Trường location phải có dạng {lat, lon}.")
-    lat, lon = _coordinate(value.get("lat")), _coordinate(value.get("lon"))
-    if lat is None or lon is None:
-        raise _bad("Vị trí phải gồm hai số lat, lon.")
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise _bad("Vị trí nằm ngoài phạm vi hợp lệ.")
-    return GeoPoint(lat=lat, lon=lon)
-
-
-def _coordinate(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 class WebChat:

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
@@ -44,14 +44,18 @@ from bot.channels.common import BadBody, read_body, read_json
 from bot.channels.web import (
     MAX_TEXT_CHARS,
     SESSION_COOKIE,
+    ErrorOut,
+    OverLimitOut,
     ReplyJson,
+    ReplyOut,
+    UpdateOut,
+    UpdatesOut,
     WebChat,
     WebInputError,
     chat_id_of,
     new_session_token,
     parse_after,
     photo_message,
-    reply_to_json,
 )
 from bot.channels.web_limits import Kind, OverLimit, WebLimits
 from bot.channels.web_photos import PhotoRefused, clean_photo, store_photo
@@ -86,10 +90,11 @@ _PAGE_POLICY = "; ".join(
 _TOO_LARGE = WebInputError(
     413, "body_too_large", "Nội dung gửi lên quá lớn. Anh/chị vui lòng gửi tin nhắn ngắn hơn."
 )
-_FAILED = {
-    "error": "internal_error",
-    "message": "Xin lỗi, hệ thống đang gặp sự cố. Anh/chị vui lòng thử lại sau ít phút.",
-}
+_FAILED = ErrorOut(
+    error="internal_error",
+    message="Xin lỗi, hệ thống đang gặp sự cố. Anh/chị vui lòng thử lại sau ít phút.",
+).model_dump()
+_BAD_JSON = ErrorOut(error="bad_json", message="Yêu cầu không phải JSON hợp lệ.").model_dump()
 
 
 class _SecurityHeaders:
@@ -149,19 +154,23 @@ async def _database_state(engine: Engine | None) -> str:
 UPDATES_LIMIT = 100
 
 
-def _stored_reply_json(message: StoredMessage) -> ReplyJson:
+def _update(message: StoredMessage) -> UpdateOut:
     """A stored outgoing message as the web chat shows a reply, with its id."""
-    reply = reply_from_payload({**message.payload, "text": message.text})
-    return {"id": message.id, **reply_to_json(reply)}
+    assert message.id is not None
+    reply = ReplyOut.of(reply_from_payload({**message.payload, "text": message.text}))
+    return UpdateOut(id=message.id, **reply.model_dump())
 
 
-def _read_updates(engine: Engine | None, session_id: str, after: int) -> dict[str, object]:
+def _read_updates(engine: Engine | None, session_id: str, after: int) -> dict[str, Any]:
     with get_session(engine) as session:
         found, last = queries.outbox_updates_of_chat(
-            session=session, channel=Channel.web, chat_id=session_id, after=after,
+            session=session,
+            channel=Channel.web,
+            chat_id=session_id,
+            after=after,
             limit=UPDATES_LIMIT,
-        )  # fmt: skip
-        return {"messages": [_stored_reply_json(m) for m in found], "after": last}
+        )
+        return UpdatesOut(messages=[_update(m) for m in found], after=last).model_dump()
 
 
 # --- The web chat's session cookie and rate limits ------------------------------------------
@@ -218,7 +227,9 @@ class _Sessions:
 
 
 def _over_limit(refused: OverLimit) -> Response:
-    body = {"error": "rate_limited", "message": refused.message, "retry_after": refused.retry_after}
+    body = OverLimitOut(
+        error="rate_limited", message=refused.message, retry_after=refused.retry_after
+    ).model_dump()
     return JSONResponse(
         body,
         status_code=429,
@@ -312,10 +323,7 @@ def create_app(
         except BadBody as error:
             if error.status == 413:
                 return JSONResponse(_TOO_LARGE.as_json(), status_code=_TOO_LARGE.status)
-            return JSONResponse(
-                {"error": "bad_json", "message": "Yêu cầu không phải JSON hợp lệ."},
-                status_code=400,
-            )
+            return JSONResponse(_BAD_JSON, status_code=400)
         try:
             replies = await chat.handle(payload, session_id=session_id)
         except WebInputError as error:
@@ -348,7 +356,7 @@ def create_app(
             )
             replies = await chat.handle_message(message)
         except PhotoRefused as refused:
-            body = {"error": "not_a_photo", "message": refused.message}
+            body = ErrorOut(error="not_a_photo", message=refused.message).model_dump()
             return JSONResponse(body, status_code=refused.status)
         except WebInputError as error:
             return JSONResponse(error.as_json(), status_code=error.status)
