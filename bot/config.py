@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     # lists it and the test suite fails on it.
     catalog_max_age_days: int = Field(default=180, ge=1)
 
-    # --- Open311 GeoReport v2 (bot/web/open311.py) -------------------------------------------
+    # --- Open311 GeoReport v2 (bot/web/open311/) ---------------------------------------------
     # API keys allowed to POST service requests, a JSON list in the environment:
     # CIVICBOT_OPEN311_API_KEYS='["key-of-app-1", "key-of-app-2"]'. Empty: POST is refused.
     open311_api_keys: list[str] = []

@@ -20,14 +20,9 @@ from bot.conversation.texts import CATEGORY_NAMES
 from bot.directory.store import ensure_directory
 from bot.tickets.publish import add_public_note, set_public_summary
 from bot.web.app import create_app
-from bot.web.open311 import (
-    NewRequestForm,
-    api_key_actor,
-    open311_routes,
-    parse_w3c,
-    resolve_place,
-    ward_point,
-)
+from bot.web.open311 import open311_routes
+from bot.web.open311.answers import ward_point
+from bot.web.open311.reading import NewRequestForm, api_key_actor, parse_w3c, resolve_place
 from storage import queries
 from storage.db import create_db_engine
 from storage.models import (
@@ -508,6 +503,21 @@ async def test_post_checks_its_fields(client: httpx.AsyncClient, session: Sessio
     )
     files = {"media": ("a.jpg", b"\xff\xd8", "image/jpeg")}
     assert_error(await client.post(url, data={**FORM, "api_key": KEY}, files=files), 400)
+    assert session.exec(select(Ticket)).all() == []
+
+
+async def test_a_json_body_nested_very_deep_is_a_400(
+    client: httpx.AsyncClient, session: Session
+) -> None:
+    """It was a 500 (json.loads' RecursionError escaped); within the 64 KiB body limit."""
+    deep = b'{"service_code": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    for fmt in ("json", "xml"):
+        response = await client.post(
+            f"/open311/v2/requests.{fmt}",
+            content=deep,
+            headers={"content-type": "application/json", "x-api-key": KEY},
+        )
+        assert "JSON" in assert_error(response, 400)[0]
     assert session.exec(select(Ticket)).all() == []
 
 

@@ -29,7 +29,8 @@ from starlette.applications import Starlette
 
 from bot.conversation.texts import CATEGORY_NAMES
 from bot.directory.store import ensure_directory
-from bot.web.open311 import open311_routes, ward_point
+from bot.web.open311 import open311_routes
+from bot.web.open311.answers import ward_point
 from storage import queries
 from storage.models import Ticket, TicketCreate, TicketEvent
 

@@ -204,6 +204,18 @@ def render(answer: Answer, fmt: Format, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type=MEDIA_TYPES[fmt])
 
 
+class Open311Error(Exception):
+    """A request the API refuses; answered in the spec's error format."""
+
+    def __init__(self, status: int, *descriptions: str) -> None:
+        super().__init__("; ".join(descriptions))
+        self.status = status
+        self.descriptions = descriptions
+
+    def response(self, fmt: Format) -> Response:
+        return error_answer(self.status, self.descriptions, fmt)
+
+
 def error_answer(status: int, descriptions: tuple[str, ...], fmt: Format) -> Response:
     """The spec's error list, `status` in each entry and as the HTTP status."""
     errors = Errors([ErrorOut(code=status, description=text) for text in descriptions])
