@@ -606,6 +606,20 @@ def test_forms_without_the_sessions_csrf_token_are_refused(
     )
 
 
+def test_a_csrf_token_with_marks_is_refused_not_a_500(
+    client: TestClient, engine: Engine, people: dict[str, Official]
+) -> None:
+    """hmac.compare_digest raises on non-ASCII text: a token like "é" was a 500."""
+    with Session(engine) as session:
+        code = add_ticket(session, "ward-a").code
+    assert client.post("/dashboard/signin", data={"csrf": "é", "official": "1"}).status_code == 403
+    sign_in(client, engine, people["a"])
+    for token in ("é", "mã-sai", "\u0000"):
+        refused = client.post(f"/dashboard/tickets/{code}/accept", data={"csrf": token})
+        assert refused.status_code == 403
+    assert ticket_row(engine, code).status == TicketStatus.received
+
+
 # --- (a) the digest ---------------------------------------------------------------------------
 
 
