@@ -295,8 +295,9 @@ def digest(args: argparse.Namespace, config: Settings) -> int:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from bot.digest.aggregate import IsoWeek, UnknownUnit, parse_iso_week, weekly_digest
+    from bot.digest.aggregate import IsoWeek, UnknownUnit, parse_iso_week
     from bot.digest.render import csv_bytes, render
+    from bot.digest.scorecard import digest_with_league
 
     tz = ZoneInfo(config.timezone)
     last = IsoWeek.last_complete(datetime.now(UTC), tz)
@@ -307,7 +308,13 @@ def digest(args: argparse.Namespace, config: Settings) -> int:
         return 2
     try:
         with database(config) as session:
-            found = weekly_digest(session=session, week=week, unit_id=args.unit, tz=tz)
+            found = digest_with_league(
+                session=session,
+                week=week,
+                unit_id=args.unit,
+                tz=tz,
+                min_tickets=config.scorecard_min_tickets,
+            )
     except UnknownUnit:
         print(f"civicbot: unknown unit {args.unit}", file=sys.stderr)
         return 1

@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     web_photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     upload_dir: Path = ROOT / "var" / "uploads"
 
+    # --- The public scorecard (bot/digest/scorecard.py, /bang-xep-hang) ---------------------
+    # A figure computed over fewer tickets than this (but some) is not published: "—".
+    scorecard_min_tickets: int = Field(default=5, ge=1)
+
     # --- Per-citizen daily caps, every channel (bot/tickets/intake.py) ------------------------
     # Tickets filed and people asked for by one citizen per local day (CIVICBOT_TIMEZONE).
     max_tickets_per_day: int = Field(default=10, ge=1)

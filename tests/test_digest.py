@@ -35,6 +35,7 @@ from bot.conversation.messages import reply_from_payload
 from bot.digest.aggregate import (
     Digest,
     IsoWeek,
+    LeagueStanding,
     UnknownUnit,
     parse_iso_week,
     weekly_digest,
@@ -49,6 +50,7 @@ from bot.digest.render import (
     week_title,
 )
 from bot.digest.schedule import due_week, enqueue_weekly_digests
+from bot.digest.scorecard import digest_with_league, league_standings
 from storage.db import create_db_engine
 from storage.models import (
     Channel,
@@ -573,7 +575,11 @@ def test_cli_digest(
 ) -> None:
     monkeypatch.setattr(settings, "database_url", database_url)
     monkeypatch.setattr(settings, "timezone", "Asia/Ho_Chi_Minh")
-    expected = digest_of(filled, W47, A)
+    with Session(filled) as session:  # a ward's digest: with its place in the league
+        standings = league_standings(
+            session=session, week=W47, tz=TZ, min_tickets=settings.scorecard_min_tickets
+        )
+    expected = digest_of(filled, W47, A).model_copy(update={"league": standings[A]})
 
     assert cli.main(["digest", "--week", "2026-W47", "--unit", A, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == expected.model_dump(mode="json")
@@ -656,6 +662,9 @@ def test_schedule_sends_once_per_unit_week_and_official(filled: Engine) -> None:
     by_chat = {m.recipient: reply_from_payload(m.payload) for m in sent}
     assert "UBND phường Ba Đình" in by_chat["a1"].text
     assert "Tiếp nhận mới: 10" in by_chat["a1"].text
+    # Fewer than 5 tickets resolved with a deadline in the 4 weeks: no place yet, and said so.
+    assert "Xếp hạng trong các phường, xã (4 tuần gần nhất): chưa xếp hạng" in by_chat["a1"].text
+    assert "Xếp hạng" not in by_chat["l1"].text
     assert "Toàn thành phố Hà Nội" in by_chat["l1"].text
     for reply in by_chat.values():
         photo, document = reply.files
@@ -763,3 +772,62 @@ def test_a_week_still_running_is_counted_up_to_now(filled: Engine) -> None:
     with Session(filled) as session:  # the clock's time is UTC: shown in the digest's zone
         utc = weekly_digest(session=session, week=W47, unit_id=None, tz=TZ, now=now.astimezone(UTC))
     assert utc.period_end == now and moment(utc.period_end) == "12:00 thứ Năm, 19/11/2026"
+
+
+# --- The league place and trend (issue 19) ---------------------------------------------------
+
+
+def test_ward_digests_carry_the_league_place_and_trend(filled: Engine) -> None:
+    with Session(filled) as session:
+        standings = league_standings(session=session, week=W47, tz=TZ, min_tickets=1)
+        a = digest_with_league(session=session, week=W47, unit_id=A, tz=TZ, min_tickets=1)
+        city = digest_with_league(session=session, week=W47, unit_id=None, tz=TZ, min_tickets=1)
+        body = digest_with_league(
+            session=session, week=W47, unit_id=CITY_BODY, tz=TZ, min_tickets=1
+        )
+        w51 = league_standings(session=session, week=IsoWeek(2026, 51), tz=TZ, min_tickets=1)
+        hidden = league_standings(session=session, week=W47, tz=TZ, min_tickets=5)
+    # W44–W47: A resolved 1 (on time), 2 (late), 9 (on time) with deadlines: 2/3; ratings 5, 2.
+    # B: 14 (on time), 20 (late), 19 has no deadline: 1/2; rating 4. Nothing in W40–W43.
+    assert standings[A] == LeagueStanding(
+        weeks=4,
+        place=1,
+        ranked=2,
+        previous_place=None,
+        previous_ranked=0,
+        on_time_rate=0.6667,
+        previous_on_time_rate=None,
+        satisfaction=3.5,
+        previous_satisfaction=None,
+    )
+    assert (standings[B].place, standings[B].on_time_rate, standings[B].satisfaction) == (
+        2,
+        0.5,
+        4.0,
+    )
+    assert a.league == standings[A]
+    assert city.league is None and body.league is None  # no league for the city or its bodies
+    # W48–W51: A's 12 resolved late (0/1); B resolved nothing with a deadline: unranked.
+    assert (w51[A].place, w51[A].ranked, w51[A].previous_place, w51[A].previous_ranked) == (
+        1,
+        1,
+        1,
+        2,
+    )
+    assert (w51[A].on_time_rate, w51[A].previous_on_time_rate) == (0.0, 0.6667)
+    assert (w51[B].place, w51[B].previous_place) == (None, 2)
+    assert hidden[A].place is None and hidden[A].ranked == 0  # 3 resolved: under 5
+    assert all(key not in standings for key in (CITY_BODY,))
+
+    text = message_text(a)
+    assert "• Xếp hạng trong các phường, xã (4 tuần gần nhất): hạng 1/2" in text
+    assert "4 tuần trước đó: chưa xếp hạng" in text and "giải quyết đúng hạn 66,7%" in text
+    assert "Xếp hạng trong các phường, xã" in render(a, "md")
+    assert "Xếp hạng trong các phường, xã" in render(a, "html")
+    assert json.loads(render(a, "json"))["league"]["place"] == 1
+    assert "Xếp hạng,4,Hạng,4 tuần gần nhất,1" in render(a, "csv")
+    assert "Xếp hạng" not in message_text(city)
+    moved = a.model_copy(update={"league": w51[A]})
+    assert "hạng 1/1 (giữ nguyên; 4 tuần trước đó: hạng 1/2)" in message_text(moved)
+    unranked = a.model_copy(update={"league": w51[B]})
+    assert "chưa xếp hạng (chưa đủ phản ánh được giải quyết có thời hạn)" in message_text(unranked)

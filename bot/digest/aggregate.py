@@ -42,7 +42,7 @@ No citizen data leaves this module: ticket codes, units, categories, wards and t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
@@ -224,6 +224,21 @@ class MergedDuplicate(_Frozen):
     merged_at: datetime
 
 
+class LeagueStanding(_Frozen):
+    """A ward's place in the league of wards (`bot.digest.scorecard`) over the `weeks` weeks
+    ending with the digest's week, and over the same number of weeks before (its trend)."""
+
+    weeks: int
+    place: int | None  # None: not ranked (too few tickets resolved with a deadline)
+    ranked: int  # how many wards have a place
+    previous_place: int | None
+    previous_ranked: int
+    on_time_rate: float | None
+    previous_on_time_rate: float | None
+    satisfaction: float | None
+    previous_satisfaction: float | None
+
+
 class Digest(_Frozen):
     """Everything in one weekly digest; `model_dump(mode="json")` is its JSON form."""
 
@@ -250,6 +265,9 @@ class Digest(_Frozen):
     top_procedures: tuple[ProcedureCount, ...]
     overdue_tickets: tuple[OverdueTicket, ...]
     merged_duplicates: tuple[MergedDuplicate, ...] = ()
+    # A ward's place in the league and its trend (None for the city, city bodies, or when
+    # the caller did not ask for it).
+    league: LeagueStanding | None = None
 
 
 class UnknownUnit(LookupError):
@@ -258,10 +276,8 @@ class UnknownUnit(LookupError):
 
 # --- Queries ------------------------------------------------------------------------------
 
-# A cell: counts of one (category, ward) pair. Small (at most categories × wards rows).
-_Key = tuple[str | None, str | None]
 
-
+# A cell: counts of one group, e.g. one (category, ward) pair: at most categories × wards rows.
 @dataclass
 class _Cell:
     ward_name: str | None = None
@@ -273,6 +289,9 @@ class _Cell:
     overdue: int = 0
     with_deadline: int = 0
     on_time: int = 0
+    # Acceptances in the period that had an acceptance deadline, and those made by it.
+    accepted_with_deadline: int = 0
+    accepted_on_time: int = 0
 
 
 def _rows(conn: Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
@@ -287,17 +306,25 @@ def _within(column: sa.ColumnElement[Any], start: datetime, end: datetime) -> li
     return [column >= start, column < end]
 
 
-_GROUP = (TICKET.c.category, TICKET.c.ward_code)
+# What the cells are keyed by: the digest's (category, ward) or the scorecard's unit.
+Grouping = tuple[str, ...]
+BY_CATEGORY_AND_WARD: Grouping = ("category", "ward_code")
+BY_UNIT: Grouping = ("lead_unit_id",)
 
 
 def _grouped(
-    conn: Connection, *aggregates: sa.ColumnElement[Any], where: Iterable[Any], join: Any = None
+    conn: Connection,
+    *aggregates: sa.ColumnElement[Any],
+    where: Iterable[Any],
+    join: Any = None,
+    by: Grouping = BY_CATEGORY_AND_WARD,
 ) -> list[tuple[Any, ...]]:
-    """(category, ward_code, ward_name, *aggregates) per (category, ward) of the tickets."""
-    statement = sa.select(*_GROUP, sa.func.max(TICKET.c.ward_name), *aggregates)
+    """(*key, ward_name, *aggregates) per group (`by`) of the tickets."""
+    group = [TICKET.c[name] for name in by]
+    statement = sa.select(*group, sa.func.max(TICKET.c.ward_name), *aggregates)
     if join is not None:
         statement = statement.select_from(join)
-    return _rows(conn, statement.where(*where).group_by(*_GROUP))
+    return _rows(conn, statement.where(*where).group_by(*group))
 
 
 def _week_events(
@@ -373,33 +400,50 @@ def _open_at(end: datetime, unit_id: str | None) -> sa.Subquery:
 
 
 def _cells(
-    conn: Connection, start: datetime, end: datetime, unit_id: str | None
-) -> dict[_Key, _Cell]:
-    """The week's counts per (category, ward): one GROUP BY query per measure."""
-    cells: dict[_Key, _Cell] = {}
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    unit_id: str | None,
+    by: Grouping = BY_CATEGORY_AND_WARD,
+    with_open: bool = True,
+) -> dict[tuple[Any, ...], _Cell]:
+    """The period's counts per group (`by`): one GROUP BY query per measure. `with_open`:
+    also what is open and overdue at `end` (the costliest query)."""
+    cells: dict[tuple[Any, ...], _Cell] = {}
+    width = len(by)
 
-    def cell(row: tuple[Any, ...]) -> _Cell:
-        found = cells.setdefault((row[0], row[1]), _Cell())
-        found.ward_name = found.ward_name or row[2]
-        return found
+    def cell(row: tuple[Any, ...]) -> tuple[_Cell, tuple[Any, ...]]:
+        found = cells.setdefault(tuple(row[:width]), _Cell())
+        found.ward_name = found.ward_name or row[width]
+        return found, row[width + 1 :]
+
+    def grouped(*aggregates: sa.ColumnElement[Any], where: Iterable[Any], join: Any = None) -> Any:
+        return (cell(row) for row in _grouped(conn, *aggregates, where=where, join=join, by=by))
 
     count = sa.func.count()
     scope = _scope(unit_id)
-    for row in _grouped(conn, count, where=[*_within(TICKET.c.created_at, start, end), *scope]):
-        cell(row).received = row[3]
-    for row in _grouped(conn, count, where=[*_within(TICKET.c.accepted_at, start, end), *scope]):
-        cell(row).accepted = row[3]
+    for found, (received,) in grouped(
+        count, where=[*_within(TICKET.c.created_at, start, end), *scope]
+    ):
+        found.received = received
+    accepted_on_time = sa.func.sum(
+        sa.case((TICKET.c.accepted_at <= TICKET.c.accept_by, 1), else_=0)
+    )
+    for found, (accepted, with_deadline, on_time) in grouped(
+        count,
+        sa.func.count(TICKET.c.accept_by),
+        accepted_on_time,
+        where=[*_within(TICKET.c.accepted_at, start, end), *scope],
+    ):
+        found.accepted, found.accepted_with_deadline = accepted, with_deadline
+        found.accepted_on_time = int(on_time or 0)
     on_time = sa.func.sum(sa.case((TICKET.c.resolved_at <= TICKET.c.resolve_by, 1), else_=0))
     has_deadline = sa.func.count(TICKET.c.resolve_by)
-    for row in _grouped(
-        conn,
-        count,
-        has_deadline,
-        on_time,
-        where=[*_within(TICKET.c.resolved_at, start, end), *scope],
+    for found, (resolved, with_deadline, resolved_on_time) in grouped(
+        count, has_deadline, on_time, where=[*_within(TICKET.c.resolved_at, start, end), *scope]
     ):
-        found = cell(row)
-        found.resolved, found.with_deadline, found.on_time = row[3], row[4], int(row[5] or 0)
+        found.resolved, found.with_deadline = resolved, with_deadline
+        found.on_time = int(resolved_on_time or 0)
     rejections = _week_events(
         "rejections",
         TicketEventKind.status,
@@ -407,15 +451,16 @@ def _cells(
         end,
         EVENT.c.new_value["status"].as_string() == TicketStatus.rejected.value,
     )
-    for row in _grouped(
-        conn,
+    for found, (rejected,) in grouped(
         sa.func.count(sa.distinct(TICKET.c.id)),
         join=rejections.join(TICKET, TICKET.c.id == rejections.c.ticket_id),
         where=scope,
     ):
-        cell(row).rejected = row[3]
+        found.rejected = rejected
+    if not with_open:
+        return cells
     opened = _open_at(end, unit_id)
-    group = (opened.c.category, opened.c.ward_code)
+    group = [opened.c[name] for name in by]
     for row in _rows(
         conn,
         sa.select(
@@ -425,8 +470,8 @@ def _cells(
             sa.func.sum(sa.case((opened.c.overdue, 1), else_=0)),
         ).group_by(*group),
     ):
-        found = cell(row)
-        found.open, found.overdue = row[3], int(row[4] or 0)
+        found, (open_, overdue) = cell(row)
+        found.open, found.overdue = open_, int(overdue or 0)
     return cells
 
 
@@ -436,7 +481,7 @@ def _total(cells: Iterable[_Cell]) -> Counts:
 
 
 def _rollup(
-    cells: dict[_Key, _Cell], index: Literal[0, 1], names: dict[str | None, str]
+    cells: dict[tuple[Any, ...], _Cell], index: Literal[0, 1], names: dict[str | None, str]
 ) -> list[Breakdown]:
     """Cells summed by category (index 0) or ward (index 1)."""
     groups: dict[str | None, list[_Cell]] = {}
@@ -469,51 +514,114 @@ def _median_hours(
     start: datetime,
     end: datetime,
     unit_id: str | None,
-    count: int,
-) -> float | None:
-    """The median of `column - created_at` in hours over the `count` rows in the week."""
-    if count == 0:
-        return None
-    statement = (
-        sa.select(TICKET.c.created_at, column)
+    by: Grouping = (),
+) -> dict[tuple[Any, ...], float]:
+    """The median of `column - created_at` in hours over the rows with `column` in the period,
+    per group (`by`; () gives one group, the key ()). The database numbers each group's rows
+    in order of duration and returns the middle one(s); the hours are computed here from their
+    timestamps, so SQLite and PostgreSQL give identical numbers."""
+    group = [TICKET.c[name] for name in by]
+    order = (_duration_key(conn, column, TICKET.c.created_at), TICKET.c.id)
+    ranked = (
+        sa.select(
+            *group,
+            TICKET.c.created_at,
+            column.label("later"),
+            sa.func.row_number().over(partition_by=group or None, order_by=order).label("pos"),
+            sa.func.count().over(partition_by=group or None).label("n"),
+        )
         .where(*_within(column, start, end), *_scope(unit_id))
-        .order_by(_duration_key(conn, column, TICKET.c.created_at), TICKET.c.id)
-        .offset((count - 1) // 2)
-        .limit(1 if count % 2 else 2)
+        .subquery("ranked")
     )
-    hours: list[float] = [
-        (later - earlier) / timedelta(hours=1) for earlier, later in conn.execute(statement)
-    ]
-    return round(sum(hours) / len(hours), 2)
+    middle = sa.or_(ranked.c.pos == (ranked.c.n + 1) // 2, ranked.c.pos == (ranked.c.n + 2) // 2)
+    keys = [ranked.c[name] for name in by]
+    found: dict[tuple[Any, ...], list[float]] = {}
+    for row in conn.execute(sa.select(*keys, ranked.c.created_at, ranked.c.later).where(middle)):
+        earlier, later = row[-2], row[-1]
+        found.setdefault(tuple(row[:-2]), []).append((later - earlier) / timedelta(hours=1))
+    return {key: round(sum(hours) / len(hours), 2) for key, hours in found.items()}
 
 
-def _satisfaction(
-    conn: Connection, start: datetime, end: datetime, unit_id: str | None
-) -> tuple[Satisfaction, int]:
-    """Ratings given in the week, and the reopenings in the week."""
+def _ratings(
+    conn: Connection, start: datetime, end: datetime, unit_id: str | None, by: Grouping = ()
+) -> dict[tuple[Any, ...], Satisfaction]:
+    """The ratings given in the period per group (`by` on the rated ticket)."""
     ratings_given = _week_events("ratings", TicketEventKind.rating, start, end)
     rating = ratings_given.c.new_value["rating"].as_integer()
+    group = [TICKET.c[name] for name in by]
     rows = conn.execute(
-        sa.select(rating, sa.func.count())
+        sa.select(*group, rating, sa.func.count())
         .select_from(ratings_given.join(TICKET, TICKET.c.id == ratings_given.c.ticket_id))
         .where(*_scope(unit_id))
-        .group_by(rating)
+        .group_by(*group, rating)
     )
-    distribution = {str(stars): 0 for stars in range(1, 6)}
-    for stars, how_many in rows:
+    distributions: dict[tuple[Any, ...], dict[str, int]] = {}
+    for row in rows:
+        distribution = distributions.setdefault(
+            tuple(row[:-2]), {str(stars): 0 for stars in range(1, 6)}
+        )
+        stars, how_many = row[-2], row[-1]
         if stars is not None and str(stars) in distribution:
             distribution[str(stars)] += how_many
+    return {key: satisfaction_of(distribution) for key, distribution in distributions.items()}
+
+
+def satisfaction_of(distribution: dict[str, int]) -> Satisfaction:
+    """How many ratings, their average (2 decimals) and the distribution 1–5."""
     ratings = sum(distribution.values())
     average = (
         round(sum(int(k) * v for k, v in distribution.items()) / ratings, 2) if ratings else None
     )
+    return Satisfaction(ratings=ratings, average=average, distribution=distribution)
+
+
+NO_RATINGS = satisfaction_of({str(stars): 0 for stars in range(1, 6)})
+
+
+def _reopenings(
+    conn: Connection, start: datetime, end: datetime, unit_id: str | None, by: Grouping = ()
+) -> dict[tuple[Any, ...], int]:
+    """The `reopened` events in the period per group (`by` on the ticket)."""
     reopenings = _week_events("reopenings", TicketEventKind.reopened, start, end)
-    reopened = conn.execute(
-        sa.select(sa.func.count())
+    group = [TICKET.c[name] for name in by]
+    rows = conn.execute(
+        sa.select(*group, sa.func.count())
         .select_from(reopenings.join(TICKET, TICKET.c.id == reopenings.c.ticket_id))
         .where(*_scope(unit_id))
-    ).scalar_one()
-    return Satisfaction(ratings=ratings, average=average, distribution=distribution), reopened
+        .group_by(*group)
+    )
+    return {tuple(row[:-1]): row[-1] for row in rows}
+
+
+def _resolutions(
+    conn: Connection, start: datetime, end: datetime, unit_id: str | None, by: Grouping = ()
+) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """Per group: the resolutions in the period (status events to `resolved`) and how many of
+    them the citizen reopened afterwards (a `reopened` event of the ticket after it)."""
+    later = EVENT.alias("later")
+    resolution = EVENT.alias("resolution")
+    reopened_after = (
+        sa.select(later.c.id)
+        .where(
+            later.c.ticket_id == resolution.c.ticket_id,
+            later.c.kind == TicketEventKind.reopened.value,
+            later.c.at >= resolution.c.at,
+        )
+        .exists()
+    )
+    group = [TICKET.c[name] for name in by]
+    rows = conn.execute(
+        sa.select(*group, sa.func.count(), sa.func.sum(sa.case((reopened_after, 1), else_=0)))
+        .select_from(resolution.join(TICKET, TICKET.c.id == resolution.c.ticket_id))
+        .where(
+            resolution.c.kind == TicketEventKind.status.value,
+            *_within(resolution.c.at, start, end),
+            resolution.c.new_value["status"].as_string() == TicketStatus.resolved.value,
+            *_scope(unit_id),
+        )
+        .group_by(*group)
+    )
+    return {tuple(row[:-2]): (row[-2], int(row[-1] or 0)) for row in rows}
 
 
 def _procedures(
@@ -639,12 +747,14 @@ def weekly_digest(
     tz: tzinfo | str,
     now: datetime | None = None,
     procedures: ProcedureQuestions | None = None,
+    standings: Mapping[str, LeagueStanding] | None = None,
 ) -> Digest:
     """The digest of `week` for one unit (`unit_id`) or the whole city (None).
 
     A week still running ends at `now` (default: the clock): what is open and overdue is
     counted as of now, not at a week's end that has not come yet. `procedures`: the week's
-    `city_procedure_questions`, when already read."""
+    `city_procedure_questions`, when already read. `standings`: the wards' places in the
+    league (`bot.digest.scorecard.league_standings`), for a ward's digest."""
     zone = as_tz(tz)
     conn = session.connection()
     unit_name = CITY_NAME
@@ -660,7 +770,8 @@ def weekly_digest(
     counts = _total(cells.values())
     with_deadline = sum(c.with_deadline for c in cells.values())
     on_time = sum(c.on_time for c in cells.values())
-    satisfaction, reopened = _satisfaction(conn, start, end, unit_id)
+    satisfaction = _ratings(conn, start, end, unit_id).get((), NO_RATINGS)
+    reopened = _reopenings(conn, start, end, unit_id).get((), 0)
     questions, top_procedures = (
         procedures if procedures is not None else _procedures(conn, start, end)
     )
@@ -683,11 +794,11 @@ def weekly_digest(
         resolved_with_deadline=with_deadline,
         resolved_on_time=on_time,
         on_time_rate=round(on_time / with_deadline, 4) if with_deadline else None,
-        median_hours_to_accept=_median_hours(
-            conn, TICKET.c.accepted_at, start, end, unit_id, counts.accepted
+        median_hours_to_accept=_median_hours(conn, TICKET.c.accepted_at, start, end, unit_id).get(
+            ()
         ),
-        median_hours_to_resolve=_median_hours(
-            conn, TICKET.c.resolved_at, start, end, unit_id, counts.resolved
+        median_hours_to_resolve=_median_hours(conn, TICKET.c.resolved_at, start, end, unit_id).get(
+            ()
         ),
         satisfaction=satisfaction,
         reopened=reopened,
@@ -698,4 +809,5 @@ def weekly_digest(
         top_procedures=tuple(top_procedures),
         overdue_tickets=tuple(_overdue_tickets(conn, end, unit_id, zone)),
         merged_duplicates=tuple(_merged_duplicates(conn, start, end, unit_id, zone)),
+        league=standings.get(unit_id) if standings is not None and unit_id else None,
     )

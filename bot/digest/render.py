@@ -20,7 +20,7 @@ from typing import Literal
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bot.digest.aggregate import Breakdown, Digest
+from bot.digest.aggregate import Breakdown, Digest, LeagueStanding
 from bot.directory.deadlines import WEEKDAY_NAMES
 
 Format = Literal["md", "json", "csv", "html"]
@@ -93,6 +93,33 @@ def _headline_rows(digest: Digest) -> Iterator[tuple[str, str, int, int, int]]:
         )
 
 
+def league_line(league: LeagueStanding) -> str:
+    """A ward's place among the wards and its trend, in one sentence."""
+    span = f"Xếp hạng trong các phường, xã ({league.weeks} tuần gần nhất)"
+    if league.place is None:
+        return f"{span}: chưa xếp hạng (chưa đủ phản ánh được giải quyết có thời hạn)"
+    text = f"{span}: hạng {league.place}/{league.ranked}"
+    if league.previous_place is None:
+        text += f"; {league.weeks} tuần trước đó: chưa xếp hạng"
+    else:
+        moved = league.previous_place - league.place
+        trend = (
+            f"tăng {moved} bậc"
+            if moved > 0
+            else f"giảm {-moved} bậc"
+            if moved < 0
+            else "giữ nguyên"
+        )
+        text += (
+            f" ({trend}; {league.weeks} tuần trước đó: hạng "
+            f"{league.previous_place}/{league.previous_ranked})"
+        )
+    return (
+        f"{text}; giải quyết đúng hạn {percent(league.on_time_rate)} "
+        f"(trước đó {percent(league.previous_on_time_rate)})"
+    )
+
+
 def _summary_lines(digest: Digest) -> list[str]:
     s = digest.satisfaction
     rating = f"{number(s.average, 2)}/5 ({number(s.ratings)} đánh giá)" if s.average else "—"
@@ -106,6 +133,7 @@ def _summary_lines(digest: Digest) -> list[str]:
         f"{hours(digest.median_hours_to_resolve)}",
         f"Mức độ hài lòng: {rating}",
         f"Số lần người dân mở lại phản ánh: {number(digest.reopened)}",
+        *([league_line(digest.league)] if digest.league is not None else []),
     ]
 
 
@@ -244,6 +272,16 @@ def _csv_rows(digest: Digest) -> Iterator[tuple[str, str, str, str, object]]:
     yield ("Hài lòng", "average", "Điểm trung bình", "Tuần này", digest.satisfaction.average)
     for stars, count in digest.satisfaction.distribution.items():
         yield ("Hài lòng", stars, f"{stars} sao", "Số lượt đánh giá", count)
+    if (league := digest.league) is not None:
+        measures: tuple[tuple[str, float | None, float | None], ...] = (
+            ("Hạng", league.place, league.previous_place),
+            ("Số phường, xã được xếp hạng", league.ranked, league.previous_ranked),
+            ("Tỷ lệ giải quyết đúng hạn", league.on_time_rate, league.previous_on_time_rate),
+            ("Mức độ hài lòng", league.satisfaction, league.previous_satisfaction),
+        )
+        for name, current, earlier in measures:
+            yield ("Xếp hạng", str(league.weeks), name, f"{league.weeks} tuần gần nhất", current)
+            yield ("Xếp hạng", str(league.weeks), name, f"{league.weeks} tuần trước đó", earlier)
     for section, rows in (("Lĩnh vực", digest.by_category), ("Phường, xã", digest.by_ward)):
         for row in rows:
             for key, label in COLUMNS.items():
@@ -429,6 +467,8 @@ def message_text(digest: Digest) -> str:
     s = digest.satisfaction
     if s.average is not None:
         lines.append(f"• Hài lòng: {number(s.average, 2)}/5 ({number(s.ratings)} đánh giá)")
+    if digest.league is not None:
+        lines.append(f"• {league_line(digest.league)}")
     if digest.top_wards:
         wards = ", ".join(f"{w.name} ({number(w.received)})" for w in digest.top_wards[:3])
         lines.append(f"• Nhiều phản ánh nhất: {wards}")

@@ -25,12 +25,13 @@ from bot.config import settings
 from bot.conversation.messages import OutgoingFile, Reply, reply_to_payload
 from bot.digest.aggregate import (
     IsoWeek,
+    LeagueStanding,
     ProcedureQuestions,
     as_tz,
     city_procedure_questions,
-    weekly_digest,
 )
 from bot.digest.render import chart_png, csv_bytes, message_text
+from bot.digest.scorecard import digest_with_league, league_standings
 from storage import queries
 from storage.db import begin_write
 from storage.models import Official, OfficialRole, OutboxMessage, OutboxMessageCreate, Unit
@@ -80,10 +81,18 @@ def digest_reply(
     unit_id: str | None,
     tz: tzinfo,
     procedures: ProcedureQuestions | None = None,
+    standings: dict[str, LeagueStanding] | None = None,
 ) -> Reply:
-    """The message officials get: the short text, the chart (PNG) and the CSV."""
-    digest = weekly_digest(
-        session=session, week=week, unit_id=unit_id, tz=tz, procedures=procedures
+    """The message officials get: the short text (with a ward's place in the league), the
+    chart (PNG) and the CSV."""
+    digest = digest_with_league(
+        session=session,
+        week=week,
+        unit_id=unit_id,
+        tz=tz,
+        min_tickets=settings.scorecard_min_tickets,
+        procedures=procedures,
+        standings=standings,
     )
     stem = f"bao-cao-tuan-{week}-{unit_id or 'toan-thanh-pho'}"
     return Reply(
@@ -124,15 +133,25 @@ def enqueue_weekly_digests(
     done = _queued_keys(session, [key for unit in sends.values() for key, _, _ in unit])
     queued = 0
     procedures: ProcedureQuestions | None = None  # city-wide: read once for all units
+    standings: dict[str, LeagueStanding] | None = None  # the wards' league: once too
     for unit_id, unit_sends in sends.items():
         missing = [send for send in unit_sends if send[0] not in done]
         if not missing:
             continue
         if procedures is None:
             procedures = city_procedure_questions(session=session, week=week, tz=zone)
+        if standings is None:
+            standings = league_standings(
+                session=session, week=week, tz=zone, min_tickets=settings.scorecard_min_tickets
+            )
         payload = reply_to_payload(
             digest_reply(
-                session=session, week=week, unit_id=unit_id, tz=zone, procedures=procedures
+                session=session,
+                week=week,
+                unit_id=unit_id,
+                tz=zone,
+                procedures=procedures,
+                standings=standings,
             )
         )
         begin_write(session)

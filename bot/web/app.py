@@ -19,7 +19,8 @@ The Open311 GeoReport v2 API is under ``/open311/v2`` (`bot.web.open311`).
 web chat after message id ``after`` (not the replies the POST returned) as
 ``{"messages": [{id, text, buttons, image_url}], "after": ID}``; the page polls it, passing
 back the ``after`` it got.
-The officials' dashboard is under ``/dashboard`` (`bot.web.dashboard`).
+The officials' dashboard is under ``/dashboard`` (`bot.web.dashboard`); the public scorecard
+under ``/bang-xep-hang`` and ``/api/scorecard`` (`bot.web.scorecard`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from bot.config import settings as default_settings
 from bot.conversation.messages import ConversationHandler, reply_from_payload
 from bot.web.dashboard import dashboard_routes, dashboard_session_middleware
 from bot.web.open311 import open311_routes
+from bot.web.scorecard import scorecard_routes
 from storage import queries
 from storage.db import get_session
 from storage.models import Channel
@@ -376,6 +378,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *open311_routes(engine=engine),  # the Open311 GeoReport v2 API, /open311/v2
         *dashboard_routes(engine=engine),  # the officials' dashboard, /dashboard
+        *scorecard_routes(engine=engine, settings=settings),  # public, /bang-xep-hang
         *extra_routes,
     ]
     middleware = [Middleware(_SecurityHeaders), dashboard_session_middleware()]
