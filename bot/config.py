@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     # A figure computed over fewer tickets than this (but some) is not published: "—".
     scorecard_min_tickets: int = Field(default=5, ge=1)
 
+    # --- Proof of the fix (bot/tickets/proof.py) ----------------------------------------------
+    # Categories a unit may only resolve with a photo of the result (CIVICBOT_PROOF_REQUIRED,
+    # a JSON list of category codes, e.g. '["sidewalk", "waste"]'). Empty: a photo is optional.
+    proof_required: tuple[str, ...] = ()
+
     # --- Per-citizen daily caps, every channel (bot/tickets/intake.py) ------------------------
     # Tickets filed and people asked for by one citizen per local day (CIVICBOT_TIMEZONE).
     max_tickets_per_day: int = Field(default=10, ge=1)
@@ -229,6 +234,11 @@ class Settings(BaseSettings):
     def _merge_over_defaults(cls, value: Any, info: ValidationInfo) -> Any:
         defaults = _SERVICE_LEVEL_DEFAULTS[info.field_name or ""]
         return {**defaults, **value} if isinstance(value, dict) else value
+
+    @property
+    def web_base_url(self) -> str:
+        """This server's public address, for links sent to chats (no trailing "/")."""
+        return (self.dashboard_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @cached_property
     def nlu_python(self) -> Path:

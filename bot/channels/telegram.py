@@ -302,6 +302,12 @@ class TelegramOutput:
         self.max_retries = max_retries
         self.max_wait_seconds = max_wait_seconds
 
+    async def download(self, file_id: str) -> bytes:
+        """A file's bytes by its Telegram file id (an official's photo of a result, kept so
+        that citizens on other channels can see it: `Desk.keep_photos`)."""
+        file = await self._call(partial(self.bot.get_file, file_id))
+        return bytes(await file.download_as_bytearray())
+
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Send one reply; returns the id of the last message sent (the one with the buttons).
 

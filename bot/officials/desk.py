@@ -8,10 +8,12 @@ keeps an official's pending step (e.g. "type the reason") in the chat's stored s
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from civicbot_nlu.patterns import find_ticket_codes
@@ -22,6 +24,7 @@ from bot.conversation.engine import Conversation
 from bot.conversation.messages import (
     Button,
     IncomingMessage,
+    OutgoingFile,
     OutputChannel,
     Reply,
     reply_to_payload,
@@ -33,7 +36,7 @@ from bot.lanes import ChatLanes
 from bot.officials import signin
 from bot.officials.invites import find_invite_code, link_official
 from bot.outbox.worker import OutboxWorker
-from bot.tickets import access, workflow
+from bot.tickets import access, proof, workflow
 from bot.tickets.intake import expected, official_buttons, place_text
 from bot.tickets.workflow import ActionRefused
 from storage import followers, queries
@@ -108,6 +111,8 @@ class Desk:
                 session=session, channel=channel, external_user_id=message.user_id
             )
             session.commit()
+        if official_id is not None:
+            message = await keep_photos(message, output)
         button = message.button or ""
         is_invite = find_invite_code(message.text) is not None
         if official_id is None and not is_invite and not button.startswith(OFFICIAL_PREFIXES):
@@ -269,7 +274,7 @@ class _DeskTurn:
         elif action == "ask":
             self.pending(OFF_QUESTION, ticket, say("utter_official_ask_question", code=code))
         elif action == "res":
-            self.pending(OFF_RESOLUTION, ticket, say("utter_official_ask_resolution", code=code))
+            self.pending(OFF_RESOLUTION, ticket, resolution_prompt(ticket))
         elif action == "rej":
             self.pending(
                 OFF_REJECT_REASON, ticket, say("utter_official_ask_reject_reason", code=code)
@@ -290,10 +295,14 @@ class _DeskTurn:
             self.reply(say("utter_button_expired"))
 
     def on_text(self, text: str) -> None:
-        photo = next((a.file_id for a in self.message.attachments if a.kind == "photo"), None)
+        photos = [
+            [_photo_channel(a.file_id, self.channel), a.file_id]
+            for a in self.message.attachments
+            if a.kind == "photo"
+        ]
         command = text.split(maxsplit=1)[0].lower() if text else ""
-        if self.state != OFF_IDLE and (text or photo):
-            self.finish_pending(text, photo)
+        if self.state != OFF_IDLE and (text or photos):
+            self.finish_pending(text, photos)
         elif command in QUEUE_COMMANDS:
             self.queue(overdue=False)
         elif command in OVERDUE_COMMANDS:
@@ -310,7 +319,7 @@ class _DeskTurn:
                                                                   self.official_unit()))
             )  # fmt: skip
 
-    def finish_pending(self, text: str, photo: str | None) -> None:
+    def finish_pending(self, text: str, photos: list[list[str]]) -> None:
         state, data = self.state, self.data
         if state == OFF_HUMAN_REPLY:
             request = self.session.get(HumanRequest, int(data["request"]))
@@ -329,12 +338,8 @@ class _DeskTurn:
             workflow.ask_info(question=text, **common)
             what = "đã gửi câu hỏi tới người dân"
         elif state == OFF_RESOLUTION:
-            if not text:  # a photo without a caption: keep it, wait for the note
-                self.data = {**data, "photo": photo}
-                self.reply(say("utter_official_ask_resolution", code=ticket.code),
-                           (CANCEL_BUTTON,))  # fmt: skip
+            if not self.resolve(ticket, text, photos, common):
                 return
-            workflow.resolve(note=text, photo_file_id=photo or data.get("photo"), **common)
             what = "đã báo kết quả giải quyết"
         elif state == OFF_REJECT_REASON:
             workflow.reject(reason=text, **common)
@@ -368,6 +373,30 @@ class _DeskTurn:
             say("utter_official_merged", code=duplicate.code, into=into.code, citizens=count),
             official_buttons(into.code, into.status),
         )
+
+    def resolve(
+        self, ticket: Ticket, text: str, photos: list[list[str]], common: dict[str, Any]
+    ) -> bool:
+        """Photos and the note of a result, in any order and several messages: photos are
+        kept until the note comes; a note without the photo a category needs is kept until
+        a photo comes. True once resolved."""
+        kept = [*self.data.get("photos", []), *photos][: proof.MAX_PROOF_PHOTOS]
+        note = text or str(self.data.get("note", ""))
+        self.data = {**self.data, "photos": kept, "note": note}
+        if not note:  # photos without a caption: keep them, wait for the note
+            self.reply(
+                say("utter_official_proof_received", count=len(kept), code=ticket.code),
+                (CANCEL_BUTTON,),
+            )
+            return False
+        files = [OutgoingFile("photo", file_id=file_id, channel=c) for c, file_id in kept]
+        try:
+            workflow.resolve(note=note, photos=files, **common)
+        except workflow.ProofRequired as refused:  # the note is kept, a photo awaited
+            kept_note = say("utter_official_proof_note_kept")
+            self.reply(f"{refused.message}\n{kept_note}", (CANCEL_BUTTON,))
+            return False
+        return True
 
     def signin_link(self) -> None:
         """A one-time dashboard link, through the outbox (redacted once delivered)."""
@@ -492,3 +521,50 @@ def overdue_clause(now: datetime) -> sa.ColumnElement[bool]:
         sa.and_(col(Ticket.status).in_(queries.AWAITING_ACCEPTANCE), col(Ticket.accept_by) < now),
         sa.and_(col(Ticket.status).in_(queries.AWAITING_RESOLUTION), col(Ticket.resolve_by) < now),
     )
+
+
+def resolution_prompt(ticket: Ticket) -> str:
+    """What an official is asked when they report a result (a photo, when it needs one)."""
+    if proof.needs_proof(ticket.category):
+        category = ticket.category or ""
+        return say(
+            "utter_official_ask_resolution_proof",
+            code=ticket.code,
+            category=CATEGORY_NAMES.get(category, category),
+        )
+    return say("utter_official_ask_resolution", code=ticket.code)
+
+
+def _photo_channel(file_id: str, channel: Channel) -> str:
+    """Whose file id it is: this server's copy ("web:…", `Desk.keep_photos`) or the channel's."""
+    return Channel.web.value if file_id.startswith("web:") else channel.value
+
+
+@runtime_checkable
+class FileSource(Protocol):
+    """An output that can also fetch a file sent to it by its channel's file id (Telegram)."""
+
+    async def download(self, file_id: str) -> bytes: ...
+
+
+async def keep_photos(message: IncomingMessage, output: object) -> IncomingMessage:
+    """An official's photos fetched from their channel and kept on this server (checked and
+    re-encoded as the web chat's are), as "web:…" file ids: a Telegram file id means nothing
+    on Zalo or the web, and a result's photos go to the citizen wherever they are. A photo
+    that cannot be fetched keeps its channel's id (Telegram citizens still get it)."""
+    if not isinstance(output, FileSource) or not any(
+        a.kind == "photo" for a in message.attachments
+    ):
+        return message
+    kept = []
+    for attachment in message.attachments:
+        if attachment.kind == "photo" and not attachment.file_id.startswith(("web:", "http")):
+            try:
+                data = await output.download(attachment.file_id)
+                stored = await asyncio.to_thread(proof.keep_photo, data)
+            except Exception as error:  # the Telegram id still works on Telegram
+                logger.warning("An official's photo could not be kept here: %r", error)
+            else:
+                attachment = dataclasses.replace(attachment, file_id=stored)
+        kept.append(attachment)
+    return dataclasses.replace(message, attachments=tuple(kept))

@@ -305,8 +305,8 @@ def request_chat_signin(*, session: Session, official_id: int, now: datetime) ->
 def signin_link_url(token: str, base_url: str | None = None) -> str:
     """The URL of a sign-in link (default base: CIVICBOT_DASHBOARD_URL, else
     CIVICBOT_HTTP_HOST and _PORT)."""
-    base = base_url or settings.dashboard_url or f"http://{settings.http_host}:{settings.http_port}"
-    return f"{base.rstrip('/')}/dashboard/signin/link?{urlencode({'token': token})}"
+    base = (base_url or settings.web_base_url).rstrip("/")
+    return f"{base}/dashboard/signin/link?{urlencode({'token': token})}"
 
 
 def use_signin_link(*, session: Session, token: str, now: datetime) -> Official | None:

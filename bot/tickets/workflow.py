@@ -18,14 +18,15 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from bot.conversation.messages import Button, OutgoingFile, Reply
-from bot.conversation.texts import OFFICIAL_STATUS_NAMES, say
+from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
 from bot.directory.deadlines import deadlines_for, handled_by
-from bot.tickets import access
+from bot.tickets import access, proof
 from bot.tickets.intake import calendar, expected, new_ticket_notice, official_buttons
 from bot.tickets.notices import notify_chat, notify_citizen, notify_officials
 from storage import queries
 from storage.db import begin_write
 from storage.models import (
+    Channel,
     HumanRequest,
     HumanRequestStatus,
     Official,
@@ -326,6 +327,10 @@ def _close(
     return official, event
 
 
+class ProofRequired(ActionRefused):
+    """A ticket of a category that needs a photo of the result was resolved without one."""
+
+
 def resolve(
     *,
     session: Session,
@@ -333,9 +338,22 @@ def resolve(
     official: Official | None,
     note: str,
     now: datetime,
-    photo_file_id: str | None = None,
+    photos: Sequence[OutgoingFile] = (),
 ) -> None:
-    """Report the result; the citizen is asked to rate it or say it is not fixed."""
+    """Report the result, with photos of it (`bot.tickets.proof`: required for some
+    categories); the citizen gets them and is asked to rate or say it is not fixed."""
+    check_can_act(session, official, ticket)
+    _require_status(ticket, OPEN_STATUSES)
+    photos = tuple(photos[: proof.MAX_PROOF_PHOTOS])
+    if proof.needs_proof(ticket.category) and not photos:
+        category = ticket.category or ""
+        raise ProofRequired(
+            say(
+                "utter_official_proof_required",
+                code=ticket.code,
+                category=CATEGORY_NAMES.get(category, category),
+            )
+        )
     official, event = _close(
         session, ticket, official, TicketStatus.resolved, note,
         ask="utter_official_ask_resolution", now=now,
@@ -343,19 +361,21 @@ def resolve(
     ticket.resolved_at = now
     ticket.accepted_at = ticket.accepted_at or now
     session.add(ticket)
-    notify_citizen(
-        session=session, ticket=ticket, key=f"event:{event}",
-        reply=Reply(
-            say("utter_ticket_resolved", code=ticket.code,
-                unit=unit_name(session, ticket.lead_unit_id), note=note.strip()),
-            rating_buttons(ticket.code),
-            files=(
-                (OutgoingFile("photo", file_id=photo_file_id, channel=official.channel),)
-                if photo_file_id
-                else ()
-            ),
-        ),
-    )  # fmt: skip
+    proof.add_proof(session=session, ticket=ticket, photos=photos, event_id=event)
+    unit = unit_name(session, ticket.lead_unit_id)
+    text = say("utter_ticket_resolved", code=ticket.code, unit=unit, note=note.strip())
+    links = [url for url in map(proof.public_url, photos) if url]
+    if links:
+        text += "\n" + say(
+            "utter_ticket_resolved_photos", count=len(photos), links="\n".join(links)
+        )
+    reply = Reply(
+        text,
+        rating_buttons(ticket.code),
+        image_url=links[0] if links and ticket.channel == Channel.web else None,
+        files=proof.for_citizen(photos, ticket.channel),
+    )
+    notify_citizen(session=session, ticket=ticket, key=f"event:{event}", reply=reply)
     session.commit()
 
 

@@ -20,7 +20,8 @@ web chat after message id ``after`` (not the replies the POST returned) as
 ``{"messages": [{id, text, buttons, image_url}], "after": ID}``; the page polls it, passing
 back the ``after`` it got.
 The officials' dashboard is under ``/dashboard`` (`bot.web.dashboard`); the public scorecard
-under ``/bang-xep-hang`` and ``/api/scorecard`` (`bot.web.scorecard`).
+under ``/bang-xep-hang`` and ``/api/scorecard`` (`bot.web.scorecard`), the photos of results
+under ``/anh-ket-qua`` (`bot.web.proof`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from bot.config import settings as default_settings
 from bot.conversation.messages import ConversationHandler, reply_from_payload
 from bot.web.dashboard import dashboard_routes, dashboard_session_middleware
 from bot.web.open311 import open311_routes
+from bot.web.proof import proof_routes
 from bot.web.scorecard import scorecard_routes
 from storage import queries
 from storage.db import get_session
@@ -379,6 +381,7 @@ def create_app(
         *open311_routes(engine=engine),  # the Open311 GeoReport v2 API, /open311/v2
         *dashboard_routes(engine=engine),  # the officials' dashboard, /dashboard
         *scorecard_routes(engine=engine, settings=settings),  # public, /bang-xep-hang
+        *proof_routes(engine=engine, settings=settings),  # public, /anh-ket-qua
         *extra_routes,
     ]
     middleware = [Middleware(_SecurityHeaders), dashboard_session_middleware()]
