@@ -3,8 +3,10 @@
 Run with the NLU environment: `PYTHONPATH=nlu:. nlu/.venv/bin/python scripts/crossval.py [PART…]`
 with PART among `c` (regularisation), `features` (word order, negation, head clause),
 `classifiers` (other models and an ensemble) and `reject` (the out_of_scope threshold);
-all of them when none is named. Settings are chosen here, never on the dev sets
-(tests/data/nlu_dev*.csv), which are only run to report.
+all of them when none is named. `added:FILE` (e.g. `added:categories`) asks whether the
+examples of one data file help: the other files' examples are held out fold by fold and
+predicted by models trained with and without that file. Settings are chosen here, never
+on the dev sets (tests/data/nlu_dev*.csv), which are only run to report.
 """
 
 from __future__ import annotations
@@ -125,6 +127,31 @@ def reject(data: dict[str, tuple[list[str], list[str]]]) -> None:
         )
 
 
+def added(source: str) -> None:
+    """Held-out accuracy on the other files' examples, trained without and with `source`."""
+    examples = training_examples()
+    rest = classification_tasks([e for e in examples if e.source != source])
+    extra = classification_tasks([e for e in examples if e.source == source])
+    for name, (texts, labels) in rest.items():
+        documents = [document(text) for text in texts]
+        extra_documents = [document(text) for text in extra[name][0]]
+        accuracy = {}
+        for with_extra in (False, True):
+            right = np.zeros(len(documents), dtype=bool)
+            for train, test in FOLDS.split(documents, labels):
+                x = [documents[i] for i in train] + (extra_documents if with_extra else [])
+                y = [labels[i] for i in train] + (extra[name][1] if with_extra else [])
+                model = text_pipeline(10.0, CHOSEN).fit(x, y)
+                predicted = model.predict([documents[i] for i in test])
+                right[test] = np.array(predicted) == np.array([labels[i] for i in test])
+            accuracy[with_extra] = right.mean()
+        print(
+            f"{name:9} held out from the other files (n={len(documents)}): without {source} "
+            f"{accuracy[False]:.3f}, with it {accuracy[True]:.3f} (+{len(extra_documents)})",
+            flush=True,
+        )
+
+
 PARTS = {"c": regularisation, "features": features, "classifiers": classifiers, "reject": reject}
 
 
@@ -132,7 +159,10 @@ def main() -> None:
     data = tasks()
     print(f"{sum(len(t) for t, _ in data.values())} examples over {len(data)} tasks", flush=True)
     for part in sys.argv[1:] or PARTS:
-        PARTS[part](data)
+        if part.startswith("added:"):
+            added(part.removeprefix("added:"))
+        else:
+            PARTS[part](data)
 
 
 if __name__ == "__main__":
