@@ -50,6 +50,7 @@ from bot.outbox.worker import OutboxWorker
 from bot.tickets.escalation import run_escalations
 from bot.tickets.intake import calendar
 from bot.web.app import create_app
+from storage import queries
 from storage.db import get_session
 from storage.migrate import upgrade
 from storage.models import Channel, utcnow
@@ -89,6 +90,9 @@ async def serve(config: Settings, *, supervision: Supervision | None = None) -> 
         upgrade(config.database_url)
         with get_session() as session:
             ensure_directory(session=session)
+            released = queries.release_dead_claims(session=session)
+        if released:  # this machine's process died mid-turn: its chats are free at once
+            logger.warning("Released %d chat(s) held by a process that died.", released)
         async with _supervised_nlu(config, supervision) as nlu:
             if not stop.is_set():
                 await _serve(config, nlu, stop)

@@ -11,7 +11,11 @@ instead of an error. Both SQLite (3.35+) and PostgreSQL support it.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import secrets
+import socket
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -409,6 +413,52 @@ class TurnStart:
     claimed: bool = True
     # With a claim: an older message of the chat stored and not handled, to handle first.
     earlier: StoredIncoming | None = None
+
+
+# A claim names its process (`claim_token`): a process starting on the same machine gives
+# back the chats of processes there that died (`release_dead_claims`) instead of waiting for
+# their claims to lapse. The machine by a hash of its name: the column holds 36 characters.
+_MACHINE = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def new_claim_token() -> str:
+    """A turn's claim token: this machine, this process, and a random part."""
+    return f"{_MACHINE}:{os.getpid()}:{secrets.token_hex(6)}"
+
+
+def release_dead_claims(*, session: Session) -> int:
+    """Give back the chats claimed by processes of this machine that no longer run (killed
+    mid-turn): their next turn need not wait `CHAT_CLAIM`. Returns how many."""
+    held = session.exec(
+        select(Conversation.claim_token).where(
+            col(Conversation.claim_token).startswith(f"{_MACHINE}:")
+        )
+    ).all()
+    dead = [token for token in held if token is not None and not _running(token)]
+    if not dead:
+        return 0
+    begin_write(session)
+    session.exec(
+        sa.update(Conversation)
+        .where(col(Conversation.claim_token).in_(dead))
+        .values(claim_token=None, claim_until=None)
+    )
+    session.commit()
+    return len(dead)
+
+
+def _running(token: str) -> bool:
+    """Whether the process named by a claim token of this machine runs."""
+    pid = token.split(":")[1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: running
+        return True
+    return True
 
 
 class ClaimLost(Exception):

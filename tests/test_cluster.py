@@ -36,6 +36,7 @@ from bot.outbox.worker import OutboxWorker, running_outbox
 from storage import queries
 from storage.db import create_db_engine
 from storage.models import Channel, Direction, Message, OutboxMessage, OutboxStatus, Ticket
+from storage.models import Conversation as ConversationRow
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -439,3 +440,36 @@ def test_a_chat_is_claimed_by_one_turn_until_it_ends_or_the_claim_lapses(engine:
     finish("turn-3", "ask_place")
     after = start(2, "turn-4")
     assert after.claimed and after.earlier is None and after.state == "ask_place"
+
+
+def test_chats_held_by_a_dead_process_of_this_machine_are_released_at_start(
+    engine: Engine,
+) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process that ran on this machine and is gone (as after kill -9)
+    machine = queries.new_claim_token().split(":")[0]
+    with Session(engine) as session:
+        for chat, token in (
+            ("c-dead", f"{machine}:{dead.pid}:0a0b0c0d0e0f"),
+            ("c-alive", queries.new_claim_token()),  # this process: running
+            ("c-other", f"ffffffff:{dead.pid}:0a0b0c0d0e0f"),  # another machine's: lapses
+        ):
+            started = queries.start_turn(
+                session=session,
+                channel=Channel.zalo,
+                chat_id=chat,
+                user_id=chat,
+                display_name=None,
+                channel_message_id="1",
+                text="alo",
+                payload={},
+                claim=token,
+            )
+            assert started.claimed
+        assert queries.release_dead_claims(session=session) == 1
+        held = {row.chat_id: row.claim_token for row in session.exec(select(ConversationRow)).all()}
+    assert held["c-dead"] is None
+    assert held["c-alive"] is not None and held["c-other"] is not None

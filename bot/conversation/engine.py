@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,7 +195,7 @@ class _Turn:
         self.queued: list[int] = []  # the replies' outbox rows
         self.payloads: list[dict[str, Any]] = []
         self.send_lease: timedelta | None = None  # sent at once: queued claimed this long
-        self.claim = uuid.uuid4().hex  # this turn's hold on its chat, cluster-wide
+        self.claim = queries.new_claim_token()  # this turn's hold on its chat, cluster-wide
         self.nlu_json: dict[str, Any] | None = None  # saved with the dialogue state
 
     # --- storing ----------------------------------------------------------------------------
