@@ -158,6 +158,7 @@ def rate_as_follower(
             ticket_id=ticket.id,
             kind=TicketEventKind.follower_rating,
             actor=ACTOR_FOLLOWER,
+            note=f"{rating}/5",
             new_value={"rating": rating},
             at=now,
         )

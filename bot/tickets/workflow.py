@@ -503,6 +503,9 @@ EVENT_NAMES = {
     "answer": "người dân trả lời",
     "reopened": "mở lại phản ánh",
     "summary": "tóm tắt công khai (Open311)",
+    "followed": "người dân khác theo dõi (cùng việc)",
+    "follower_rating": "người theo dõi đánh giá",
+    "merged": "gộp phản ánh trùng",
 }
 
 

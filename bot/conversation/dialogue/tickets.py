@@ -14,9 +14,11 @@ from bot.tickets import workflow
 from bot.tickets.intake import expected
 from bot.tickets.workflow import ActionRefused
 from storage import followers, queries
-from storage.models import Ticket, TicketStatus
+from storage.models import Ticket, TicketEventKind, TicketStatus
 
 MAX_LISTED_TICKETS = 5
+# Events whose notes are a follower's own words or rating: never shown to another citizen.
+FOLLOWERS_OWN = (TicketEventKind.followed, TicketEventKind.follower_rating)
 OPEN = (TicketStatus.received, TicketStatus.accepted, TicketStatus.need_info)
 
 
@@ -48,7 +50,8 @@ def status_text(ctx: Context, ticket: Ticket) -> str:
     """Status for the citizen: unit, deadline while open, the latest note."""
     session = ctx.turn.session
     assert ticket.id is not None
-    notes = [e.note for e in queries.ticket_events(session=session, ticket_id=ticket.id) if e.note]
+    events = queries.ticket_events(session=session, ticket_id=ticket.id)
+    notes = [e.note for e in events if e.note and e.kind not in FOLLOWERS_OWN]
     deadline = (
         ctx.say("utter_status_deadline", resolve_by=expected(ticket.resolve_by))
         if ticket.status in OPEN and ticket.resolve_by
