@@ -61,6 +61,7 @@ class Step:
         form.place = f"Vị trí đã chia sẻ ({pin.lat:.5f}, {pin.lon:.5f})"
         form.set_ward(None)
         form.candidates = [WardChoice.of(w) for w in places.nearest(pin.lat, pin.lon)]
+        form.duplicate_checked = False  # another place: another open ticket may cover it
         return Outcome.ADVANCE
 
 
