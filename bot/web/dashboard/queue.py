@@ -11,6 +11,7 @@ from bot.tickets import workflow
 from bot.web.dashboard import cells
 from bot.web.dashboard.guard import Visit
 from bot.web.dashboard.queries import QueueFilters, all_units, queue_tickets, queue_wards
+from storage.followers import citizens_behind
 from storage.models import TicketStatus
 
 STATUS_CHOICES = [("open", "Đang mở (chưa xong)"), ("all", "Tất cả")] + [
@@ -26,6 +27,7 @@ class Row:
     unit: str  # shown to leaders only
     status: cells.Status
     deadline: cells.Deadline
+    citizens: int  # its reporter and its followers
 
 
 def queue_page(visit: Visit) -> Response:
@@ -48,6 +50,7 @@ def queue_page(visit: Visit) -> Response:
         heading = "Toàn thành phố"
     else:
         heading = viewer.unit_name if own else workflow.unit_name(session, unit_id)
+    behind = citizens_behind(session=session, tickets=tickets)
     rows = [
         Row(
             code=t.code,
@@ -56,6 +59,7 @@ def queue_page(visit: Visit) -> Response:
             unit=workflow.unit_name(session, t.lead_unit_id) if viewer.is_leader else "",
             status=cells.status(t, visit.now),
             deadline=cells.deadline(t.resolve_by, visit.now),
+            citizens=behind.get(t.id or 0, 0),
         )
         for t in tickets
     ]

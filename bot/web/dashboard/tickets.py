@@ -10,6 +10,8 @@ from starlette.responses import FileResponse, Response
 
 from bot.channels.web_photos import photo_path
 from bot.config import settings
+from bot.conversation.texts import say
+from bot.duplicates.merge import merge
 from bot.tickets import access, workflow
 from bot.tickets.intake import contact_text, expected, place_text
 from bot.tickets.publish import MAX_PUBLIC_CHARS, add_public_note, set_public_summary
@@ -17,7 +19,7 @@ from bot.tickets.workflow import ActionRefused
 from bot.web.dashboard import cells
 from bot.web.dashboard.guard import Viewer, Visit
 from bot.web.dashboard.queries import transfer_choices
-from storage import queries
+from storage import followers, queries
 from storage.models import Official, Ticket, TicketStatus
 
 MAX_NOTE_CHARS = 2000
@@ -35,8 +37,9 @@ ACTIONS: dict[str, Act] = {
     "reject": lambda common, text: workflow.reject(reason=text["reason"], **common),
     "summary": lambda common, text: set_public_summary(text=text["summary"], **common),
     "public_note": lambda common, text: add_public_note(text=text["public_note"], **common),
+    "merge": lambda common, text: _merge(common, text["into"]),
 }
-FIELDS = ("question", "note", "reason", "unit", "summary", "public_note")
+FIELDS = ("question", "note", "reason", "unit", "summary", "public_note", "into")
 DONE = {
     "accept": "Đã tiếp nhận phản ánh {code}.",
     "ask": "Đã gửi câu hỏi tới người phản ánh {code}.",
@@ -45,7 +48,24 @@ DONE = {
     "reject": "Đã ghi nhận không tiếp nhận phản ánh {code}.",
     "summary": "Đã lưu tóm tắt công khai của phản ánh {code}.",
     "public_note": "Đã công bố thông báo về phản ánh {code}.",
+    "merge": "Đã gộp phản ánh {code} vào {into}; người phản ánh được báo và theo dõi {into}.",
 }
+
+
+def _merge(common: dict[str, Any], into_code: str) -> None:
+    """The ticket merged into `into_code` (bot/duplicates/merge.py: the access rule on both);
+    a code the official may not act on is refused as not found."""
+    session = common["session"]
+    into = queries.get_ticket_by_code(session=session, code=into_code)
+    if into is None:
+        raise ActionRefused(say("utter_official_ticket_not_found", code=into_code.strip()))
+    merge(
+        session=session,
+        duplicate=common["ticket"],
+        into=into,
+        official=common["official"],
+        now=common["now"],
+    )
 
 
 def _readable(visit: Visit, what: str) -> tuple[Viewer, Ticket | None]:
@@ -75,6 +95,7 @@ class Facts:
     accept_live: bool  # deadlines still running are shown red once passed
     resolve_live: bool
     rating: int | None
+    citizens: int  # its reporter and its followers (one problem, one ticket)
 
 
 def ticket_page(visit: Visit) -> Response:
@@ -97,6 +118,9 @@ def ticket_page(visit: Visit) -> Response:
         accept_live=ticket.status == TicketStatus.received,
         resolve_live=ticket.status in workflow.OPEN_STATUSES,
         rating=ticket.rating,
+        citizens=followers.citizens_behind(session=session, tickets=[ticket]).get(
+            ticket.id or 0, 0
+        ),
     )
     acting = viewer.may_act(ticket)
     open_ = ticket.status in workflow.OPEN_STATUSES
@@ -152,6 +176,7 @@ def act(visit: Visit) -> Response:
     except ActionRefused as refused:
         return visit.flash_and_go("error", refused.message, page)
     unit = workflow.unit_name(visit.session, ticket.lead_unit_id)
-    done = DONE[action].format(code=ticket.code, unit=unit)
+    into = queries.normalize_ticket_code(text["into"]) or text["into"]
+    done = DONE[action].format(code=ticket.code, unit=unit, into=into)
     # After a transfer the ticket may be another unit's: back to the queue then.
     return visit.flash_and_go("ok", done, page if viewer.may_see(ticket) else "/dashboard")
