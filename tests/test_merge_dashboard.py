@@ -41,7 +41,7 @@ def test_the_citizens_behind_a_ticket_and_merging_on_the_dashboard(
     assert "Người dân" in queue
 
     def merge(code: str, into: str) -> str:
-        token = csrf_of(client, f"/dashboard/tickets/{code}")
+        token = csrf_of(client, f"/dashboard/tickets/{kept_code}")  # the session's token
         done = client.post(f"/dashboard/tickets/{code}/merge", data={"csrf": token, "into": into})
         assert done.status_code in (303, 404), done.text
         return client.get(done.headers["location"]).text if done.status_code == 303 else ""
