@@ -16,7 +16,14 @@ from bot.config import ROOT
 from bot.nlu import fallback
 from bot.nlu.result import CATEGORIES, INTENTS, PROCEDURES
 
-PRODUCT = ROOT.parent / "shared" / "PRODUCT.md"
+# Beside the repository (or beside the folder of worktrees that holds it).
+PRODUCT = (
+    next(
+        (p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
+        ROOT.parent / "shared",
+    )
+    / "PRODUCT.md"
+)
 DEV_SET = ROOT / "tests" / "data" / "nlu_dev.csv"
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +34,7 @@ from starlette.testclient import TestClient
 
 from bot.cli import main as cli_main
 from bot.config import settings
+from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.messages import IncomingMessage, OutputChannel, reply_from_payload
 from bot.conversation.texts import say
 from bot.digest.aggregate import IsoWeek
@@ -514,7 +516,7 @@ def test_dashboard_actions_are_the_chat_actions(
     `bot.tickets.workflow` directly gets the same events and the same notifications."""
     functions: dict[str, Callable[..., None]] = {
         "accept": workflow.accept,
-        "ask": workflow.ask_info,
+        "ask": partial(workflow.ask_info, await_answer=await_answer),
         "transfer": workflow.transfer,
         "resolve": workflow.resolve,
         "reject": workflow.reject,

@@ -26,6 +26,7 @@ import yaml
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import (
     Attachment,
@@ -206,6 +207,7 @@ class Dialogue:
                     official=official,
                     question=step["text"],
                     now=NOW,
+                    await_answer=await_answer,
                 )
             elif action == "resolve":
                 workflow.resolve(

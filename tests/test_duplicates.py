@@ -14,6 +14,7 @@ from seed import linked_official, outbox_to, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.conversation.dialogue.tickets import await_answer
 from bot.duplicates import follow
 from bot.duplicates.matcher import Limits, Report, covers, distance_m, similarity
 from bot.tickets import workflow
@@ -201,7 +202,12 @@ def test_followers_hear_every_step_but_not_the_reporters_question(session: Sessi
     follow_as(session, ticket, "neighbour")
     workflow.accept(session=session, ticket=ticket, official=handler, now=NOW)
     workflow.ask_info(
-        session=session, ticket=ticket, official=handler, question="Số nhà cụ thể?", now=NOW
+        session=session,
+        ticket=ticket,
+        official=handler,
+        question="Số nhà cụ thể?",
+        now=NOW,
+        await_answer=await_answer,
     )
     workflow.citizen_answer(session=session, ticket=ticket, text="Số 12", now=NOW)
     workflow.resolve(session=session, ticket=ticket, official=handler, note="Đã dọn", now=NOW)

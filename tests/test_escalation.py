@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.conversation.dialogue.tickets import await_answer
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import deadlines_for
 from bot.tickets import workflow
@@ -508,7 +509,12 @@ def test_an_unanswered_question_is_reminded_once(session: Session) -> None:
     )  # fmt: skip
     handler = session.exec(select(Official).where(Official.chat_id == "bd-handler")).one()
     workflow.ask_info(
-        session=session, ticket=ticket, official=handler, question="Số nhà bao nhiêu?", now=FILED
+        session=session,
+        ticket=ticket,
+        official=handler,
+        question="Số nhà bao nhiêu?",
+        now=FILED,
+        await_answer=await_answer,
     )
     due = CALENDAR.add_working_days(FILED, CONFIG.citizen_answer_days)
 

@@ -12,6 +12,8 @@ from seed import linked_official, outbox_to, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.conversation.dialogue.context import ANSWER_INFO
+from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.messages import OutgoingFile, Reply, reply_from_payload, reply_to_payload
 from bot.officials.desk import is_overdue, open_tickets
 from bot.officials.invites import find_invite_code, invite_official, link_official
@@ -49,6 +51,18 @@ def official(session: Session, unit: str, chat: str, role: OfficialRole) -> Offi
 
 def ticket(session: Session, unit: str = "ward-a") -> Ticket:
     return waste_ticket(session, unit, now=NOW)
+
+
+def ask(session: Session, t: Ticket, person: Official, question: str) -> None:
+    """An official's question, the citizen's chat waiting for the answer (as the desk asks)."""
+    workflow.ask_info(
+        session=session,
+        ticket=t,
+        official=person,
+        question=question,
+        now=NOW,
+        await_answer=await_answer,
+    )
 
 
 def statuses(session: Session, t: Ticket) -> list[str]:
@@ -149,10 +163,10 @@ def test_accept_ask_answer_resolve_rate(session: Session) -> None:
     session.commit()
     workflow.accept(session=session, ticket=t, official=a1, now=NOW)
     assert t.accepted_at == NOW
-    workflow.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
+    ask(session, t, a1, "Ngõ số mấy?")
     conversation = session.exec(select(Conversation)).one()
     session.refresh(conversation)
-    assert (conversation.state, conversation.data) == (workflow.ANSWER_INFO, {"ticket": t.code})
+    assert (conversation.state, conversation.data) == (ANSWER_INFO, {"ticket": t.code})
     workflow.citizen_answer(session=session, ticket=t, text="Ngõ 5", now=NOW)
     with pytest.raises(ActionRefused):
         workflow.resolve(session=session, ticket=t, official=a1, note="  ", now=NOW)
@@ -206,7 +220,7 @@ def test_the_citizens_form_is_not_interrupted_by_a_question(session: Session) ->
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     session.add(Conversation(channel=Channel.telegram, chat_id="citizen-chat", state="ask_place"))
     session.commit()
-    workflow.ask_info(session=session, ticket=t, official=a1, question="Ở đâu?", now=NOW)
+    ask(session, t, a1, "Ở đâu?")
     conversation = session.exec(select(Conversation)).one()
     session.refresh(conversation)
     assert conversation.state == "ask_place"  # the question comes with a "Trả lời" button
@@ -311,7 +325,7 @@ def test_the_resolve_clock_stops_while_the_citizen_is_asked(session: Session) ->
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     before = t.resolve_by
     assert before is not None
-    workflow.ask_info(session=session, ticket=t, official=a1, question="Ngõ số mấy?", now=NOW)
+    ask(session, t, a1, "Ngõ số mấy?")
     later = before + timedelta(days=3)  # the citizen answers only after the deadline
     assert not is_overdue(t, later)  # waiting for the citizen is nobody's delay
     assert open_tickets(session=session, unit_id="ward-a", overdue_at=later) == []
@@ -331,7 +345,7 @@ def test_an_answer_at_once_moves_no_deadline(session: Session) -> None:
     t = ticket(session)
     a1 = official(session, "ward-a", "a1", OfficialRole.handler)
     before = t.resolve_by
-    workflow.ask_info(session=session, ticket=t, official=a1, question="Ảnh rõ hơn?", now=NOW)
+    ask(session, t, a1, "Ảnh rõ hơn?")
     workflow.citizen_answer(session=session, ticket=t, text="Đây ạ", now=NOW)
     session.refresh(t)
     assert t.resolve_by == before

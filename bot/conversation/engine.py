@@ -17,7 +17,7 @@ from civicbot_nlu.normalize import normalize
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.conversation.dialogue import flow
+from bot.conversation.dialogue import context, flow
 from bot.conversation.dialogue.context import Understanding
 from bot.conversation.messages import (
     Button,
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 # Dialogue states (Conversation.state): idle, an official's question awaiting an answer,
 # and the form's steps (bot/conversation/dialogue/steps.py).
-IDLE = flow.IDLE
+IDLE = context.IDLE
 FORM_STATES = flow.DIALOGUE_STATES
 TYPED_BUTTONS = "typed_buttons"  # chat data: folded label -> button data of the last buttons
 MAX_STORED_TEXT = 10_000

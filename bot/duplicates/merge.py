@@ -16,6 +16,7 @@ from bot.conversation.messages import Reply
 from bot.conversation.texts import STATUS_NAMES, say
 from bot.tickets import workflow
 from bot.tickets.notices import notify_citizen
+from bot.tickets.statuses import Action, next_status
 from bot.tickets.workflow import ActionRefused
 from storage import followers, queries
 from storage.db import begin_write
@@ -24,7 +25,6 @@ from storage.models import (
     Ticket,
     TicketEvent,
     TicketEventKind,
-    TicketStatus,
     TicketUpdate,
 )
 
@@ -49,7 +49,7 @@ def merge(
     queries.update_ticket(
         session=session,
         db_ticket=duplicate,
-        ticket_in=TicketUpdate(status=TicketStatus.closed),
+        ticket_in=TicketUpdate(status=next_status(Action.merge, duplicate.status)),
         actor=actor,
         note=note,
         at=now,

@@ -20,6 +20,7 @@ from civicbot_nlu.patterns import find_ticket_codes
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import (
     Button,
@@ -335,7 +336,7 @@ class _DeskTurn:
         common: dict[str, Any] = {"session": self.session, "ticket": ticket,
                                   "official": self.official, "now": self.now}  # fmt: skip
         if state == OFF_QUESTION:
-            workflow.ask_info(question=text, **common)
+            workflow.ask_info(question=text, await_answer=await_answer, **common)
             what = "đã gửi câu hỏi tới người dân"
         elif state == OFF_RESOLUTION:
             if not self.resolve(ticket, text, photos, common):

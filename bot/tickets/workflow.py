@@ -1,8 +1,9 @@
 """What officials and citizens do to a ticket, for every channel and the dashboard.
 
 Each action checks who may do it, changes the ticket (every change an event, via
-`queries.update_ticket`) and queues the notifications about it, in one transaction: the
-change and its notifications are stored together or not at all. Dedupe keys come from the
+`queries.update_ticket`; every change of status by the table in `statuses.py`) and queues
+the notifications about it, in one transaction: the change and its notifications are stored
+together or not at all. Dedupe keys come from the
 event, so repeating a call after a crash never sends twice.
 
 Errors: `ActionRefused` (not allowed: wrong account, wrong unit, wrong status) carries the
@@ -12,7 +13,7 @@ Vietnamese sentence to show; nothing is changed then.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -23,6 +24,7 @@ from bot.directory.deadlines import deadlines_for, handled_by
 from bot.tickets import access, proof
 from bot.tickets.intake import calendar, expected, new_ticket_notice, official_buttons
 from bot.tickets.notices import notify_chat, notify_citizen, notify_officials
+from bot.tickets.statuses import Action, allowed, next_status
 from storage import queries
 from storage.db import begin_write
 from storage.models import (
@@ -43,9 +45,6 @@ logger = logging.getLogger(__name__)
 ACTING_ROLES = access.ACTING_ROLES
 ACTOR_SYSTEM = "system"  # changes the workflow makes by itself (deadlines, escalation)
 OPEN_STATUSES = queries.OPEN_STATUSES
-# The citizen's chat state while their answer to an official's question is awaited
-# (bot/conversation/engine.py reads it).
-ANSWER_INFO = "answer_info"
 
 
 class ActionRefused(Exception):
@@ -83,8 +82,9 @@ def check_can_act(session: Session, official: Official | None, ticket: Ticket) -
     return official
 
 
-def _require_status(ticket: Ticket, allowed: Sequence[TicketStatus]) -> None:
-    if ticket.status not in allowed:
+def _require(ticket: Ticket, action: Action) -> None:
+    """ActionRefused (nothing changed) unless the table allows `action` on this ticket now."""
+    if not allowed(action, ticket.status):
         raise ActionRefused(
             say(
                 "utter_official_refused_status",
@@ -111,20 +111,6 @@ def _lead_officials(session: Session, ticket: Ticket) -> Sequence[Official]:
     return queries.officials_of_unit(session=session, unit_id=ticket.lead_unit_id)
 
 
-def _set_citizen_state(session: Session, ticket: Ticket, state: str) -> None:
-    """Put the citizen's chat in `state` for this ticket, unless they are filling in a form."""
-    if ticket.channel is None or ticket.chat_id is None:
-        return
-    conversation = queries.get_conversation(
-        session=session, channel=ticket.channel, chat_id=ticket.chat_id
-    )
-    if conversation is None or conversation.state not in ("idle", ANSWER_INFO):
-        return
-    conversation.state = state
-    conversation.data = {"ticket": ticket.code}
-    session.add(conversation)
-
-
 def _change(
     session: Session,
     ticket: Ticket,
@@ -133,8 +119,17 @@ def _change(
     actor: str,
     note: str | None,
     now: datetime,
+    action: Action | None = None,
 ) -> int:
-    """Apply `update` in the open transaction; the id of its (last) event."""
+    """Apply `update` in the open transaction; the id of its (last) event. The status moves
+    only by `action`, as the table says, from the status read under the row's lock (a change
+    made meanwhile by someone else is refused, not overwritten)."""
+    if "status" in update.model_fields_set:
+        raise ValueError("A ticket's status changes only by an action of the table.")
+    if action is not None:
+        session.refresh(ticket, with_for_update=True)
+        _require(ticket, action)
+        update.status = next_status(action, ticket.status)
     queries.update_ticket(
         session=session, db_ticket=ticket, ticket_in=update, actor=actor, note=note, at=now,
         commit=False,
@@ -145,17 +140,18 @@ def _change(
 def accept(*, session: Session, ticket: Ticket, official: Official | None, now: datetime) -> None:
     """The unit takes the ticket on; the citizen is told who and by when."""
     official = check_can_act(session, official, ticket)
-    _require_status(ticket, (TicketStatus.received,))
+    _require(ticket, Action.accept)
     # 1207/QĐ-UBND: an urgent ticket is handled within 4 working hours of its acceptance.
     sooner = handled_by(
         severity=ticket.severity, accepted_at=now, current=ticket.resolve_by, calendar=calendar()
     )
-    update = TicketUpdate(status=TicketStatus.accepted)
+    update = TicketUpdate()
     if sooner is not None:  # set only when it moves (an unset field is left alone)
         update.resolve_by = sooner
     begin_write(session)
     event = _change(
         session, ticket, update, actor=actor_of(official), note=None, now=now,
+        action=Action.accept,
     )  # fmt: skip
     ticket.accepted_at = ticket.accepted_at or now
     session.add(ticket)
@@ -172,24 +168,36 @@ def accept(*, session: Session, ticket: Ticket, official: Official | None, now: 
     session.commit()
 
 
+AwaitAnswer = Callable[[Session, Ticket], None]
+
+
 def ask_info(
-    *, session: Session, ticket: Ticket, official: Official | None, question: str, now: datetime
+    *,
+    session: Session,
+    ticket: Ticket,
+    official: Official | None,
+    question: str,
+    now: datetime,
+    await_answer: AwaitAnswer,
 ) -> None:
-    """Ask the citizen for more information; their answer comes back to the ticket."""
+    """Ask the citizen for more information; their answer comes back to the ticket.
+
+    `await_answer` is the citizen dialogue's (`bot.conversation.dialogue.tickets`): it makes
+    the citizen's next message the answer, in the same transaction as the question."""
     official = check_can_act(session, official, ticket)
-    _require_status(ticket, OPEN_STATUSES)
+    _require(ticket, Action.ask)
     question = question.strip()
     if not question:
         raise ActionRefused(say("utter_official_ask_question", code=ticket.code))
     begin_write(session)
     event = _change(
-        session, ticket, TicketUpdate(status=TicketStatus.need_info),
-        actor=actor_of(official), note=question, now=now,
+        session, ticket, TicketUpdate(),
+        actor=actor_of(official), note=question, now=now, action=Action.ask,
     )  # fmt: skip
     if ticket.accepted_at is None:
         ticket.accepted_at = now  # asking is taking the ticket on
         session.add(ticket)
-    _set_citizen_state(session, ticket, ANSWER_INFO)
+    await_answer(session, ticket)
     notify_citizen(  # the reporter is asked; followers hear the answer's outcome
         session=session, ticket=ticket, key=f"event:{event}", followers=False,
         reply=Reply(
@@ -205,12 +213,12 @@ def ask_info(
 
 def citizen_answer(*, session: Session, ticket: Ticket, text: str, now: datetime) -> None:
     """The citizen's answer to a question: recorded, sent to the unit, back to `accepted`."""
-    _require_status(ticket, (TicketStatus.need_info,))
+    _require(ticket, Action.answer)
     moved_to = _resolve_by_after_wait(session, ticket, now)
     begin_write(session)
     event = _change(
-        session, ticket, TicketUpdate(status=TicketStatus.accepted),
-        actor="citizen", note=text, now=now,
+        session, ticket, TicketUpdate(),
+        actor="citizen", note=text, now=now, action=Action.answer,
     )  # fmt: skip
     answer = say("utter_official_citizen_answer", code=ticket.code, text=text)
     if moved_to is not None:
@@ -261,7 +269,7 @@ def transfer(
 ) -> None:
     """Hand the ticket to another unit (with a reason); it starts there as `received`."""
     official = check_can_act(session, official, ticket)
-    _require_status(ticket, OPEN_STATUSES)
+    _require(ticket, Action.transfer)
     target = session.get(Unit, to_unit_id)
     if target is not None and access.accuses(ticket, target.ward_code):
         logger.warning("Refused: %s to the accused's unit %s.", ticket.code, to_unit_id)
@@ -278,10 +286,10 @@ def transfer(
     event = _change(
         session, ticket,
         TicketUpdate(
-            lead_unit_id=to_unit_id, status=TicketStatus.received, accept_by=accept_by,
-            accept_escalation=0, resolve_escalation=0,
+            lead_unit_id=to_unit_id, accept_by=accept_by, accept_escalation=0,
+            resolve_escalation=0,
         ),
-        actor=actor_of(official), note=reason.strip(), now=now,
+        actor=actor_of(official), note=reason.strip(), now=now, action=Action.transfer,
     )  # fmt: skip
     ticket.accepted_at = None
     session.add(ticket)
@@ -306,7 +314,7 @@ def _close(
     session: Session,
     ticket: Ticket,
     official: Official | None,
-    status: TicketStatus,
+    action: Action,
     note: str,
     *,
     ask: str,
@@ -316,13 +324,13 @@ def _close(
 
     Returns the acting official and the id of the status event."""
     official = check_can_act(session, official, ticket)
-    _require_status(ticket, OPEN_STATUSES)
+    _require(ticket, action)
     if not note.strip():
         raise ActionRefused(say(ask, code=ticket.code))
     begin_write(session)
     event = _change(
-        session, ticket, TicketUpdate(status=status),
-        actor=actor_of(official), note=note.strip(), now=now,
+        session, ticket, TicketUpdate(),
+        actor=actor_of(official), note=note.strip(), now=now, action=action,
     )  # fmt: skip
     return official, event
 
@@ -355,7 +363,7 @@ def resolve(
             )
         )
     official, event = _close(
-        session, ticket, official, TicketStatus.resolved, note,
+        session, ticket, official, Action.resolve, note,
         ask="utter_official_ask_resolution", now=now,
     )  # fmt: skip
     ticket.resolved_at = now
@@ -384,7 +392,7 @@ def reject(
 ) -> None:
     """Decline the ticket; a reason is required and the citizen gets it."""
     _, event = _close(
-        session, ticket, official, TicketStatus.rejected, reason,
+        session, ticket, official, Action.reject, reason,
         ask="utter_official_ask_reject_reason", now=now,
     )  # fmt: skip
     notify_citizen(
@@ -397,13 +405,13 @@ def reject(
 
 def rate(*, session: Session, ticket: Ticket, rating: int, now: datetime) -> None:
     """The citizen's 1–5 rating of a resolved ticket, which closes it."""
-    _require_status(ticket, (TicketStatus.resolved,))
+    _require(ticket, Action.rate)
     if not 1 <= rating <= 5:
         raise ValueError("A rating is 1 to 5.")
     begin_write(session)
     event = _change(
-        session, ticket, TicketUpdate(rating=rating, status=TicketStatus.closed),
-        actor="citizen", note=None, now=now,
+        session, ticket, TicketUpdate(rating=rating),
+        actor="citizen", note=None, now=now, action=Action.rate,
     )  # fmt: skip
     notify_officials(
         session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
@@ -415,7 +423,7 @@ def rate(*, session: Session, ticket: Ticket, rating: int, now: datetime) -> Non
 def reopen(*, session: Session, ticket: Ticket, now: datetime, actor: str = "citizen") -> None:
     """ "Not fixed" (its reporter or a follower says): back to `accepted` with a new deadline;
     the unit and its supervisors hear."""
-    _require_status(ticket, (TicketStatus.resolved,))
+    _require(ticket, Action.reopen)
     resolve_by = deadlines_for(
         category=ticket.category, filed_at=now, calendar=calendar(), text=ticket.description
     ).resolve_by
@@ -423,10 +431,10 @@ def reopen(*, session: Session, ticket: Ticket, now: datetime, actor: str = "cit
     event = _change(
         session, ticket,
         TicketUpdate(
-            status=TicketStatus.accepted, resolve_by=resolve_by, resolve_escalation=0,
-            reopen_count=ticket.reopen_count + 1,
+            resolve_by=resolve_by, resolve_escalation=0, reopen_count=ticket.reopen_count + 1,
         ),
         actor=actor, note="Người dân cho biết vấn đề chưa được giải quyết.", now=now,
+        action=Action.reopen,
     )  # fmt: skip
     ticket.resolved_at = None
     session.add(ticket)

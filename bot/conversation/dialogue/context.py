@@ -14,6 +14,11 @@ from bot.conversation.texts import say_in
 from bot.nlu.result import NluResult
 from storage.models import Channel
 
+IDLE = "idle"  # the chat is at no step
+# An official asked the citizen a question about a ticket: their next message is the answer
+# (set by `tickets.await_answer` when the official asks, or by the "Trả lời" button).
+ANSWER_INFO = "answer_info"
+
 
 class Understanding(Protocol):
     """What the conversation needs of the NLU client."""

@@ -10,7 +10,7 @@ from civicbot_nlu.normalize import has_diacritics, normalize, words
 
 from bot.catalog.catalog import load_catalog
 from bot.conversation.dialogue import complaints, emergency, places, procedures, reading, tickets
-from bot.conversation.dialogue.context import Context, Turn
+from bot.conversation.dialogue.context import ANSWER_INFO, IDLE, Context, Turn
 from bot.conversation.dialogue.steps import (
     BY_STATE,
     CANCEL,
@@ -24,11 +24,9 @@ from bot.conversation.messages import Button
 from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN
 from bot.nlu.result import NluResult
 from bot.tickets.intake import DailyCapReached, request_person
-from bot.tickets.workflow import ANSWER_INFO
 from storage import queries
 from storage.models import Ticket
 
-IDLE = "idle"
 ASIDE = "ask_aside"  # a new request typed mid-form: put the form aside?
 DIALOGUE_STATES = FORM_STATES | {ASIDE}
 

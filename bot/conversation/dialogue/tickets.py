@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from civicbot_nlu.patterns import find_ticket_codes
+from sqlmodel import Session
 
 from bot.conversation.dialogue import places
-from bot.conversation.dialogue.context import Context
+from bot.conversation.dialogue.context import ANSWER_INFO, IDLE, Context
 from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
 from bot.duplicates import follow
 from bot.nlu.result import NluResult
@@ -179,7 +180,7 @@ def pending_question(ctx: Context) -> None:
     if not waiting or question is None or not question.note:
         return
     ticket = waiting[0]
-    ctx.state = workflow.ANSWER_INFO
+    ctx.state = ANSWER_INFO
     ctx.chat.ticket = ticket.code
     ctx.reply(
         ctx.say(
@@ -191,10 +192,25 @@ def pending_question(ctx: Context) -> None:
     )
 
 
+def await_answer(session: Session, ticket: Ticket) -> None:
+    """An official asked about `ticket` (`workflow.ask_info`): the citizen's next message is
+    the answer, unless they are filling in a form (then `pending_question` asks after it)."""
+    if ticket.channel is None or ticket.chat_id is None:
+        return
+    conversation = queries.get_conversation(
+        session=session, channel=ticket.channel, chat_id=ticket.chat_id
+    )
+    if conversation is None or conversation.state not in (IDLE, ANSWER_INFO):
+        return
+    conversation.state = ANSWER_INFO
+    conversation.data = {"ticket": ticket.code}
+    session.add(conversation)
+
+
 def answer_question(ctx: Context) -> None:
     """The citizen's typed answer to the official's question on their ticket."""
     code = ctx.chat.ticket or ""
-    ctx.reset("idle")
+    ctx.reset(IDLE)
     ticket = own_ticket(ctx, code)
     if ticket is None:
         return
@@ -225,7 +241,7 @@ def ticket_button(ctx: Context, kind: str, value: str) -> None:
         ):  # answered already, or concluded
             ctx.reply(ctx.say("utter_button_expired"))
             return
-        ctx.reset(workflow.ANSWER_INFO)
+        ctx.reset(ANSWER_INFO)
         ctx.chat.ticket = ticket.code
         from bot.conversation.dialogue.steps import cancel_button
 

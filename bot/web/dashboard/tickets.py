@@ -10,6 +10,7 @@ from starlette.responses import FileResponse, Response
 
 from bot.channels.web_photos import photo_path
 from bot.config import settings
+from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.texts import say
 from bot.duplicates.merge import merge
 from bot.tickets import access, workflow
@@ -29,7 +30,9 @@ Act = Callable[[dict[str, Any], Mapping[str, str]], None]
 # Each action with the form fields it takes; the first three are the chat buttons' own.
 ACTIONS: dict[str, Act] = {
     "accept": lambda common, text: workflow.accept(**common),
-    "ask": lambda common, text: workflow.ask_info(question=text["question"], **common),
+    "ask": lambda common, text: workflow.ask_info(
+        question=text["question"], await_answer=await_answer, **common
+    ),
     "transfer": lambda common, text: workflow.transfer(
         to_unit_id=text["unit"], reason=text["reason"], **common
     ),
