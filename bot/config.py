@@ -6,11 +6,15 @@ import secrets
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import limits
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.categories import CATEGORIES
+from storage.db import DEFAULT_DATABASE_URL, use_database
+from storage.models import Severity
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU_DIR = ROOT / "nlu"
@@ -34,31 +38,24 @@ NLU_DIR = ROOT / "nlu"
 # The 5 and 15 working days below are CivicBot's own earlier figures, kept until they are
 # checked against the decision's text (docs/service-levels.md).
 
-SeverityName = Literal["urgent", "normal", "complex"]  # the values of storage.models.Severity
-
-DEFAULT_SEVERITY_BY_CATEGORY: dict[str, SeverityName] = {
-    "fire_safety": "urgent",
-    "water": "urgent",
-    "infrastructure": "normal",
-    "traffic": "normal",
-    "sidewalk": "normal",
-    "waste": "normal",
-    "pollution": "normal",
-    "parking": "normal",
-    "procedure_delay": "normal",
-    "construction": "complex",
-    "misconduct": "complex",
-    "other": "normal",
+DEFAULT_SEVERITY_BY_CATEGORY: dict[str, Severity] = {c.code: c.severity for c in CATEGORIES}
+DEFAULT_ACCEPT_HOURS: dict[Severity, float] = {
+    Severity.urgent: 8,
+    Severity.normal: 8,
+    Severity.complex: 8,
 }
-DEFAULT_ACCEPT_HOURS: dict[SeverityName, float] = {"urgent": 8, "normal": 8, "complex": 8}
 # Working hours to handle a report after its acceptance; a level without a figure (None) is
 # given working days instead (`DEFAULT_RESOLVE_DAYS`).
-DEFAULT_HANDLE_HOURS: dict[SeverityName, float | None] = {
-    "urgent": 4,
-    "normal": None,
-    "complex": None,
+DEFAULT_HANDLE_HOURS: dict[Severity, float | None] = {
+    Severity.urgent: 4,
+    Severity.normal: None,
+    Severity.complex: None,
 }
-DEFAULT_RESOLVE_DAYS: dict[SeverityName, int] = {"urgent": 1, "normal": 5, "complex": 15}
+DEFAULT_RESOLVE_DAYS: dict[Severity, int] = {
+    Severity.urgent: 1,
+    Severity.normal: 5,
+    Severity.complex: 15,
+}
 # Words (folded, without diacritics) that make any report urgent whatever its category: the
 # decision's accidents and dangers to safety and security. Whole words or phrases.
 DEFAULT_URGENT_WORDS: tuple[str, ...] = tuple(
@@ -97,7 +94,7 @@ class Settings(BaseSettings):
         env_prefix="CIVICBOT_", env_file=ROOT / ".env", extra="ignore"
     )
 
-    database_url: str = f"sqlite:///{ROOT / 'var' / 'civicbot.db'}"
+    database_url: str = DEFAULT_DATABASE_URL
     nlu_url: str | None = None
     nlu_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
     http_host: str = "127.0.0.1"
@@ -121,26 +118,22 @@ class Settings(BaseSettings):
     # (bot/directory/deadlines.py, bot/tickets/escalation.py; the rules they follow are in
     # the comment above `DEFAULT_SEVERITY_BY_CATEGORY`). The maps below are JSON in the
     # environment and are merged over the defaults: `{"traffic": "urgent"}` changes one.
-    severity_by_category: dict[str, SeverityName] = Field(
+    severity_by_category: dict[str, Severity] = Field(
         default_factory=lambda: dict(DEFAULT_SEVERITY_BY_CATEGORY)
     )
-    default_severity: SeverityName = "normal"  # other categories and unknown ones
+    default_severity: Severity = Severity.normal  # other categories and unknown ones
     # A report whose text names an accident or a danger is urgent whatever its category
     # (CIVICBOT_URGENT_WORDS, a JSON list of folded words; `[]` turns this off).
     urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
     # Working hours to accept a report, per severity (1207/QĐ-UBND: 8 for every level).
-    accept_hours: dict[SeverityName, float] = Field(
-        default_factory=lambda: dict(DEFAULT_ACCEPT_HOURS)
-    )
+    accept_hours: dict[Severity, float] = Field(default_factory=lambda: dict(DEFAULT_ACCEPT_HOURS))
     # Working hours to handle it after acceptance (1207/QĐ-UBND: urgent 4); `null` for a
     # level means: use `resolve_days`.
-    handle_hours: dict[SeverityName, float | None] = Field(
+    handle_hours: dict[Severity, float | None] = Field(
         default_factory=lambda: dict(DEFAULT_HANDLE_HOURS)
     )
     # Working days to resolve, per severity without `handle_hours` (CivicBot's own figures).
-    resolve_days: dict[SeverityName, int] = Field(
-        default_factory=lambda: dict(DEFAULT_RESOLVE_DAYS)
-    )
+    resolve_days: dict[Severity, int] = Field(default_factory=lambda: dict(DEFAULT_RESOLVE_DAYS))
     # Working hours after a missed deadline (supervisors told) before the parent unit is told.
     escalation_step_hours: float = 8.0
     # A question the citizen leaves unanswered this many working days: they are reminded and
@@ -247,3 +240,4 @@ class Settings(BaseSettings):
 
 
 settings = Settings()
+use_database(lambda: settings.database_url)  # read when first used: tests may change it

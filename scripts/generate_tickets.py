@@ -50,7 +50,11 @@ sys.path.insert(0, str(ROOT / "scripts"))  # make_units_file: the bundled direct
 
 from make_units_file import BODIES  # noqa: E402
 
-from bot.config import DEFAULT_ACCEPT_HOURS, DEFAULT_RESOLVE_DAYS  # noqa: E402
+from bot.config import (  # noqa: E402
+    DEFAULT_ACCEPT_HOURS,
+    DEFAULT_RESOLVE_DAYS,
+    DEFAULT_SEVERITY_BY_CATEGORY,
+)
 from bot.nlu.location import gazetteer  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import create_db_engine  # noqa: E402
@@ -71,7 +75,8 @@ HOUR = 3600.0
 # The city bodies of the bundled directory, as (id, name, kind, parent, intake).
 CITY_UNITS = tuple((b.id, b.name, b.kind, b.parent, b.intake) for b in BODIES)
 
-# Share of tickets per category, and where a ticket without a ward goes.
+# Share of tickets per category (a category of the registry not listed here is not generated),
+# and where a ticket without a ward goes.
 CATEGORIES = {
     "sidewalk": 0.19,
     "construction": 0.13,
@@ -108,13 +113,9 @@ FORWARD = {
     "infrastructure": "so-xay-dung",
     "construction": "so-xay-dung",
 }
-SEVERITY = {
-    "fire_safety": "urgent",
-    "water": "urgent",
-    "construction": "complex",
-    "misconduct": "complex",
-    "procedure_delay": "complex",
-}
+# Severities as the app sets them (bot/categories.yml; the generator had its own copy, which
+# had drifted: `procedure_delay` was "complex" here and "normal" in the app).
+SEVERITY = {code: level.value for code, level in DEFAULT_SEVERITY_BY_CATEGORY.items()}
 ACCEPT_HOURS = DEFAULT_ACCEPT_HOURS
 RESOLVE_DAYS = DEFAULT_RESOLVE_DAYS
 # Median working-time hours to resolve after acceptance, by severity (log-normal).
@@ -185,6 +186,7 @@ TET = (date(2025, 1, 29), date(2026, 2, 17), date(2027, 2, 6))
 WORK_PERIODS = ((clock(8), clock(12)), (clock(13), clock(17)))
 CHANNELS = ("telegram", "zalo", "web")
 CATEGORY_NAMES = list(CATEGORIES)
+assert set(CATEGORY_NAMES) <= set(SEVERITY), "a category missing from bot/categories.yml"
 CATEGORY_WEIGHTS = list(itertools.accumulate(CATEGORIES.values()))
 PROCEDURE_IDS = list(PROCEDURES)
 PROCEDURE_WEIGHTS = list(itertools.accumulate(PROCEDURES.values()))
@@ -597,7 +599,7 @@ def _ticket(world: World, number: int, code: str, filed: float) -> dict[str, Any
         unit = NO_WARD_UNIT[category]
     else:
         unit, unrouted = "vp-ubnd-tp", True
-    severity = SEVERITY.get(category, "normal")
+    severity = SEVERITY[category]
     accept_by = add_working_hours(filed, ACCEPT_HOURS[severity])
     resolve_by = max(end_of_working_day(filed, RESOLVE_DAYS[severity]), accept_by)
     return {

@@ -12,7 +12,7 @@ PostgreSQL goes through psycopg 3: a `postgresql://` URL is read as `postgresql+
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -22,10 +22,25 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
-from bot.config import settings
-
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "civicbot_sqlite_begin"
+# Without settings (the `alembic` command line): a SQLite file under the repository's var/.
+DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'var' / 'civicbot.db'}"
+_app_database_url: Callable[[], str] | None = None
+
+
+def use_database(url: Callable[[], str]) -> None:
+    """Where the app's database is: `url()` is read when the app's engine is first made, and
+    by the migrations given no URL. The app's settings call this (bot/config.py); storage
+    itself reads no settings."""
+    global _app_database_url
+    _app_database_url = url
+    get_engine.cache_clear()
+
+
+def app_database_url() -> str:
+    """The app's database URL (see `use_database`); the default when none was given."""
+    return _app_database_url() if _app_database_url is not None else DEFAULT_DATABASE_URL
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -45,8 +60,8 @@ def _sqlite_file(url: URL) -> Path | None:
 
 
 def create_db_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
-    """An engine for `url` (default: `settings.database_url`), set up for its backend."""
-    parsed = normalize_url(url if url is not None else settings.database_url)
+    """An engine for `url` (default: the app's, `app_database_url`), set up for its backend."""
+    parsed = normalize_url(url if url is not None else app_database_url())
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
         if path is not None:
@@ -94,7 +109,7 @@ def begin_write(session: Session) -> None:
 
 @cache
 def get_engine() -> Engine:
-    """The app's engine for `settings.database_url`, created on first use."""
+    """The app's engine (`app_database_url`), created on first use."""
     return create_db_engine()
 
 

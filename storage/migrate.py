@@ -9,26 +9,25 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from bot.config import settings
-from storage.db import create_db_engine
+from storage.db import app_database_url, create_db_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """Alembic's configuration for `url` (default: `settings.database_url`).
+    """Alembic's configuration for `url` (default: the app's, `app_database_url`).
 
     Built in code rather than read from alembic.ini, so that running migrations from the app
     leaves the app's logging configuration alone.
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["database_url"] = url or settings.database_url
+    config.attributes["database_url"] = url or app_database_url()
     return config
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """`alembic upgrade head` on `url` (default: `settings.database_url`)."""
+    """`alembic upgrade head` on `url` (default: the app's database)."""
     command.upgrade(alembic_config(url), revision)
 
 

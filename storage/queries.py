@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
-from bot.config import settings
 from storage.db import begin_write
 from storage.models import (
     Attachment,
@@ -841,17 +840,19 @@ def create_ticket(
     *,
     session: Session,
     ticket_in: TicketCreate,
+    timezone: str,
     actor: str = "citizen",
     now: datetime | None = None,
     commit: bool = True,
 ) -> Ticket:
-    """File a ticket: a new code in the year of filing (local time), and a `created` event.
+    """File a ticket: a new code in the year of filing in `timezone` (the city's), and a
+    `created` event.
 
     `commit=False` joins the caller's write transaction (see `enqueue_outbox`)."""
     if commit:
         begin_write(session)
     filed_at = now or utcnow()
-    year = filed_at.astimezone(ZoneInfo(settings.timezone)).year
+    year = filed_at.astimezone(ZoneInfo(timezone)).year
     code = next_ticket_code(session=session, year=year)
     ticket = Ticket.model_validate(
         ticket_in, update={"code": code, "created_at": filed_at, "updated_at": filed_at}

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from bot.config import settings
 from bot.conversation.messages import reply_from_payload
 from bot.officials.invites import invite_official, link_official
 from storage import queries
@@ -76,6 +77,7 @@ def waste_ticket(
 ) -> Ticket:
     """A Telegram citizen's ticket led by `unit`, accept within 8 hours."""
     return queries.create_ticket(
+        timezone=settings.timezone,
         session=session,
         ticket_in=TicketCreate(
             category=category,

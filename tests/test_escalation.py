@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.config import Settings
+from bot.config import Settings, settings
 from bot.conversation.dialogue.tickets import await_answer
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import deadlines_for
@@ -117,6 +117,7 @@ def file_ticket(
 ) -> Ticket:
     deadlines = deadlines_for(category=category, filed_at=filed, calendar=CALENDAR, config=CONFIG)
     return queries.create_ticket(
+        timezone=settings.timezone,
         session=session,
         ticket_in=TicketCreate(
             category=category,
@@ -498,7 +499,7 @@ async def test_run_escalations_keeps_running(
 @pytest.mark.usefixtures("directory")
 def test_an_unanswered_question_is_reminded_once(session: Session) -> None:
     deadlines = deadlines_for(category="sidewalk", filed_at=FILED, calendar=CALENDAR)
-    ticket = queries.create_ticket(
+    ticket = queries.create_ticket(timezone=settings.timezone,
         session=session,
         ticket_in=TicketCreate(
             category="sidewalk", description="Vỉa hè bị lấn chiếm", lead_unit_id="ba_dinh",

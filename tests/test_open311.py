@@ -101,7 +101,9 @@ def make_ticket(
         "channel": Channel.telegram,
     }
     values.update(fields)
-    ticket = queries.create_ticket(session=session, ticket_in=TicketCreate(**values), now=at)
+    ticket = queries.create_ticket(
+        timezone=settings.timezone, session=session, ticket_in=TicketCreate(**values), now=at
+    )
     if status is not None and status is not TicketStatus.received:
         queries.update_ticket(
             session=session, db_ticket=ticket, ticket_in=TicketUpdate(status=status),

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.applications import Starlette
 
+from bot.config import settings
 from bot.conversation.texts import CATEGORY_NAMES
 from bot.directory.store import ensure_directory
 from bot.web.open311 import open311_routes
@@ -78,6 +79,7 @@ def server(engine: Engine) -> Iterator[Server]:
         ensure_directory(session=session)
         for days, category in ((2, "water"), (1, "sidewalk")):
             queries.create_ticket(
+                timezone=settings.timezone,
                 session=session,
                 now=NOW - timedelta(days=days),
                 ticket_in=TicketCreate(

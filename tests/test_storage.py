@@ -331,7 +331,9 @@ def test_conversation_state_survives_a_restart(database_url: str, engine: Engine
 
 def test_ticket_codes_are_sequential_within_each_year(session: Session) -> None:
     def filed(at: datetime) -> str:
-        return queries.create_ticket(session=session, ticket_in=a_ticket(), now=at).code
+        return queries.create_ticket(
+            timezone=settings.timezone, session=session, ticket_in=a_ticket(), now=at
+        ).code
 
     march = datetime(2026, 3, 1, 9, tzinfo=UTC)
     assert [filed(march) for _ in range(3)] == [
@@ -352,7 +354,9 @@ def test_ticket_codes_are_unique_under_concurrency(database_url: str, engine: En
         def file(i: int) -> str:
             with Session(busy) as session:
                 ticket_in = a_ticket(description=f"phản ánh {i}")
-                return queries.create_ticket(session=session, ticket_in=ticket_in).code
+                return queries.create_ticket(
+                    timezone=settings.timezone, session=session, ticket_in=ticket_in
+                ).code
 
         codes = in_threads(20, file)
     finally:
@@ -370,7 +374,9 @@ def test_ticket_codes_are_unique_under_concurrency(database_url: str, engine: En
      "pa-2026-123", "PA.2026.000123"],
 )  # fmt: skip
 def test_ticket_code_lookup_accepts_any_case_and_dashes(session: Session, typed: str) -> None:
-    ticket = queries.create_ticket(session=session, ticket_in=a_ticket())
+    ticket = queries.create_ticket(
+        timezone=settings.timezone, session=session, ticket_in=a_ticket()
+    )
     # Give it the code of the example, as if 122 tickets had been filed before.
     ticket.code = "PA-2026-000123"
     session.add(ticket)
@@ -387,7 +393,7 @@ def test_ticket_code_normalization() -> None:
 
 
 def test_unknown_code_finds_nothing(session: Session) -> None:
-    queries.create_ticket(session=session, ticket_in=a_ticket())
+    queries.create_ticket(timezone=settings.timezone, session=session, ticket_in=a_ticket())
     assert queries.get_ticket_by_code(session=session, code="PA-1999-000001") is None
     assert queries.get_ticket_by_code(session=session, code="hello") is None
 
@@ -398,11 +404,19 @@ def test_tickets_of_a_citizen_newest_first(session: Session) -> None:
     base = datetime(2026, 5, 1, tzinfo=UTC)
     codes = [
         queries.create_ticket(
-            session=session, ticket_in=a_ticket(citizen_id=citizen_id), now=base + timedelta(days=i)
+            timezone=settings.timezone,
+            session=session,
+            ticket_in=a_ticket(citizen_id=citizen_id),
+            now=base + timedelta(days=i),
         ).code
         for i in range(3)
     ]
-    queries.create_ticket(session=session, ticket_in=a_ticket(citizen_id=stranger_id), now=base)
+    queries.create_ticket(
+        timezone=settings.timezone,
+        session=session,
+        ticket_in=a_ticket(citizen_id=stranger_id),
+        now=base,
+    )
     mine = queries.tickets_of_citizen(session=session, citizen_id=citizen_id)
     assert [t.code for t in mine] == list(reversed(codes))
     oldest = queries.get_ticket_by_code(session=session, code=codes[0])
@@ -420,7 +434,9 @@ def test_tickets_of_a_citizen_newest_first(session: Session) -> None:
 
 
 def test_ticket_events_are_kept_in_order(session: Session) -> None:
-    ticket = queries.create_ticket(session=session, ticket_in=a_ticket(), actor="citizen:1")
+    ticket = queries.create_ticket(
+        timezone=settings.timezone, session=session, ticket_in=a_ticket(), actor="citizen:1"
+    )
     assert ticket.status == TicketStatus.received
     assert ticket.created_at.tzinfo is not None
     deadline = datetime(2026, 6, 1, 10, tzinfo=UTC)
@@ -475,7 +491,9 @@ def test_ticket_events_are_kept_in_order(session: Session) -> None:
 
 def test_concurrent_changes_to_a_ticket_chain_their_events(engine: Engine) -> None:
     with Session(engine) as session:
-        code = queries.create_ticket(session=session, ticket_in=a_ticket()).code
+        code = queries.create_ticket(
+            timezone=settings.timezone, session=session, ticket_in=a_ticket()
+        ).code
 
     def assign(i: int) -> None:
         with Session(engine) as session:
@@ -502,7 +520,9 @@ def test_concurrent_changes_to_a_ticket_chain_their_events(engine: Engine) -> No
 
 def test_anonymous_ticket_without_phone(session: Session) -> None:
     ticket = queries.create_ticket(
-        session=session, ticket_in=a_ticket(anonymous=True, contact_phone=None)
+        timezone=settings.timezone,
+        session=session,
+        ticket_in=a_ticket(anonymous=True, contact_phone=None),
     )
     assert ticket.anonymous and ticket.contact_phone is None and ticket.citizen_id is None
 
@@ -511,7 +531,9 @@ def test_anonymous_ticket_without_phone(session: Session) -> None:
 
 
 def test_attachments_belong_to_a_ticket_or_a_message(session: Session) -> None:
-    ticket = queries.create_ticket(session=session, ticket_in=a_ticket())
+    ticket = queries.create_ticket(
+        timezone=settings.timezone, session=session, ticket_in=a_ticket()
+    )
     message, _ = queries.store_incoming(
         session=session, channel=Channel.telegram, chat_id="1", channel_message_id="9",
         text="", payload={},
@@ -625,7 +647,9 @@ def test_outbox_senders_never_claim_the_same_message(engine: Engine) -> None:
 
 def test_timestamps_come_back_in_utc(session: Session) -> None:
     hanoi = datetime(2026, 7, 1, 15, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
-    ticket = queries.create_ticket(session=session, ticket_in=a_ticket(accept_by=hanoi))
+    ticket = queries.create_ticket(
+        timezone=settings.timezone, session=session, ticket_in=a_ticket(accept_by=hanoi)
+    )
     session.expire_all()
     stored = session.exec(select(Ticket).where(col(Ticket.id) == ticket.id)).one()
     assert stored.accept_by == hanoi

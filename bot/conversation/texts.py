@@ -7,37 +7,13 @@ from pathlib import Path
 
 import yaml
 
+from bot.categories import CATEGORIES
+
 TEXTS_FILE = Path(__file__).with_name("texts.yml")
 
-CATEGORY_NAMES: dict[str, str] = {
-    "sidewalk": "Lấn chiếm vỉa hè, lòng đường",
-    "construction": "Trật tự xây dựng",
-    "waste": "Rác thải, vệ sinh môi trường",
-    "pollution": "Ô nhiễm môi trường",
-    "infrastructure": "Hạ tầng đô thị",
-    "traffic": "Trật tự an toàn giao thông",
-    "parking": "Trông giữ xe",
-    "water": "Cấp nước sạch",
-    "fire_safety": "Phòng cháy, chữa cháy",
-    "misconduct": "Cán bộ nhũng nhiễu, thái độ",
-    "procedure_delay": "Giải quyết TTHC chậm, trễ hẹn",
-    "other": "Khác",
-}
+CATEGORY_NAMES: dict[str, str] = {c.code: c.name for c in CATEGORIES}
 
-CATEGORY_NAMES_EN: dict[str, str] = {
-    "sidewalk": "Sidewalk or road occupied",
-    "construction": "Building without permit",
-    "waste": "Garbage, cleanliness",
-    "pollution": "Pollution, noise",
-    "infrastructure": "Roads, drains, lights",
-    "traffic": "Traffic safety",
-    "parking": "Parking",
-    "water": "Clean water supply",
-    "fire_safety": "Fire safety",
-    "misconduct": "Official's misconduct",
-    "procedure_delay": "Late administrative procedure",
-    "other": "Other",
-}
+CATEGORY_NAMES_EN: dict[str, str] = {c.code: c.name_en for c in CATEGORIES}
 
 # What officials read (desk, dashboard, refusals): the same statuses from the unit's side.
 OFFICIAL_STATUS_NAMES: dict[str, str] = {

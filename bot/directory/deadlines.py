@@ -25,7 +25,6 @@ from bot.config import (
     DEFAULT_HANDLE_HOURS,
     DEFAULT_RESOLVE_DAYS,
     Settings,
-    SeverityName,
     settings,
 )
 from bot.directory.calendar import WorkingCalendar
@@ -74,7 +73,7 @@ def deadlines_for(
 ) -> Deadlines:
     """The severity and the accept/resolve deadlines of a ticket filed at `filed_at`."""
     severity = severity_for(category, config, text)
-    name: SeverityName = severity.value
+    name = severity
     hours = config.accept_hours.get(name, DEFAULT_ACCEPT_HOURS[name])
     accept_by = calendar.add_working_hours(filed_at, hours)
     handle = config.handle_hours.get(name, DEFAULT_HANDLE_HOURS[name])
@@ -102,7 +101,7 @@ def handled_by(
     """
     if severity is None:
         return None
-    name: SeverityName = severity.value
+    name = severity
     hours = config.handle_hours.get(name, DEFAULT_HANDLE_HOURS[name])
     if hours is None:
         return None

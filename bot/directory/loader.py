@@ -46,8 +46,8 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot.categories import CODES as CATEGORIES
 from bot.config import settings
-from bot.nlu.result import CATEGORIES
 from storage.models import OfficialRole, RoutingRuleCreate, UnitKind
 
 BUNDLED_FILE = Path(__file__).resolve().parent / "hanoi.yml"

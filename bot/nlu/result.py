@@ -6,16 +6,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from bot import categories
+
 Source = Literal["rasa", "fallback"]
 
 INTENTS = (
     "greet", "goodbye", "thank", "affirm", "deny", "cancel", "help", "human",
     "ask_procedure", "report_problem", "check_status", "rate", "out_of_scope",
 )  # fmt: skip
-CATEGORIES = (
-    "sidewalk", "construction", "waste", "pollution", "infrastructure", "traffic",
-    "parking", "water", "fire_safety", "misconduct", "procedure_delay", "other",
-)  # fmt: skip
+CATEGORIES = categories.CODES  # PRODUCT.md §2, from bot/categories.yml
 PROCEDURES = (
     "khai_sinh", "ket_hon", "khai_tu", "xac_nhan_hon_nhan", "cai_chinh_ho_tich",
     "thuong_tru", "tam_tru", "can_cuoc", "ho_chieu", "ly_lich_tu_phap", "chung_thuc",

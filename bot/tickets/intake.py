@@ -139,7 +139,12 @@ def file_ticket(
     )
     begin_write(session)
     ticket = queries.create_ticket(
-        session=session, ticket_in=routed, actor=actor, now=now, commit=False
+        timezone=settings.timezone,
+        session=session,
+        ticket_in=routed,
+        actor=actor,
+        now=now,
+        commit=False,
     )
     officials = queries.officials_of_unit(session=session, unit_id=decision.unit_id)
     notify_officials(

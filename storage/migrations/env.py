@@ -1,12 +1,14 @@
 """Alembic environment: the tables are `SQLModel.metadata`, the URL comes from the caller.
 
 URL, first found: `config.attributes["database_url"]` (storage.migrate), `-x url=...` on the
-alembic command line, then `settings.database_url` (CIVICBOT_DATABASE_URL, .env, default).
+alembic command line, then CIVICBOT_DATABASE_URL, then `storage.db.DEFAULT_DATABASE_URL`
+(the command line reads no .env: storage reads no settings of the app).
 A caller may also hand over an open connection in `config.attributes["connection"]`.
 """
 
 from __future__ import annotations
 
+import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -15,8 +17,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (defines the tables)
-from bot.config import settings
-from storage.db import create_db_engine, normalize_url
+from storage.db import DEFAULT_DATABASE_URL, create_db_engine, normalize_url
 
 config = context.config
 if config.config_file_name is not None:
@@ -32,7 +33,8 @@ def database_url() -> str:
     url = (
         config.attributes.get("database_url")
         or context.get_x_argument(as_dictionary=True).get("url")
-        or settings.database_url
+        or os.environ.get("CIVICBOT_DATABASE_URL")
+        or DEFAULT_DATABASE_URL
     )
     return normalize_url(url).render_as_string(hide_password=False)
 
