@@ -35,6 +35,7 @@ class Category(_Strict):
     severity: Severity
     open311: Open311Service
     cues: tuple[str, ...] = ()  # folded words for the keyword fallback
+    accuses_ward: bool = False  # about the officials of the ticket's ward's own unit
 
     @field_validator("cues")
     @classmethod
@@ -63,3 +64,9 @@ def load(path: Path = CATEGORIES_FILE) -> tuple[Category, ...]:
 CATEGORIES: tuple[Category, ...] = load()
 BY_CODE: dict[str, Category] = {c.code: c for c in CATEGORIES}
 CODES: tuple[str, ...] = tuple(BY_CODE)
+ACCUSING: tuple[str, ...] = tuple(c.code for c in CATEGORIES if c.accuses_ward)
+
+
+def accused_ward(category: str | None, ward_code: str | None) -> str | None:
+    """The ward whose unit a complaint accuses (about its own officials), or None."""
+    return ward_code if category in ACCUSING and ward_code else None

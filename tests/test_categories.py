@@ -42,6 +42,14 @@ def test_severities_are_those_of_the_service_levels() -> None:
     assert BY_CODE["procedure_delay"].severity == Severity.normal
 
 
+def test_only_a_complaint_about_officials_accuses_the_wards_unit() -> None:
+    """docs/contract-additions.md §6: a `misconduct` ticket never reaches its ward's unit."""
+    assert categories.ACCUSING == ("misconduct",)
+    assert categories.accused_ward("misconduct", "00001") == "00001"
+    assert categories.accused_ward("misconduct", None) is None
+    assert categories.accused_ward("waste", "00001") is None
+
+
 def test_every_consumer_reads_the_registry() -> None:
     codes = [c.code for c in CATEGORIES]
     assert list(CATEGORY_NAMES) == codes and list(CATEGORY_NAMES_EN) == codes

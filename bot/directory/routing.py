@@ -5,7 +5,7 @@ target is an active unit wins. A rule to "the ward's unit" is passed over for a 
 a ward, or whose ward has no active unit. When nothing matches, the city intake unit gets the
 ticket, flagged `unrouted`: a ticket is never dropped.
 A complaint about officials (`misconduct`) never goes to the unit of its own ward, the
-accused's (`bot.tickets.access`): such a rule is passed over.
+accused's (`bot.categories.accused_ward`, as `bot.tickets.access`): such a rule is passed over.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from bot.categories import accused_ward
 from bot.directory.store import get_unit, intake_unit, routing_rules, ward_unit
-from bot.tickets import access
 from storage.models import Unit
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def route(*, session: Session, category: str | None, ward_code: str | None) -> R
             if target is None or not target.active:
                 logger.warning("Routing rule %s names an unknown or inactive unit: %s",
                                rule.position, rule.unit_id)  # fmt: skip
-        accused = access.accused_ward(category, ward_code)
+        accused = accused_ward(category, ward_code)
         if target is not None and accused is not None and accused == target.ward_code:
             logger.warning(
                 "Routing rule %s would send a complaint about officials to their own "

@@ -4,7 +4,8 @@
 
 - Handlers and supervisors read and act on their own unit's tickets (the lead unit's).
 - Leaders read every ticket and act on none.
-- A complaint about an official (category `misconduct`) is never shown to the accused's unit,
+- A complaint about an official (category `misconduct`: `accuses_ward` in
+  bot/categories.yml) is never shown to the accused's unit,
   whatever the role, and is never transferred there. The accused's unit is the People's
   Committee of the ticket's ward (the unit whose `ward_code` is the ticket's): that is where
   the official the citizen met works. A ticket without a ward accuses no unit here; routing
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from bot.categories import ACCUSING, accused_ward
 from storage.models import Official, OfficialRole, Ticket, Unit
 
 logger = logging.getLogger(__name__)
 
 ACTING_ROLES = (OfficialRole.handler, OfficialRole.supervisor)
-MISCONDUCT = "misconduct"
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,6 @@ class Reader:
     @property
     def is_leader(self) -> bool:
         return self.role == OfficialRole.leader
-
-
-def accused_ward(category: str | None, ward_code: str | None) -> str | None:
-    """The ward whose unit a complaint about an official accuses (None: none)."""
-    return ward_code if category == MISCONDUCT and ward_code else None
 
 
 def accuses(ticket: Ticket, unit_ward_code: str | None) -> bool:
@@ -95,7 +91,7 @@ def readable_clause(reader: Reader) -> sa.ColumnElement[bool]:
         conditions.append(  # spelled out: NULLs must not hide a ticket
             sa.or_(
                 col(Ticket.category).is_(None),
-                col(Ticket.category) != MISCONDUCT,
+                col(Ticket.category).not_in(ACCUSING),
                 col(Ticket.ward_code).is_(None),
                 col(Ticket.ward_code) != reader.unit_ward_code,
             )
