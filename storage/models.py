@@ -1,9 +1,10 @@
-"""Database tables (SQLModel) and their create/public shapes.
+"""Database tables (SQLModel) and the shapes callers fill in.
 
 One family per entity, as in the FastAPI full-stack template: `XBase` holds the shared
-fields, `XCreate` what a caller supplies, `X(table=True)` the row, `XPublic` what may leave
-the app. Timestamps are `datetime` fields, which SQLModel stores as `UTCDateTime`: aware
-values in, aware UTC values out, on SQLite as on PostgreSQL.
+fields, `X(table=True)` the row, and `XCreate` / `XUpdate` what a caller supplies where one
+is used (no `XPublic`: nothing returns rows as they are; Open311 and the pages shape theirs).
+Timestamps are `datetime` fields, which SQLModel stores as `UTCDateTime`: aware values in,
+aware UTC values out, on SQLite as on PostgreSQL.
 
 Enumerations are stored as short strings (no native PostgreSQL ENUM type), so that adding a
 value later needs no `ALTER TYPE`; Python validates them.
@@ -140,10 +141,6 @@ class CitizenBase(SQLModel):
     phone: str | None = Field(default=None, max_length=32)
 
 
-class CitizenCreate(CitizenBase):
-    pass
-
-
 class Citizen(CitizenBase, table=True):
     __tablename__ = "citizen"
 
@@ -151,19 +148,10 @@ class Citizen(CitizenBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class CitizenPublic(CitizenBase):
-    id: int
-    created_at: datetime
-
-
 class ChannelIdentityBase(SQLModel):
     channel: Channel = Field(sa_type=_enum(Channel))
     external_user_id: str = Field(max_length=128)
     display_name: str | None = Field(default=None, max_length=255)
-
-
-class ChannelIdentityCreate(ChannelIdentityBase):
-    citizen_id: int
 
 
 class ChannelIdentity(ChannelIdentityBase, table=True):
@@ -177,12 +165,6 @@ class ChannelIdentity(ChannelIdentityBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ChannelIdentityPublic(ChannelIdentityBase):
-    id: int
-    citizen_id: int
-    created_at: datetime
-
-
 # --- Conversations: the dialogue state of one chat, persisted across restarts ---------------
 
 
@@ -191,10 +173,6 @@ class ConversationBase(SQLModel):
     chat_id: str = Field(max_length=128)
     state: str = Field(default="idle", max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
-
-
-class ConversationCreate(ConversationBase):
-    citizen_id: int | None = None
 
 
 class Conversation(ConversationBase, table=True):
@@ -214,13 +192,6 @@ class Conversation(ConversationBase, table=True):
     claim_until: datetime | None = None
 
 
-class ConversationPublic(ConversationBase):
-    id: int
-    citizen_id: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
 # --- Messages: every update in and every reply out ---------------------------------------
 
 
@@ -233,11 +204,6 @@ class MessageBase(SQLModel):
     text: str = ""
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     nlu: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
-
-
-class MessageCreate(MessageBase):
-    citizen_id: int | None = None
-    conversation_id: int | None = None
 
 
 class Message(MessageBase, table=True):
@@ -277,12 +243,6 @@ class Message(MessageBase, table=True):
     # An outgoing message with buttons: the update id of the first press of its keyboard
     # (a second press, from any process, is dropped: queries.first_press).
     pressed_by: str | None = Field(default=None, max_length=128)
-
-
-class MessagePublic(MessageBase):
-    id: int
-    created_at: datetime
-    handled_at: datetime | None
 
 
 # --- Tickets (PRODUCT.md §6) ---------------------------------------------------------------
@@ -388,23 +348,6 @@ class Ticket(TicketBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class TicketPublic(TicketBase):
-    """What a citizen or an Open311 client may see: no phone, no citizen id."""
-
-    code: str
-    status: TicketStatus
-    lead_unit_id: str | None
-    accept_by: datetime | None
-    resolve_by: datetime | None
-    rating: int | None
-    severity: Severity | None
-    accepted_at: datetime | None
-    resolved_at: datetime | None
-    reopen_count: int
-    created_at: datetime
-    updated_at: datetime
-
-
 class TicketCounter(SQLModel, table=True):
     """The last sequence number given out in each year (`PA-YYYY-NNNNNN`)."""
 
@@ -441,11 +384,6 @@ class TicketEvent(TicketEventBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", ondelete="CASCADE")
     at: datetime = Field(default_factory=utcnow)
-
-
-class TicketEventPublic(TicketEventBase):
-    id: int
-    at: datetime
 
 
 class TicketFollower(SQLModel, table=True):
@@ -503,11 +441,6 @@ class Attachment(AttachmentBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class AttachmentPublic(AttachmentBase):
-    id: int
-    created_at: datetime
-
-
 # --- Outbox: messages waiting to be sent, retried with backoff ------------------------------
 
 
@@ -548,16 +481,6 @@ class OutboxMessage(OutboxMessageBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class OutboxMessagePublic(OutboxMessageBase):
-    id: int
-    status: OutboxStatus
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str | None
-    sent_at: datetime | None
-    created_at: datetime
-
-
 class ChannelPause(SQLModel, table=True):
     """A channel's flood-control pause (Telegram's 429 ``retry_after``), shared by every
     process that sends: none sends on the channel before `until`."""
@@ -583,20 +506,12 @@ class UnitBase(SQLModel):
     active: bool = True
 
 
-class UnitCreate(UnitBase):
-    pass
-
-
 class Unit(UnitBase, table=True):
     """A responsible unit. `parent_id` is where overdue tickets escalate after supervisors."""
 
     __tablename__ = "unit"
 
     updated_at: datetime = Field(default_factory=utcnow)
-
-
-class UnitPublic(UnitBase):
-    pass
 
 
 class RoutingRuleBase(SQLModel):
@@ -630,10 +545,6 @@ class OfficialBase(SQLModel):
     active: bool = True
 
 
-class OfficialCreate(OfficialBase):
-    pass
-
-
 class Official(OfficialBase, table=True):
     """An official; linked to one channel account by a one-time invite code.
 
@@ -651,12 +562,6 @@ class Official(OfficialBase, table=True):
     invite_expires_at: datetime | None = None
     linked_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
-
-
-class OfficialPublic(OfficialBase):
-    id: int
-    channel: Channel | None
-    linked_at: datetime | None
 
 
 class DirectoryChange(SQLModel, table=True):
