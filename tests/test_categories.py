@@ -17,7 +17,7 @@ from bot.config import ROOT, Settings
 from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN
 from bot.directory.loader import load_directory
 from bot.nlu import fallback, result
-from bot.web.open311 import SERVICES
+from bot.web.open311.services import SERVICES
 from storage.models import Severity
 
 
