@@ -351,7 +351,7 @@ def resolve(
     """Report the result, with photos of it (`bot.tickets.proof`: required for some
     categories); the citizen gets them and is asked to rate or say it is not fixed."""
     check_can_act(session, official, ticket)
-    _require_status(ticket, OPEN_STATUSES)
+    _require(ticket, Action.resolve)
     photos = tuple(photos[: proof.MAX_PROOF_PHOTOS])
     if proof.needs_proof(ticket.category) and not photos:
         category = ticket.category or ""
