@@ -1,61 +1,42 @@
-"""The app's Rasa client, against a fake Rasa server (httpx.MockTransport)."""
+"""The app's Rasa client, against a fake Rasa server on loopback (tests/fake_rasa.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
+from fake_rasa import DROP, HOLD, FakeRasa, Raw, Request, Silence, serving
 
 from bot.nlu.client import NluClient
 
-BASE_URL = "http://rasa.test:5005"
 TOKEN = "s3cr3t-token"
 
 LANG = {"ward_code": "00199", "ward_name": "Phường Láng"}
 KIM_LIEN = {"ward_code": "00229", "ward_name": "Phường Kim Liên"}
 DONG_DA = {"ward_code": "00235", "ward_name": "Phường Đống Đa"}
 
-Answer = dict[str, Any] | httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
+
+@asynccontextmanager
+async def _client(
+    fake: FakeRasa, *, url_tail: str = "", token: str = TOKEN, **kwargs: Any
+) -> AsyncIterator[NluClient]:
+    """A client of `fake`, serving for the block; a short time limit (the fake may hold)."""
+    kwargs.setdefault("timeout", 0.5)
+    async with serving(fake) as url, NluClient(url + url_tail, token, **kwargs) as client:
+        yield client
 
 
-class FakeRasa:
-    """A handler answering each request with the next answer (the last one repeats)."""
-
-    def __init__(self, *answers: Answer) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        if isinstance(answer, httpx.Response):
-            return answer
-        if callable(answer):
-            return answer(request)
-        return httpx.Response(200, json=answer)
-
-    @property
-    def texts(self) -> list[str]:
-        return [json.loads(r.content)["text"] for r in self.requests]
-
-
-class ClosingTransport(httpx.MockTransport):
-    """A mock transport that records whether it was closed."""
-
-    closed = False
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-
-def _client(fake: FakeRasa, **kwargs: Any) -> NluClient:
-    return NluClient(BASE_URL, TOKEN, transport=httpx.MockTransport(fake), **kwargs)
+async def _closed(fake: FakeRasa) -> bool:
+    """Whether every connection to `fake` is closed (waiting a little for it to notice)."""
+    for _ in range(50):
+        if fake.open_connections == 0:
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 def _span(text: str, part: str) -> tuple[int, int]:
@@ -123,13 +104,13 @@ def _echo(
     intent: str,
     entity_builders: tuple[Callable[[str], dict[str, Any]], ...] = (),
     **kwargs: Any,
-) -> Callable[[httpx.Request], httpx.Response]:
+) -> Callable[[Request], dict[str, Any]]:
     """An answer built on the text the server actually received."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        text = json.loads(request.content)["text"]
+    def handler(request: Request) -> dict[str, Any]:
+        text = request.json()["text"]
         entities = [build(text) for build in entity_builders]
-        return httpx.Response(200, json=_answer(text, intent, entities=entities, **kwargs))
+        return _answer(text, intent, entities=entities, **kwargs)
 
     return handler
 
@@ -144,22 +125,19 @@ async def test_request_is_post_model_parse_with_token_and_json_text() -> None:
         await client.parse(text)
     (request,) = fake.requests
     assert request.method == "POST"
-    assert request.url.scheme == "http" and request.url.host == "rasa.test"
-    assert request.url.port == 5005
-    assert request.url.path == "/model/parse"
-    assert dict(request.url.params) == {"token": TOKEN}
+    assert request.path == "/model/parse"
+    assert request.params == {"token": TOKEN}
     assert request.headers["content-type"] == "application/json"
-    assert json.loads(request.content) == {"text": text}
+    assert request.json() == {"text": text}
 
 
 async def test_base_url_trailing_slash_and_token_escaping() -> None:
     fake = FakeRasa(_answer("alo", "greet"))
-    client = NluClient(BASE_URL + "/", "a b&c=d", transport=httpx.MockTransport(fake))
-    async with client:
+    async with _client(fake, url_tail="/", token="a b&c=d") as client:
         await client.parse("alo")
     (request,) = fake.requests
-    assert request.url.path == "/model/parse"
-    assert request.url.params["token"] == "a b&c=d"
+    assert request.path == "/model/parse"
+    assert request.params["token"] == "a b&c=d"
 
 
 # --- mapping Rasa's answer --------------------------------------------------------------------
@@ -468,7 +446,7 @@ async def test_default_max_chars_is_1000() -> None:
 
 async def test_one_retry_after_a_500_then_success() -> None:
     text = "alo"
-    fake = FakeRasa(httpx.Response(500, text="Internal Server Error"), _answer(text, "greet"))
+    fake = FakeRasa(Raw(500, b"Internal Server Error", "text/plain"), _answer(text, "greet"))
     async with _client(fake) as client:
         result = await client.parse(text)
     assert len(fake.requests) == 2
@@ -478,10 +456,7 @@ async def test_one_retry_after_a_500_then_success() -> None:
 async def test_one_retry_after_a_transport_error_then_success() -> None:
     text = "alo"
 
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    fake = FakeRasa(refuse, _answer(text, "greet"))
+    fake = FakeRasa(DROP, _answer(text, "greet"))  # closed without an answer
     async with _client(fake) as client:
         result = await client.parse(text)
     assert len(fake.requests) == 2
@@ -489,20 +464,12 @@ async def test_one_retry_after_a_transport_error_then_success() -> None:
     assert (result.intent, result.source) == ("greet", "rasa")
 
 
-def _refuse(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("connection refused", request=request)
-
-
-def _time_out(request: httpx.Request) -> httpx.Response:
-    raise httpx.ReadTimeout("timed out", request=request)
-
-
 @pytest.mark.parametrize(
     "failure",
-    [_refuse, _time_out, httpx.Response(500), httpx.Response(503, text="busy")],
-    ids=["connect-error", "read-timeout", "500", "503"],
+    [DROP, HOLD, Raw(500), Raw(503, b"busy", "text/plain")],
+    ids=["dropped", "read-timeout", "500", "503"],
 )
-async def test_two_failures_fall_back_to_keywords(failure: Answer) -> None:
+async def test_two_failures_fall_back_to_keywords(failure: Raw | Silence) -> None:
     text = "Rác thải ở phường Láng ba ngày không ai thu gom, gọi 0912 345 678"
     fake = FakeRasa(failure)
     async with _client(fake) as client:
@@ -524,7 +491,7 @@ async def test_two_failures_fall_back_to_keywords(failure: Answer) -> None:
 
 
 async def test_transport_error_then_500_falls_back() -> None:
-    fake = FakeRasa(_refuse, httpx.Response(502))
+    fake = FakeRasa(DROP, Raw(502))
     async with _client(fake) as client:
         result = await client.parse("vỉa hè phố Huế bị lấn chiếm")
     assert len(fake.requests) == 2
@@ -537,7 +504,7 @@ async def test_transport_error_then_500_falls_back() -> None:
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
 async def test_client_error_falls_back_without_retry(status: int) -> None:
-    fake = FakeRasa(httpx.Response(status, json={"status": "failure"}))
+    fake = FakeRasa(Raw(status, b'{"status": "failure"}'))
     async with _client(fake) as client:
         result = await client.parse("đơn PA-2026-000123 sao rồi")
     assert len(fake.requests) == 1
@@ -559,7 +526,7 @@ async def test_client_error_falls_back_without_retry(status: int) -> None:
     ids=["status-json", "list", "null", "no-intent"],
 )
 async def test_200_with_a_non_parse_json_body_falls_back(body: bytes) -> None:
-    fake = FakeRasa(httpx.Response(200, content=body, headers={"content-type": "application/json"}))
+    fake = FakeRasa(Raw(200, body))
     async with _client(fake) as client:
         result = await client.parse("vỉa hè phố Huế bị lấn chiếm")
     assert len(fake.requests) == 1
@@ -571,7 +538,7 @@ async def test_200_with_a_non_parse_json_body_falls_back(body: bytes) -> None:
 
 
 async def test_200_with_a_non_json_body_falls_back() -> None:
-    fake = FakeRasa(httpx.Response(200, text="<html><body>Bad gateway</body></html>"))
+    fake = FakeRasa(Raw(200, b"<html><body>Bad gateway</body></html>", "text/html"))
     async with _client(fake) as client:
         result = await client.parse("vỉa hè phố Huế bị lấn chiếm")
     assert (result.source, result.intent, result.category) == (
@@ -583,7 +550,7 @@ async def test_200_with_a_non_json_body_falls_back() -> None:
 
 async def test_fallback_gets_the_full_original_text() -> None:
     text = "  \x00tôi muốn phản ánh"
-    async with _client(FakeRasa(_refuse)) as client:
+    async with _client(FakeRasa(DROP)) as client:
         result = await client.parse(text)
     assert (result.text, result.intent, result.category, result.source) == (
         text,
@@ -597,14 +564,14 @@ async def test_fallback_gets_the_full_original_text() -> None:
 
 
 async def test_many_parses_share_one_http_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    created: list[httpx.AsyncClient] = []
+    created: list[aiohttp.ClientSession] = []
+    session_class = aiohttp.ClientSession
 
-    class CountingClient(httpx.AsyncClient):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            created.append(self)
+    def counting_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        created.append(session_class(*args, **kwargs))
+        return created[-1]
 
-    monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
+    monkeypatch.setattr(aiohttp, "ClientSession", counting_session)
     fake = FakeRasa(_echo("greet"))
     async with _client(fake) as client:
         texts = [f"alo {i}" for i in range(20)]
@@ -614,29 +581,34 @@ async def test_many_parses_share_one_http_client(monkeypatch: pytest.MonkeyPatch
     assert len(fake.requests) == 21
     assert [r.text for r in results] == [*texts, "alo again"]
     assert sorted(fake.texts) == sorted([*texts, "alo again"])
+    assert fake.connections <= 8  # the in-flight limit, kept alive and reused
 
 
-async def test_aclose_closes_the_transport() -> None:
-    transport = ClosingTransport(FakeRasa(_answer("alo", "greet")))
-    client = NluClient(BASE_URL, TOKEN, transport=transport)
-    assert (await client.parse("alo")).intent == "greet"
-    assert not transport.closed
-    await client.aclose()
-    assert transport.closed
+async def test_aclose_closes_the_connections() -> None:
+    fake = FakeRasa(_answer("alo", "greet"))
+    async with serving(fake) as url:
+        client = NluClient(url, TOKEN)
+        assert (await client.parse("alo")).intent == "greet"
+        assert fake.open_connections == 1
+        await client.aclose()
+        assert await _closed(fake)
 
 
 async def test_async_context_manager() -> None:
-    transport = ClosingTransport(FakeRasa(_answer("alo", "greet")))
-    async with NluClient(BASE_URL, TOKEN, transport=transport) as client:
-        assert isinstance(client, NluClient)
-        assert (await client.parse("alo")).source == "rasa"
-        assert not transport.closed
-    assert transport.closed
+    fake = FakeRasa(_answer("alo", "greet"))
+    async with serving(fake) as url:
+        async with NluClient(url, TOKEN) as client:
+            assert isinstance(client, NluClient)
+            assert (await client.parse("alo")).source == "rasa"
+            assert fake.open_connections == 1
+        assert await _closed(fake)
 
 
 async def test_context_manager_closes_on_error() -> None:
-    transport = ClosingTransport(FakeRasa(_answer("alo", "greet")))
-    with pytest.raises(RuntimeError, match="boom"):
-        async with NluClient(BASE_URL, TOKEN, transport=transport):
-            raise RuntimeError("boom")
-    assert transport.closed
+    fake = FakeRasa(_answer("alo", "greet"))
+    async with serving(fake) as url:
+        with pytest.raises(RuntimeError, match="boom"):
+            async with NluClient(url, TOKEN) as client:
+                await client.parse("alo")
+                raise RuntimeError("boom")
+        assert await _closed(fake)

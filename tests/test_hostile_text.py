@@ -81,6 +81,13 @@ class FallbackNlu:
         return await self.client.parse(text)
 
 
+@pytest.fixture
+async def fallback_nlu() -> AsyncIterator[FallbackNlu]:
+    nlu = FallbackNlu()
+    yield nlu
+    await nlu.client.aclose()
+
+
 def incoming_count(engine: Engine, channel: Channel) -> int:
     with Session(engine) as session:
         return session.exec(
@@ -175,8 +182,10 @@ def test_generated_codes_are_recognised(engine: Engine) -> None:
             assert find_invite_code(f"/start {code.replace('-', '')}") == code
 
 
-async def test_a_code_like_word_does_not_take_over_a_citizens_form(engine: Engine) -> None:
-    desk = Desk(Conversation(nlu=FallbackNlu(), engine=engine), engine=engine)
+async def test_a_code_like_word_does_not_take_over_a_citizens_form(
+    engine: Engine, fallback_nlu: FallbackNlu
+) -> None:
+    desk = Desk(Conversation(nlu=fallback_nlu, engine=engine), engine=engine)
     with Session(engine) as session:
         session.add(
             StoredConversation(
@@ -208,8 +217,10 @@ def assert_nothing_hidden(texts: list[str]) -> None:
 
 
 @pytest.fixture
-async def web(engine: Engine, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    desk = Desk(Conversation(nlu=FallbackNlu(), engine=engine), engine=engine)
+async def web(
+    engine: Engine, tmp_path: Path, fallback_nlu: FallbackNlu
+) -> AsyncIterator[httpx.AsyncClient]:
+    desk = Desk(Conversation(nlu=fallback_nlu, engine=engine), engine=engine)
     unlimited = "1000000 per second"  # the rate limits are not what is tested here
     config = Settings(
         upload_dir=tmp_path / "uploads", web_messages_per_client=unlimited,
@@ -299,10 +310,10 @@ def update(update_id: int, chat: int, text: str) -> dict[str, Any]:
 
 
 async def test_fuzzed_telegram_webhook_gets_no_5xx_and_everything_is_stored(
-    fake: FakeTelegram, engine: Engine
+    fake: FakeTelegram, engine: Engine, fallback_nlu: FallbackNlu
 ) -> None:
     rng = random.Random(12)
-    desk = Desk(Conversation(nlu=FallbackNlu(), engine=engine), engine=engine)
+    desk = Desk(Conversation(nlu=fallback_nlu, engine=engine), engine=engine)
     application = build_application(desk, token=fake.token, base_url=fake.base_url)
     url = "https://civicbot.example/telegram/webhook"
     route = webhook_route(application, SECRET, "/telegram/webhook")

@@ -1,20 +1,26 @@
-"""The app's client of the Rasa NLU servers: long-lived httpx clients, a retry, a fallback.
+"""The app's client of the Rasa NLU servers: one long-lived aiohttp session each, a retry, a
+fallback.
 
 Several servers (`CIVICBOT_NLU_URL` with commas) are used in turn. A health watcher
 (`bot.nlu.supervisor`) marks them up or down; the keyword fallback answers at once, with no
 request, while none is up.
+
+aiohttp rather than httpx: with its C HTTP parser a parse costs the app 0.6 ms of CPU against
+httpx's 1.4 ms (`scripts/bench_nlu_client.py`, docs/performance.md), and the NLU is on the
+path of every citizen message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import json
 import logging
 import re
-import sys
+from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from bot.config import Settings
 from bot.nlu import fallback
@@ -29,7 +35,6 @@ from bot.nlu.result import (
     NluResult,
     RankedIntent,
 )
-from bot.nlu.transport import LoopbackTransport, serves
 
 logger = logging.getLogger(__name__)
 
@@ -39,39 +44,54 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\uf
 _RANKING_SIZE = 5
 _JOINER = re.compile(r"[\s.,;:/\-–]*")
 # Rasa parses one message at a time; a few requests in flight keep it busy. More would only
-# wait in its socket, while every extra pooled connection costs httpcore a scan per request.
+# wait in its socket.
 MAX_IN_FLIGHT = 8
-
-
-def remember_missing_sniffio() -> None:
-    """Make httpcore's ``import sniffio`` fail fast when sniffio is not installed.
-
-    httpcore imports sniffio each time it creates a lock or semaphore (about 20 times per
-    request/response here); a failed import is not cached, so each one searched sys.path
-    (~0.1 ms, ~2 ms of CPU per citizen message). A None entry in sys.modules makes the
-    import fail at once, and httpcore then assumes asyncio, as it does without sniffio.
-    """
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-remember_missing_sniffio()
+# Idle connections are closed after this; a server that closes one first (Rasa's Sanic) is
+# seen by aiohttp, and a request that meets one closed at that very moment is retried.
+KEEPALIVE_SECONDS = 5.0
+# A request that failed before any answer: worth trying once more (another server, or a new
+# connection). TimeoutError covers connecting, reading and waiting for a free slot.
+TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
 class _NoServerUp(Exception):
     """Every server is marked down: the fallback answers without trying them."""
 
 
+class _ServerError(Exception):
+    """A 5xx answer: the server is there but failed; tried once more like a transport error."""
+
+
+# What makes a parse fall back to keywords: the above after the retry, a 5xx after the retry,
+# a 4xx (ClientResponseError), an answer that is not JSON (ValueError) or not a parse.
+_ANSWERED_BADLY = (aiohttp.ClientError, TimeoutError, _ServerError, NluResponseError, ValueError)
+
+
 class _Backend:
     """One Rasa server: its parse URL, its own connections, and whether it is up."""
 
-    def __init__(self, url: str, token: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, url: str, token: str, open_session: Callable[[], aiohttp.ClientSession]
+    ) -> None:
         self.url = url
         self.token = token
-        self.http = http
         self.up = True
-        # Built once: httpx would parse and merge the URL and its query on every request.
-        self.parse_url = httpx.URL(f"{url}/model/parse", params={"token": token})
+        # Built once: aiohttp would parse and encode the URL and its query on every request.
+        self.parse_url = URL(f"{url}/model/parse").with_query(token=token)
+        self._open_session = open_session
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The server's session, opened at its first request (aiohttp's sessions belong to
+        the event loop running when they are made; the client may be made before one runs)."""
+        if self._session is None or self._session.closed:
+            self._session = self._open_session()
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 class NluClient:
@@ -86,29 +106,25 @@ class NluClient:
         timeout: float = 5.0,
         max_chars: int = 1000,
         max_in_flight: int = MAX_IN_FLIGHT,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._max_chars = max_chars
-        # Waiting here rather than in httpx's pool: its queue is rescanned on every request.
+        # Requests wait here for a slot, under the same time limit as the request itself.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._slot_timeout = timeout
         urls = [url.strip().rstrip("/") for url in base_url.split(",") if url.strip()]
         if not urls:
             raise ValueError("No NLU server URL given.")
 
-        def http(url: str) -> httpx.AsyncClient:
-            chosen = transport
-            if chosen is None and serves(httpx.URL(url)):
-                chosen = LoopbackTransport()  # a local Rasa: no need for httpcore's pool
-            return httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-                transport=chosen,
-                limits=httpx.Limits(
-                    max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+        def open_session() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=max_in_flight, keepalive_timeout=KEEPALIVE_SECONDS
                 ),
+                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 2.0)),
+                cookie_jar=aiohttp.DummyCookieJar(),  # Rasa sets no cookies
             )
 
-        self.backends = [_Backend(url, token, http(url)) for url in urls]
+        self.backends = [_Backend(url, token, open_session) for url in urls]
         self._turn = 0
 
     @classmethod
@@ -125,9 +141,9 @@ class NluClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pools."""
+        """Close the sessions and their connections."""
         for backend in self.backends:
-            await backend.http.aclose()
+            await backend.aclose()
 
     @property
     def mode(self) -> str:
@@ -153,8 +169,10 @@ class NluClient:
             return _from_rasa(text, raw, lead)
         except _NoServerUp:  # known to be down: no warning for each message
             return self._fallback(text, lead)
-        except (httpx.HTTPError, NluResponseError, ValueError) as error:  # ValueError: not JSON
-            logger.warning("NLU server unavailable (%s); using the keyword fallback.", error)
+        except _ANSWERED_BADLY as error:
+            logger.warning(
+                "NLU server unavailable (%s); using the keyword fallback.", error or repr(error)
+            )
             return self._fallback(text, lead)
 
     def _fallback(self, text: str, lead: int) -> NluResult:
@@ -183,29 +201,29 @@ class NluClient:
         for attempt in (1, 2):
             backend = backends[(attempt - 1) % len(backends)]
             try:
-                response = await self._post(backend, text)
-                if response.status_code >= 500 and attempt == 1:
-                    continue
-                response.raise_for_status()
-                data = response.json()
-                if not isinstance(data, dict) or "intent" not in data:
-                    raise NluResponseError(f"unexpected parse answer: {str(data)[:200]}")
-                return data
-            except httpx.TransportError:
+                data = await self._post(backend, text)
+            except (*TRANSPORT_ERRORS, _ServerError):
                 if attempt == 2:
                     raise
+                continue
+            if not isinstance(data, dict) or "intent" not in data:
+                raise NluResponseError(f"unexpected parse answer: {str(data)[:200]}")
+            return data
         raise NluResponseError("unreachable")  # pragma: no cover
 
-    async def _post(self, backend: _Backend, text: str) -> httpx.Response:
-        """One request, once one of the `max_in_flight` slots is free; waiting for a slot
-        counts as httpx's pool timeout would (a server that hangs must not hold the queue)."""
+    async def _post(self, backend: _Backend, text: str) -> Any:
+        """One request and its JSON answer, once one of the `max_in_flight` slots is free;
+        waiting for a slot counts towards the time limit (a server that hangs must not hold
+        the queue)."""
+        async with asyncio.timeout(self._slot_timeout):
+            await self._in_flight.acquire()
         try:
-            async with asyncio.timeout(self._slot_timeout):
-                await self._in_flight.acquire()
-        except TimeoutError as error:
-            raise httpx.PoolTimeout("all NLU requests in flight are waiting") from error
-        try:
-            return await backend.http.post(backend.parse_url, json={"text": text})
+            async with backend.http.post(backend.parse_url, json={"text": text}) as response:
+                if response.status >= 500:
+                    raise _ServerError(f"{response.status} {response.reason}")
+                response.raise_for_status()
+                # Whatever its content type says (a proxy's error page is not JSON).
+                return json.loads(await response.read())
         finally:
             self._in_flight.release()
 
