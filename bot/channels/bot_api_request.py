@@ -15,10 +15,12 @@ request with files is bounded as a whole by its write and read timeouts together
 from __future__ import annotations
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+# A call's timeout: a number, None (no limit), or BaseRequest.DEFAULT_NONE (not given). PTB
+# types it with a private alias; `object` is wider, which an override may be.
+Timeout = float | None | object
 
 
 class AiohttpRequest(BaseRequest):
@@ -69,10 +71,10 @@ class AiohttpRequest(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        read_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+        write_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Timeout = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Send one request; its status code and body."""
         if self._session is None or self._session.closed:
@@ -110,6 +112,11 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
 
 
-def _given(value: ODVInput[float], default: float | None) -> float | None:
-    """A call's timeout, or the default when the call gave none."""
-    return default if isinstance(value, DefaultValue) else value
+def _given(value: Timeout, default: float | None) -> float | None:
+    """A call's timeout, or the default when the call gave none (PTB's documented test:
+    ``parameter is BaseRequest.DEFAULT_NONE``)."""
+    if value is BaseRequest.DEFAULT_NONE:
+        return default
+    if value is None or isinstance(value, int | float):
+        return value
+    raise TypeError(f"a timeout is a number or None, not {value!r}")
