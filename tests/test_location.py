@@ -8,12 +8,9 @@ recompute the expectations from those data rather than from this module.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sqlite3
 import time
 import unicodedata
-from pathlib import Path
 
 import pytest
 
@@ -43,31 +40,22 @@ def g() -> HanoiGazetteer:
     return gazetteer()
 
 
-def _data_dir() -> Path:
-    spec = importlib.util.find_spec("vietnamadminunits")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
 def _converter() -> tuple[dict[str, list[str]], dict[str, list[dict[str, object]]]]:
-    with (_data_dir() / "converter_2025.json").open(encoding="utf-8") as f:
-        conv = json.load(f)
+    """The converter's tables, as `convert_address` reads them (not its file)."""
+    from vietnamadminunits.converter import converter_2025
+
     return (
-        conv["DICT_PROVINCE_WARD_NO_DIVIDED"]["thanhphohanoi"],
-        conv["DICT_PROVINCE_WARD_DIVIDED"]["thanhphohanoi"],
+        converter_2025.DICT_PROVINCE_WARD_NO_DIVIDED["thanhphohanoi"],
+        converter_2025.DICT_PROVINCE_WARD_DIVIDED["thanhphohanoi"],
     )
 
 
 def _new_names() -> dict[str, str]:
-    """vietnamadminunits new ward key → full name."""
-    con = sqlite3.connect(_data_dir() / "dataset.db")
-    try:
-        rows = con.execute(
-            "SELECT wardKey, ward FROM admin_units WHERE provinceKey = 'thanhphohanoi'"
-        ).fetchall()
-    finally:
-        con.close()
-    return {k: n for k, n in rows}
+    """vietnamadminunits new ward key → full name (its documented `database.query`)."""
+    from vietnamadminunits.database import query
+
+    rows = query("SELECT wardKey, ward FROM admin_units WHERE provinceKey = 'thanhphohanoi'")
+    return {row["wardKey"]: row["ward"] for row in rows}
 
 
 def _names(loc: Location) -> list[str]:
@@ -96,15 +84,10 @@ def test_units_are_those_of_vietnam_provinces_with_official_codes(g: HanoiGazett
     assert len({w.code for w in g.wards}) == 126
     # Codes as the national registry gives them (vietnamadminunits agrees; vietnam-provinces
     # 2025.10.1 has other numbers for 29 Hà Nội units, e.g. 167 for Cầu Giấy).
-    con = sqlite3.connect(_data_dir() / "dataset.db")
-    try:
-        vau = dict(
-            con.execute(
-                "SELECT ward, wardCode FROM admin_units WHERE provinceKey = 'thanhphohanoi'"
-            ).fetchall()
-        )
-    finally:
-        con.close()
+    from vietnamadminunits.database import query
+
+    rows = query("SELECT ward, wardCode FROM admin_units WHERE provinceKey = 'thanhphohanoi'")
+    vau = {row["ward"]: row["wardCode"] for row in rows}
     assert {w.name: w.code for w in g.wards} == vau
     for ward in (HOAN_KIEM, CAU_GIAY, LANG, BAT_TRANG, KIM_LIEN, NGHIA_DO, HOA_XA):
         assert ward in g.wards
@@ -406,16 +389,13 @@ def test_every_old_ward_converts_like_vietnamadminunits(g: HanoiGazetteer) -> No
     ward its default (largest) part. That must be our ward, or our first candidate.
     """
     from vietnamadminunits import convert_address
+    from vietnamadminunits.database import query
 
-    con = sqlite3.connect(_data_dir() / "dataset.db")
-    try:
-        rows = con.execute(
-            "SELECT ward, district FROM admin_units_legacy WHERE provinceKey = 'thanhphohanoi'"
-        ).fetchall()
-    finally:
-        con.close()
+    rows = query(
+        "SELECT ward, district FROM admin_units_legacy WHERE provinceKey = 'thanhphohanoi'"
+    )
     assert len(rows) == 526
-    for ward_name, district_name in rows:
+    for ward_name, district_name in ((row["ward"], row["district"]) for row in rows):
         expected = convert_address(f"{ward_name}, {district_name}, Thành phố Hà Nội").ward
         loc = g.resolve(f"{ward_name}, {district_name}")
         first = loc.ward or (loc.candidates[0] if loc.candidates else None)

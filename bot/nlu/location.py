@@ -10,10 +10,12 @@ Everything is derived from two packages' data:
 
 * ``vietnam-provinces`` (``Ward.iter_by_province``): the list of the 126 units, with their
   full names and types;
-* ``vietnamadminunits`` (its bundled ``data/dataset.db`` and ``data/converter_2025.json``,
-  read directly so that importing its parser, shapely and geopy is not needed): the
-  pre-2025 districts and wards with their spelling variants and aliases, which old ward
-  became (or was split among) which new units, and the unit codes.
+* ``vietnamadminunits``: through its ``database.query`` the pre-2025 districts and wards with
+  their spelling variants and aliases, and the unit codes; through its converter's tables
+  (``DICT_PROVINCE_WARD_NO_DIVIDED`` and ``_DIVIDED``, as ``convert_address`` reads them)
+  which old ward became, or was split among, which new units. ``convert_address`` itself
+  gives only the default part of a split ward; the candidates need the whole table. No file
+  of the package is opened here: its layout is its own business.
 
 The unit code is the one ``vietnamadminunits`` gives. The two packages disagree on 29 of
 the 126 Hà Nội codes (e.g. Phường Láng 00199 vs 187, Phường Cửa Nam 00082 vs 73); as far
@@ -28,18 +30,15 @@ received part of them, those that received most first.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
-import sqlite3
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 __all__ = ["HanoiGazetteer", "Location", "Ward", "gazetteer"]
 
@@ -203,15 +202,12 @@ _TYPE_KIND: Final = {
 }
 
 
-def _vau_data_dir() -> Path:
-    """vietnamadminunits' data folder, found without importing the package.
+def _units(sql: str) -> list[dict[str, Any]]:
+    """Rows of vietnamadminunits' database (its documented `query`)."""
+    from vietnamadminunits.database import query  # loads its parser too: ~0.8 s, once
 
-    Importing it loads its parser, shapely and geopy (~0.8 s); only its data is needed.
-    """
-    spec = importlib.util.find_spec("vietnamadminunits")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the vietnamadminunits package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    rows: list[dict[str, Any]] = query(sql)
+    return rows
 
 
 def _short(full: str) -> tuple[str, str]:
@@ -259,43 +255,41 @@ def _plain_short(short: str) -> str:
 @lru_cache(maxsize=1)
 def _centroids() -> tuple[tuple[str, float, float], ...]:
     """(code, latitude, longitude) of every 2025 Hà Nội unit, from vietnamadminunits."""
-    con = sqlite3.connect(f"file:{_vau_data_dir() / 'dataset.db'}?mode=ro", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT wardCode, wardLat, wardLon FROM admin_units"
-            " WHERE provinceKey = ? AND wardLat IS NOT NULL AND wardLon IS NOT NULL",
-            (_PROVINCE_KEY,),
-        ).fetchall()
-    finally:
-        con.close()
-    return tuple((str(code), float(lat), float(lon)) for code, lat, lon in rows)
+    rows = _units(
+        "SELECT wardCode, wardLat, wardLon FROM admin_units"
+        f" WHERE provinceKey = '{_PROVINCE_KEY}' AND wardLat IS NOT NULL AND wardLon IS NOT NULL"
+    )
+    return tuple((str(r["wardCode"]), float(r["wardLat"]), float(r["wardLon"])) for r in rows)
 
 
 def _build() -> _Data:
-    data_dir = _vau_data_dir()
     vp_units = _load_vietnam_provinces()
-    with (data_dir / "converter_2025.json").open(encoding="utf-8") as f:
-        conv = json.load(f)
-    no_divided: dict[str, list[str]] = conv["DICT_PROVINCE_WARD_NO_DIVIDED"].get(_PROVINCE_KEY, {})
-    divided: dict[str, list[dict[str, object]]] = conv["DICT_PROVINCE_WARD_DIVIDED"].get(
+    new_fields = "ward wardShort wardType wardCode wardKey wardKeywords".split()
+    old_fields = (
+        "district districtShort districtType districtKey districtKeywords"
+        " ward wardShort wardType wardKey wardKeywords"
+    ).split()
+    new_rows = [
+        tuple(row[name] for name in new_fields)
+        for row in _units(
+            f"SELECT {', '.join(new_fields)} FROM admin_units WHERE provinceKey = '{_PROVINCE_KEY}'"
+        )
+    ]
+    old_rows = [
+        tuple(row[name] for name in old_fields)
+        for row in _units(
+            f"SELECT {', '.join(old_fields)} FROM admin_units_legacy"
+            f" WHERE provinceKey = '{_PROVINCE_KEY}'"
+        )
+    ]
+    from vietnamadminunits.converter import converter_2025
+
+    no_divided: dict[str, list[str]] = converter_2025.DICT_PROVINCE_WARD_NO_DIVIDED.get(
         _PROVINCE_KEY, {}
     )
-
-    con = sqlite3.connect(f"file:{data_dir / 'dataset.db'}?mode=ro", uri=True)
-    try:
-        new_rows = con.execute(
-            "SELECT ward, wardShort, wardType, wardCode, wardKey, wardKeywords"
-            " FROM admin_units WHERE provinceKey = ?",
-            (_PROVINCE_KEY,),
-        ).fetchall()
-        old_rows = con.execute(
-            "SELECT district, districtShort, districtType, districtKey, districtKeywords,"
-            " ward, wardShort, wardType, wardKey, wardKeywords"
-            " FROM admin_units_legacy WHERE provinceKey = ?",
-            (_PROVINCE_KEY,),
-        ).fetchall()
-    finally:
-        con.close()
+    divided: dict[str, list[dict[str, object]]] = converter_2025.DICT_PROVINCE_WARD_DIVIDED.get(
+        _PROVINCE_KEY, {}
+    )
 
     index: dict[str, list[_Reading]] = {}
 
