@@ -29,6 +29,7 @@ from telegram import Bot
 from bot.channels.telegram import TelegramOutput
 from bot.channels.web import SESSION_COOKIE, WebOutboxOutput, chat_id_of
 from bot.channels.zalo import ZaloApiError, ZaloClient, ZaloOutput
+from bot.channels.zalo import classify_error as zalo_errors
 from bot.conversation.messages import (
     Button,
     IncomingMessage,
@@ -628,7 +629,9 @@ async def test_zalo_errors_through_the_worker(engine: Engine, clock: Clock) -> N
 
 def test_classification() -> None:
     def zalo(code: int) -> Failure:
-        return classify_error(Channel.zalo, ZaloApiError("sendMessage", "x", error_code=code))
+        failure = zalo_errors(ZaloApiError("sendMessage", "x", error_code=code))
+        assert failure is not None
+        return failure
 
     assert [zalo(code).permanent for code in (400, 403, 401, 404, 408, 429, 500)] == [
         True, True, False, False, False, False, False,

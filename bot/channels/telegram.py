@@ -50,15 +50,16 @@ import re
 import warnings
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from telegram import (
     Bot,
     CallbackQuery,
@@ -69,7 +70,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     BaseUpdateProcessor,
@@ -84,6 +85,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.channels.bot_api_request import AiohttpRequest
 from bot.channels.common import (
     BadBody,
+    ChannelHandler,
     clean_incoming,
     clean_reply,
     hide_token_in_logs,
@@ -103,6 +105,8 @@ from bot.conversation.messages import (
     Reply,
 )
 from bot.lanes import ChatLanes
+from bot.outbox.failures import Failure
+from storage.models import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +311,10 @@ class TelegramOutput:
         that citizens on other channels can see it: `Desk.keep_photos`)."""
         file = await self._call(partial(self.bot.get_file, file_id))
         return bytes(await file.download_as_bytearray())
+
+    def classify_error(self, error: Exception) -> Failure | None:
+        """What a failed send means for the outbox worker (`classify_error` below)."""
+        return classify_error(error)
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Send one reply; returns the id of the last message sent (the one with the buttons).
@@ -821,3 +829,56 @@ async def running_telegram(
         yield application
     finally:
         await stop_telegram(application)
+
+
+def classify_error(error: Exception) -> Failure | None:
+    """What a Telegram error means for the outbox worker; None for other errors.
+
+    Flood control (429) gives Telegram's ``retry_after``: the worker pauses the channel until
+    then. A user who blocked the bot, a chat not found or any other 400 will not get better:
+    permanent. Anything else Telegram raises (network, time-out, 5xx, bad token) is retried.
+    """
+    if isinstance(error, RetryAfter):
+        seconds = retry_seconds(error)
+        return Failure(f"Telegram flood control: retry after {seconds:g} s", retry_after=seconds)
+    if isinstance(error, Forbidden | BadRequest):  # blocked, chat not found, bad request
+        return Failure(f"Telegram: {error.message}", permanent=True)
+    if isinstance(error, ChatMigrated):
+        return Failure(f"Telegram: chat moved to {error.new_chat_id}", permanent=True)
+    if isinstance(error, TelegramError):  # NetworkError, TimedOut, 5xx, InvalidToken, Conflict
+        return Failure(f"Telegram: {type(error).__name__}: {error.message}")
+    return None
+
+
+class TelegramChannel:
+    """Telegram in the channel registry (`bot.channels.registry`): on when
+    CIVICBOT_TELEGRAM_TOKEN is set; a webhook route when CIVICBOT_TELEGRAM_WEBHOOK_URL is,
+    else long polling."""
+
+    name: ClassVar[Channel] = Channel.telegram
+
+    def __init__(self, application: TelegramApplication, config: Settings) -> None:
+        self.application = application
+        self.webhook_url = config.telegram_webhook_url
+        self.secret = config.telegram_webhook_secret
+        # A 429 is raised at once: the outbox worker reschedules rather than waits.
+        self.output = TelegramOutput(application.bot, max_retries=0)
+        self._first_steps = before_replay(application.bot)
+
+    @classmethod
+    def from_settings(cls, config: Settings, handler: ChannelHandler) -> TelegramChannel | None:
+        application = application_from_settings(handler, config)
+        return None if application is None else cls(application, config)
+
+    def routes(self) -> list[BaseRoute]:
+        if not self.webhook_url:
+            return []
+        path = webhook_path(self.webhook_url)
+        return [telegram_webhook_route(self.application, self.secret, path)]
+
+    def running(self) -> AbstractAsyncContextManager[object]:
+        return running_telegram(self.application, webhook_url=self.webhook_url, secret=self.secret)
+
+    async def before_replay(self, message: IncomingMessage) -> None:
+        """A pressed button replayed: its callback answered, its keyboard removed."""
+        await self._first_steps(message)

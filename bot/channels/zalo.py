@@ -62,19 +62,21 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 from civicbot_nlu.normalize import fold
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.channels.common import (
     BadBody,
+    ChannelHandler,
     clean_incoming,
     clean_reply,
     files_phrase,
@@ -93,6 +95,8 @@ from bot.conversation.messages import (
     Reply,
 )
 from bot.lanes import ChatLanes
+from bot.outbox.failures import Failure
+from storage.models import Channel
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -104,6 +108,7 @@ SECRET_HEADER = "X-Bot-Api-Secret-Token"
 MAX_TEXT_UNITS = 2000
 WEBHOOK_MAX_BYTES = 256 * 1024
 POLL_TIMEOUT_ERROR = 408
+PERMANENT_CODES = frozenset({400, 403})  # a send refused so will be refused again
 
 EVENT_TEXT = "message.text.received"
 EVENT_IMAGE = "message.image.received"
@@ -495,6 +500,10 @@ class ZaloOutput:
         self.max_chars = max_chars
         self.choices: Choices = choices if choices is not None else ChoiceMemory()
 
+    def classify_error(self, error: Exception) -> Failure | None:
+        """What a failed send means for the outbox worker (`classify_error` below)."""
+        return classify_error(error)
+
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Send one reply; returns the Zalo id of the last message sent.
 
@@ -694,3 +703,52 @@ def zalo_webhook_route(
         return JSONResponse({"ok": True}, background=BackgroundTask(dispatcher.dispatch, update))
 
     return Route(path, webhook, methods=["POST"], name="zalo_webhook")
+
+
+def classify_error(error: Exception) -> Failure | None:
+    """What a Zalo Bot API error means for the outbox worker; None for other errors: 400 and
+    403 will not get better (permanent), the rest (401, 408, 429, 5xx, network) is retried."""
+    if isinstance(error, ZaloApiError):
+        code = error.error_code or error.status_code
+        return Failure(str(error), permanent=code in PERMANENT_CODES)
+    return None
+
+
+class ZaloChannel:
+    """Zalo in the channel registry (`bot.channels.registry`): on when
+    CIVICBOT_ZALO_BOT_TOKEN is set; its webhook route, and long polling beside it."""
+
+    name: ClassVar[Channel] = Channel.zalo
+
+    def __init__(self, client: ZaloClient, handler: ChannelHandler, secret: str) -> None:
+        self.client = client
+        self.handler = handler
+        self.secret = secret
+        # Numbered choices from the database: any process may handle the answer.
+        choices = StoredChoices(partial(handler.offered_buttons, "zalo"))
+        self.output = ZaloOutput(client, choices=choices)
+
+    @classmethod
+    def from_settings(cls, config: Settings, handler: ChannelHandler) -> ZaloChannel | None:
+        client = ZaloClient.from_settings(config)
+        return None if client is None else cls(client, handler, config.zalo_webhook_secret)
+
+    def routes(self) -> list[BaseRoute]:
+        return [zalo_webhook_route(self.handler, self.client, self.secret, output=self.output)]
+
+    async def before_replay(self, message: IncomingMessage) -> None:
+        """Nothing: a Zalo message needs no first step of its own."""
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Long polling until the block ends; then the client's connections are closed."""
+        stop = asyncio.Event()
+        async with self.client:
+            task = asyncio.create_task(
+                run_polling(self.client, self.handler, stop, output=self.output)
+            )
+            try:
+                yield
+            finally:
+                stop.set()
+                await task

@@ -4,7 +4,8 @@
 again when the lease is over), renders each with its channel's `OutputChannel`, and in one
 transaction marks the row sent and stores the message as an outgoing `Message` with the
 channel's message id (so every message sent is stored, as chat replies are). A failure is
-classified (`classify_error`):
+classified by the channel's output (`classify_error` of `bot.channels.telegram` and `.zalo`;
+`bot.outbox.failures` for what no channel claims):
 
 - flood control (Telegram 429 ``retry_after``): due again exactly after ``retry_after``, and
   the channel pauses until then, in every process that sends (`queries.pause_channel`:
@@ -41,11 +42,9 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, event
 from sqlalchemy.orm import Session as OrmSession
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
-from bot.channels.telegram import retry_seconds
-from bot.channels.zalo import ZaloApiError
 from bot.conversation.messages import OutputChannel, Reply, reply_from_payload
+from bot.outbox.failures import ClassifiesErrors, Failure, classify_generic
 from storage import queries
 from storage.db import get_session
 from storage.models import Channel, OutboxMessage, OutboxStatus, utcnow
@@ -55,42 +54,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_AGE = timedelta(days=1)
 MISSING_OUTPUT_CHECK_SECONDS = 60.0
 RECORD_RETRIES = (0.5, 2.0)  # seconds between tries to record a message that went out
-ZALO_PERMANENT_CODES = frozenset({400, 403})
 
 
 # --- Classifying failures -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What a failed send means: try again later (after `retry_after` seconds when the
-    channel said so, else after the backoff), or give up (`permanent`)."""
-
-    reason: str
-    permanent: bool = False
-    retry_after: float | None = None
 
 
 Classifier = Callable[[Channel, Exception], Failure]
 
 
 def classify_error(channel: Channel, error: Exception) -> Failure:
-    """The default classification of what an output raised (see the module docstring)."""
-    if isinstance(error, ValueError):  # the reply itself is refused: it will be again
-        return Failure(f"invalid reply: {error}", permanent=True)
-    if isinstance(error, RetryAfter):
-        seconds = retry_seconds(error)
-        return Failure(f"Telegram flood control: retry after {seconds:g} s", retry_after=seconds)
-    if isinstance(error, Forbidden | BadRequest):  # blocked, chat not found, bad request
-        return Failure(f"Telegram: {error.message}", permanent=True)
-    if isinstance(error, ChatMigrated):
-        return Failure(f"Telegram: chat moved to {error.new_chat_id}", permanent=True)
-    if isinstance(error, TelegramError):  # NetworkError, TimedOut, 5xx, InvalidToken, Conflict
-        return Failure(f"Telegram: {type(error).__name__}: {error.message}")
-    if isinstance(error, ZaloApiError):
-        code = error.error_code or error.status_code
-        return Failure(str(error), permanent=code in ZALO_PERMANENT_CODES)
-    return Failure(f"{type(error).__name__}: {error}")
+    """What an error no channel output claimed means (see `bot.outbox.failures`)."""
+    return classify_generic(error)
+
+
+def _own_classification(output: OutputChannel, error: Exception) -> Failure | None:
+    """The output's own reading of its channel's error, if it has one."""
+    return output.classify_error(error) if isinstance(output, ClassifiesErrors) else None
 
 
 # --- The worker -----------------------------------------------------------------------------
@@ -310,7 +289,7 @@ class OutboxWorker:
         try:
             channel_message_id = await output.send(claim.recipient, reply)
         except Exception as error:
-            self._failed(claim, error)
+            self._failed(claim, error, output)
             return False
         await self._record_sent(claim, reply, channel_message_id)
         return True
@@ -339,9 +318,9 @@ class OutboxWorker:
                 logger.warning("Recording %s failed; retrying.", claim.context(), exc_info=True)
                 await asyncio.sleep(delay)
 
-    def _failed(self, claim: Claim, error: Exception) -> None:
+    def _failed(self, claim: Claim, error: Exception, output: OutputChannel) -> None:
         try:
-            failure = self._classify(claim.channel, error)
+            failure = _own_classification(output, error) or self._classify(claim.channel, error)
         except Exception:
             logger.exception("Classifying %r failed.", error)
             failure = Failure(f"{type(error).__name__}: {error}")
