@@ -230,7 +230,7 @@ def install_probes(path: str) -> None:
 
     serve = bot.app.serve
 
-    async def serve_with_lag_monitor(config: Any) -> None:
+    async def serve_with_lag_monitor(config: Any, **options: Any) -> None:
         async def monitor() -> None:
             # How late a 5 ms sleep wakes up: the time the loop was busy with something else.
             while True:
@@ -241,7 +241,7 @@ def install_probes(path: str) -> None:
 
         task = asyncio.create_task(monitor())
         try:
-            await serve(config)
+            await serve(config, **options)
         finally:
             task.cancel()
 

@@ -149,7 +149,7 @@ def _wait(condition: object, timeout: float, what: str) -> None:
 
 def _ok_sends(fake: FakeTelegram) -> list[tuple[int, str]]:
     """(chat, text) of the messages the fake accepted, in order."""
-    texts = []
+    texts: list[tuple[int, str]] = []
     for chat_id in _chats_seen(fake):
         texts.extend((chat_id, m.get("text", "")) for m in fake.bot_messages(chat_id))
     return texts

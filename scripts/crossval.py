@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from civicbot_nlu.data import HARD_KINDS, classification_tasks, training_examples
@@ -63,7 +64,7 @@ def score(
 def regularisation(data: dict[str, tuple[list[str], list[str]]]) -> None:
     for name, (texts, labels) in data.items():
         for c in (3.0, 10.0, 30.0):
-            score(name, f"C={c}", lambda c=c: text_pipeline(c, CHOSEN), texts, labels)
+            score(name, f"C={c}", partial(text_pipeline, c, CHOSEN), texts, labels)
 
 
 def features(data: dict[str, tuple[list[str], list[str]]]) -> None:
@@ -76,7 +77,7 @@ def features(data: dict[str, tuple[list[str], list[str]]]) -> None:
     }
     for name, (texts, labels) in data.items():
         for setting, option in options.items():
-            score(name, setting, lambda o=option: text_pipeline(10.0, o), texts, labels)
+            score(name, setting, partial(text_pipeline, 10.0, option), texts, labels)
 
 
 def classifiers(data: dict[str, tuple[list[str], list[str]]]) -> None:

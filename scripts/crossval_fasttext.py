@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 
-import fasttext  # type: ignore[import-not-found]
+import fasttext
 import numpy as np
 from civicbot_nlu.data import HARD_KINDS, classification_tasks, training_examples
 from civicbot_nlu.features import negation_marked

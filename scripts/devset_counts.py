@@ -14,11 +14,11 @@ EN = re.compile(
 )
 
 
-def diacritics(t):
+def diacritics(t: str) -> bool:
     return any(ord(c) > 127 and c.isalpha() for c in t)
 
 
-def kind(t):
+def kind(t: str) -> str:
     """english = at least two English-only words; short one-word English replies
     ("yes", "bye", "menu") are counted with the texts without diacritics."""
     if len(EN.findall(t)) >= 2:
@@ -26,7 +26,7 @@ def kind(t):
     return "with_diacritics" if diacritics(t) else "no_diacritics"
 
 
-def show(title, c):
+def show(title: str, c: collections.Counter[str]) -> None:
     print(f"  {title}:")
     for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"    {k or '(empty)':38s} {v}")

@@ -125,7 +125,8 @@ def fast_probabilities(model: LogisticRegression, features: Any) -> np.ndarray:
         return np.column_stack([1.0 - positive, positive])
     scores = scores - scores.max(axis=1, keepdims=True)
     exponentials = np.exp(scores)
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = exponentials / exponentials.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def _persist(model_storage: ModelStorage, resource: Resource, model: Any) -> None:

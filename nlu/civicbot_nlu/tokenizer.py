@@ -56,4 +56,5 @@ class VietnameseTokenizer(Tokenizer):
             start = text.find(stripped) if stripped else 0
             surface = fold(stripped)[:50] or EMPTY_TOKEN
             tokens = [Token(surface, start, start + len(stripped), lemma=surface)]
-        return self._apply_token_pattern(tokens)
+        patterned: List[Token] = self._apply_token_pattern(tokens)  # Rasa's: Any here
+        return patterned
