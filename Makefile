@@ -35,6 +35,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot storage tests scripts nlu/civicbot_nlu
 	$(VENV)/bin/ruff format --check bot storage tests scripts nlu/civicbot_nlu
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # Two independent dev sets (the second one harder: issue 15); neither is ever trained on.
 nlu-eval: setup
