@@ -52,7 +52,7 @@ async def test_tokens_turn_channels_on_with_their_routes() -> None:
         telegram_token="123456789:AAFakeTokenForCivicBotTests_0123456789",
         telegram_webhook_url="https://civicbot.example/tg/hook",
         telegram_webhook_secret="s3cret-value",
-        zalo_bot_token="zalo-token",
+        zalo_bot_token="4321:channels-test-token",
         zalo_webhook_secret="zalo-s3cret",
     )
     channels = registry.configured(config, Nobody())
@@ -78,7 +78,7 @@ async def test_each_output_classifies_its_own_errors_only() -> None:
     telegram = TelegramChannel.from_settings(
         settings(telegram_token="123456789:AAFakeTokenForCivicBotTests_0123456789"), Nobody()
     )
-    zalo = ZaloChannel.from_settings(settings(zalo_bot_token="zalo-token"), Nobody())
+    zalo = ZaloChannel.from_settings(settings(zalo_bot_token="4321:channels-test-token"), Nobody())
     assert telegram is not None and zalo is not None
     try:
         outputs = [telegram.output, zalo.output, WebChannel().output]

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fake_zalo import FakeZalo, event_update, image_update, text_update
 
-from bot.channels.common import split_text
+from bot.channels.common import hide_token_in_logs, split_text
 from bot.channels.zalo import (
     ChoiceMemory,
     ZaloApiError,
@@ -438,6 +438,17 @@ async def test_the_token_is_hidden_in_httpx_logs(
         async with ZaloClient(zalo.token, zalo.base_url) as client:
             await client.get_me()
     assert "/bot<token>/getMe" in caplog.text and zalo.token not in caplog.text
+
+
+async def test_a_token_inside_another_still_hides_the_whole_longer_one(
+    zalo: FakeZalo, caplog: pytest.LogCaptureFixture
+) -> None:
+    for start in range(1, len(zalo.token) - 8):  # other bots' tokens, ends of this one's
+        hide_token_in_logs(zalo.token[start:])
+    with caplog.at_level("INFO", logger="httpx"):
+        async with ZaloClient(zalo.token, zalo.base_url) as client:
+            await client.get_me()
+    assert "/bot<token>/getMe" in caplog.text, caplog.text
 
 
 def test_files_zalo_cannot_show_are_named_in_one_line() -> None:

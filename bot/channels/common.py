@@ -201,13 +201,18 @@ class _RedactTokens(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.tokens: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, token: str) -> None:
+        self.tokens.add(token)
+        # One pass, longest first: a token inside another must not leave the rest of it.
+        ordered = sorted(self.tokens, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered)))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.tokens:
+        if self._pattern is not None:
             message = record.getMessage()
-            redacted = message
-            for token in self.tokens:
-                redacted = redacted.replace(token, "<token>")
+            redacted = self._pattern.sub("<token>", message)
             if redacted != message:
                 record.msg, record.args = redacted, ()
         return True
@@ -221,4 +226,4 @@ def hide_token_in_logs(token: str) -> None:
     httpx_logger = logging.getLogger("httpx")
     if _redactor not in httpx_logger.filters:
         httpx_logger.addFilter(_redactor)
-    _redactor.tokens.add(token)
+    _redactor.add(token)
