@@ -25,6 +25,7 @@ from telegram.error import RetryAfter
 from test_conversation import KeywordNlu
 from test_delivery import Clock, enqueue
 
+from bot.channels.telegram import classify_error as telegram_errors
 from bot.channels.web import WebChat
 from bot.channels.zalo import StoredChoices
 from bot.conversation.engine import Conversation
@@ -32,6 +33,7 @@ from bot.conversation.messages import IncomingMessage, OutputChannel, Reply, rep
 from bot.conversation.texts import say
 from bot.nlu.result import NluResult
 from bot.officials.desk import Desk
+from bot.outbox.failures import Failure
 from bot.outbox.worker import OutboxWorker, running_outbox
 from storage import queries
 from storage.db import create_db_engine
@@ -357,6 +359,10 @@ class FloodedOnce(Telegram):
             self.flooded = True
             raise RetryAfter(7)
         return await super().send(chat_id, reply)
+
+    def classify_error(self, error: Exception) -> Failure | None:
+        """Telegram's errors read as TelegramOutput reads them (its channel's classifier)."""
+        return telegram_errors(error)
 
 
 async def test_a_429_pauses_the_channel_for_every_worker(pg_url: str) -> None:
