@@ -312,10 +312,6 @@ class TelegramOutput:
         file = await self._call(partial(self.bot.get_file, file_id))
         return bytes(await file.download_as_bytearray())
 
-    def classify_error(self, error: Exception) -> Failure | None:
-        """What a failed send means for the outbox worker (`classify_error` below)."""
-        return classify_error(error)
-
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Send one reply; returns the id of the last message sent (the one with the buttons).
 
@@ -422,6 +418,10 @@ class TelegramOutput:
                     raise
                 logger.warning("Telegram flood control: waiting %.1f s (try %d).", wait, attempt)
                 await asyncio.sleep(wait)
+
+    def classify_error(self, error: Exception) -> Failure | None:
+        """What a failed send means for the outbox worker (`classify_error` below)."""
+        return classify_error(error)
 
 
 async def _download_image(url: str) -> bytes | None:

@@ -500,10 +500,6 @@ class ZaloOutput:
         self.max_chars = max_chars
         self.choices: Choices = choices if choices is not None else ChoiceMemory()
 
-    def classify_error(self, error: Exception) -> Failure | None:
-        """What a failed send means for the outbox worker (`classify_error` below)."""
-        return classify_error(error)
-
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Send one reply; returns the Zalo id of the last message sent.
 
@@ -527,6 +523,10 @@ class ZaloOutput:
         for piece in split_text(text, self.max_chars):
             sent = await self.client.send_message(chat_id, piece)
         return sent
+
+    def classify_error(self, error: Exception) -> Failure | None:
+        """What a failed send means for the outbox worker (`classify_error` below)."""
+        return classify_error(error)
 
 
 # --- Receiving: polling and webhook --------------------------------------------------------
