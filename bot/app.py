@@ -15,13 +15,31 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from bot import inbox
-from bot.channels import registry
+from bot.channels.telegram import (
+    TelegramOutput,
+    application_from_settings,
+    before_replay,
+    running_telegram,
+    telegram_webhook_route,
+    webhook_path,
+)
+from bot.channels.web import WebOutboxOutput
+from bot.channels.zalo import (
+    StoredChoices,
+    ZaloClient,
+    ZaloOutput,
+    run_polling,
+    zalo_webhook_route,
+)
 from bot.config import Settings
 from bot.conversation.engine import Conversation
+from bot.conversation.messages import ConversationHandler, OutputChannel
 from bot.digest.schedule import enqueue_weekly_digests
 from bot.directory.store import ensure_directory
 from bot.nlu import server
@@ -35,7 +53,7 @@ from bot.web.app import create_app
 from storage import queries
 from storage.db import get_session
 from storage.migrate import upgrade
-from storage.models import utcnow
+from storage.models import Channel, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +136,43 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         conversation = Conversation(nlu=nlu)
         desk = Desk(conversation)  # officials' messages first, citizens' behind
-        channels = registry.configured(config, desk)
-        routes = [route for channel in channels for route in channel.routes()]
-        for channel in channels:
-            await stack.enter_async_context(channel.running())
-        worker = OutboxWorker({channel.name: channel.output for channel in channels})
+        replay_steps: inbox.BeforeReplay | None = None
+        outputs: dict[Channel, OutputChannel] = {Channel.web: WebOutboxOutput()}
+        routes: list[BaseRoute] = []
+        telegram = application_from_settings(desk, config)
+        if telegram is not None:
+            if config.telegram_webhook_url:
+                routes.append(
+                    telegram_webhook_route(
+                        telegram, config.telegram_webhook_secret,
+                        webhook_path(config.telegram_webhook_url),
+                    )
+                )  # fmt: skip
+            await stack.enter_async_context(
+                running_telegram(
+                    telegram, webhook_url=config.telegram_webhook_url,
+                    secret=config.telegram_webhook_secret,
+                )
+            )  # fmt: skip
+            outputs[Channel.telegram] = TelegramOutput(telegram.bot, max_retries=0)
+            replay_steps = before_replay(telegram.bot)
+        zalo = ZaloClient.from_settings(config)
+        if zalo is not None:
+            await stack.enter_async_context(zalo)
+            # Numbered choices from the database: any process may handle the answer.
+            choices = StoredChoices(partial(desk.offered_buttons, "zalo"))
+            output = ZaloOutput(zalo, choices=choices)
+            outputs[Channel.zalo] = output
+            routes.append(zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output))
+            await stack.enter_async_context(_polling_zalo(zalo, desk, output))
+        worker = OutboxWorker(outputs)
         conversation.outbox = worker  # turns send through it: one 429 pause per channel
-        replay_steps = registry.before_replay(channels)
         await stack.enter_async_context(_background(worker, desk, replay_steps))
         app = create_app(desk, extra_routes=routes, nlu=nlu)
-        names = ", ".join(channel.name for channel in channels)
-        logger.warning("CivicBot at http://%s:%s (%s)", config.http_host, config.http_port, names)
+        logger.warning(
+            "CivicBot at http://%s:%s (Telegram %s, Zalo %s)", config.http_host,
+            config.http_port, "on" if telegram else "off", "on" if zalo else "off",
+        )  # fmt: skip
         web = _WebServer(
             uvicorn.Config(
                 app, host=config.http_host, port=config.http_port, log_level="warning",
@@ -196,3 +240,16 @@ async def _weekly_digests(stop: asyncio.Event, interval: float = 60.0) -> None:
 def _queue_due_digests() -> None:
     with get_session() as session:
         enqueue_weekly_digests(session=session, now=utcnow())
+
+
+@contextlib.asynccontextmanager
+async def _polling_zalo(
+    client: ZaloClient, conversation: ConversationHandler, output: ZaloOutput
+) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_polling(client, conversation, stop, output=output))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task

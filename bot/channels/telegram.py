@@ -50,16 +50,15 @@ import re
 import warnings
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 from telegram import (
     Bot,
     CallbackQuery,
@@ -85,7 +84,6 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.channels.bot_api_request import AiohttpRequest
 from bot.channels.common import (
     BadBody,
-    ChannelHandler,
     clean_incoming,
     clean_reply,
     hide_token_in_logs,
@@ -106,7 +104,6 @@ from bot.conversation.messages import (
 )
 from bot.lanes import ChatLanes
 from bot.outbox.failures import Failure
-from storage.models import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -848,37 +845,3 @@ def classify_error(error: Exception) -> Failure | None:
     if isinstance(error, TelegramError):  # NetworkError, TimedOut, 5xx, InvalidToken, Conflict
         return Failure(f"Telegram: {type(error).__name__}: {error.message}")
     return None
-
-
-class TelegramChannel:
-    """Telegram in the channel registry (`bot.channels.registry`): on when
-    CIVICBOT_TELEGRAM_TOKEN is set; a webhook route when CIVICBOT_TELEGRAM_WEBHOOK_URL is,
-    else long polling."""
-
-    name: ClassVar[Channel] = Channel.telegram
-
-    def __init__(self, application: TelegramApplication, config: Settings) -> None:
-        self.application = application
-        self.webhook_url = config.telegram_webhook_url
-        self.secret = config.telegram_webhook_secret
-        # A 429 is raised at once: the outbox worker reschedules rather than waits.
-        self.output = TelegramOutput(application.bot, max_retries=0)
-        self._first_steps = before_replay(application.bot)
-
-    @classmethod
-    def from_settings(cls, config: Settings, handler: ChannelHandler) -> TelegramChannel | None:
-        application = application_from_settings(handler, config)
-        return None if application is None else cls(application, config)
-
-    def routes(self) -> list[BaseRoute]:
-        if not self.webhook_url:
-            return []
-        path = webhook_path(self.webhook_url)
-        return [telegram_webhook_route(self.application, self.secret, path)]
-
-    def running(self) -> AbstractAsyncContextManager[object]:
-        return running_telegram(self.application, webhook_url=self.webhook_url, secret=self.secret)
-
-    async def before_replay(self, message: IncomingMessage) -> None:
-        """A pressed button replayed: its callback answered, its keyboard removed."""
-        await self._first_steps(message)

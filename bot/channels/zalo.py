@@ -62,21 +62,19 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from civicbot_nlu.normalize import fold
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from bot.channels.common import (
     BadBody,
-    ChannelHandler,
     clean_incoming,
     clean_reply,
     files_phrase,
@@ -96,7 +94,6 @@ from bot.conversation.messages import (
 )
 from bot.lanes import ChatLanes
 from bot.outbox.failures import Failure
-from storage.models import Channel
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -712,43 +709,3 @@ def classify_error(error: Exception) -> Failure | None:
         code = error.error_code or error.status_code
         return Failure(str(error), permanent=code in PERMANENT_CODES)
     return None
-
-
-class ZaloChannel:
-    """Zalo in the channel registry (`bot.channels.registry`): on when
-    CIVICBOT_ZALO_BOT_TOKEN is set; its webhook route, and long polling beside it."""
-
-    name: ClassVar[Channel] = Channel.zalo
-
-    def __init__(self, client: ZaloClient, handler: ChannelHandler, secret: str) -> None:
-        self.client = client
-        self.handler = handler
-        self.secret = secret
-        # Numbered choices from the database: any process may handle the answer.
-        choices = StoredChoices(partial(handler.offered_buttons, "zalo"))
-        self.output = ZaloOutput(client, choices=choices)
-
-    @classmethod
-    def from_settings(cls, config: Settings, handler: ChannelHandler) -> ZaloChannel | None:
-        client = ZaloClient.from_settings(config)
-        return None if client is None else cls(client, handler, config.zalo_webhook_secret)
-
-    def routes(self) -> list[BaseRoute]:
-        return [zalo_webhook_route(self.handler, self.client, self.secret, output=self.output)]
-
-    async def before_replay(self, message: IncomingMessage) -> None:
-        """Nothing: a Zalo message needs no first step of its own."""
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Long polling until the block ends; then the client's connections are closed."""
-        stop = asyncio.Event()
-        async with self.client:
-            task = asyncio.create_task(
-                run_polling(self.client, self.handler, stop, output=self.output)
-            )
-            try:
-                yield
-            finally:
-                stop.set()
-                await task
