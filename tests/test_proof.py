@@ -6,6 +6,7 @@ in the web chat; the public address serves only proof photos."""
 
 from __future__ import annotations
 
+import html
 import io
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from starlette.testclient import TestClient
 from telegram import Bot
-from test_dashboard import NoConversation
+from test_dashboard import NoConversation, csrf_of, sign_in
 from test_officials import outbox_replies
 
 from bot.channels.telegram import TelegramOutput, file_base_url
@@ -40,6 +41,7 @@ from storage.models import (
     Ticket,
     TicketStatus,
 )
+from storage.models import Official as OfficialRow
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 in Hà Nội
 HANDLER, CITIZEN = "7100001", "7200001"
@@ -250,3 +252,69 @@ def test_the_public_address_serves_proof_photos_only(engine: Engine, world: dict
             "x" * 500,
         ):
             assert client.get(f"/anh-ket-qua/{name}").status_code == 404
+
+
+# --- The dashboard's form ----------------------------------------------------------------------
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (40, 30), (0, 120, 255, 128)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_the_dashboard_resolves_with_uploaded_photos(engine: Engine, world: dict[str, str]) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        handler = session.exec(select(OfficialRow).where(OfficialRow.chat_id == HANDLER)).one()
+    code = world["telegram"]
+    path = f"/dashboard/tickets/{code}"
+    with TestClient(create_app(NoConversation(), engine=engine), follow_redirects=False) as client:
+        sign_in(client, engine, handler)
+        page = client.get(path).text
+        assert 'enctype="multipart/form-data"' in page
+        assert "Ảnh kết quả (bắt buộc với lĩnh vực này)" in page
+        token = csrf_of(client, path)
+
+        def resolve(files: list[tuple[str, tuple[str, bytes, str]]]) -> str:
+            answer = client.post(
+                f"{path}/resolve", data={"csrf": token, "note": "Đã dọn sạch."}, files=files
+            )
+            assert answer.status_code == 303, answer.text
+            return html.unescape(client.get(answer.headers["location"]).text)
+
+        # No photo (the browser sends an empty file part): the form says why, nothing changes.
+        shown = resolve([("photos", ("", b"", "application/octet-stream"))])
+        refusal = say(
+            "utter_official_proof_required", code=code, category="Rác thải, vệ sinh môi trường"
+        )
+        assert refusal in shown
+        assert "Tệp này không phải ảnh" in resolve(
+            [("photos", ("a.jpg", b"GIF89a...", "image/jpeg"))]
+        )
+        assert ticket_of(engine, code)[0].status == TicketStatus.received
+        # Two photos: resolved, both kept, the citizen gets their links, the page shows them.
+        shown = resolve(
+            [
+                ("photos", ("a.jpg", jpeg((0, 200, 0)), "image/jpeg")),
+                ("photos", ("b.png", png(), "image/png")),
+            ]
+        )
+        assert "Đã báo kết quả giải quyết phản ánh" in shown
+        ticket, proof = ticket_of(engine, code)
+        assert ticket.status == TicketStatus.resolved
+        assert [p.file_id[:4] for p in proof] == ["web:", "web:"]
+        [notice] = to(engine, CITIZEN)
+        for p in proof:
+            assert f"https://civicbot.example/anh-ket-qua/{p.file_id[4:]}.jpg" in notice.text
+            assert f'src="/anh-ket-qua/{p.file_id[4:]}.jpg"' in shown
+            photo = client.get(f"/anh-ket-qua/{p.file_id[4:]}.jpg")
+            assert photo.status_code == 200 and photo.content.startswith(b"\xff\xd8")
+        # Too many files or too large a body: refused as a bad form, nothing stored.
+        other = world["zalo"]
+        answer = client.post(
+            f"/dashboard/tickets/{other}/resolve",
+            data={"csrf": token, "note": "x"},
+            files=[("photos", (f"{i}.jpg", jpeg((i, i, i)), "image/jpeg")) for i in range(11)],
+        )
+        assert answer.status_code == 403
+        assert ticket_of(engine, other)[0].status == TicketStatus.received

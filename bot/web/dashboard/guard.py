@@ -21,6 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -32,6 +34,7 @@ from bot.config import settings
 from bot.officials import signin
 from bot.officials.desk import ROLE_NAMES
 from bot.tickets import access, workflow
+from bot.tickets.proof import MAX_PROOF_PHOTOS
 from bot.web.templating import templates
 from storage.db import get_session
 from storage.models import Official, OfficialRole, Ticket
@@ -150,7 +153,10 @@ def safe_next(value: str | None) -> str:
 
 
 async def read_form(request: Request) -> dict[str, str] | None:
-    """The urlencoded form (last value of each field), or None when too large or garbled."""
+    """The urlencoded form (last value of each field), or None when too large or garbled.
+    A multipart form (with a result's photos) is read by `read_upload`."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await read_upload(request)
     body = await read_body(request, MAX_FORM_BYTES)
     if body is None:
         return None
@@ -158,6 +164,31 @@ async def read_form(request: Request) -> dict[str, str] | None:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20))
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+async def read_upload(request: Request) -> dict[str, str] | None:
+    """A multipart form: its text fields, and the bytes of its files (at most
+    `MAX_PROOF_PHOTOS`, each at most CIVICBOT_WEB_PHOTO_MAX_BYTES) in
+    `request.state.uploads`; None when too large, without a length, or garbled."""
+    limit = MAX_FORM_BYTES + MAX_PROOF_PHOTOS * settings.web_photo_max_bytes
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > limit:
+        return None
+    fields: dict[str, str] = {}
+    uploads: list[bytes] = []
+    try:
+        async with request.form(
+            max_files=MAX_PROOF_PHOTOS, max_fields=20, max_part_size=settings.web_photo_max_bytes
+        ) as form:
+            for name, value in form.multi_items():
+                if isinstance(value, str):
+                    fields[name] = value
+                elif data := await value.read():  # an empty file input sends an empty part
+                    uploads.append(data)
+    except (HTTPException, MultiPartException):
+        return None
+    request.state.uploads = uploads
+    return fields
 
 
 def csrf_token(request: Request) -> str:

@@ -8,12 +8,12 @@ from typing import Any
 
 from starlette.responses import FileResponse, Response
 
-from bot.channels.web_photos import photo_path
+from bot.channels.web_photos import PhotoRefused, photo_path
 from bot.config import settings
 from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.texts import say
 from bot.duplicates.merge import merge
-from bot.tickets import access, workflow
+from bot.tickets import access, proof, workflow
 from bot.tickets.intake import contact_text, expected, place_text
 from bot.tickets.publish import MAX_PUBLIC_CHARS, add_public_note, set_public_summary
 from bot.tickets.workflow import ActionRefused
@@ -137,6 +137,12 @@ def ticket_page(visit: Visit) -> Response:
             for i, photo in enumerate(photos)
             if photo.channel == "web" and photo_path(photo.file_id or "", settings.upload_dir)
         ],
+        proof_links=[
+            url
+            for url in (proof.public_url(p, base="") for p in proof.proof_of(session, ticket))
+            if url
+        ],
+        proof_required=proof.needs_proof(ticket.category),
         acting=acting,
         open=open_,
         units=transfer_choices(session=session, ticket=ticket) if acting and open_ else [],
@@ -175,7 +181,11 @@ def act(visit: Visit) -> Response:
     official = visit.session.get(Official, viewer.id)
     common = {"session": visit.session, "ticket": ticket, "official": official, "now": visit.now}
     try:
+        if action == "resolve":  # with the photos of the result, checked and kept here
+            common["photos"] = proof.keep_uploads(getattr(visit.request.state, "uploads", []))
         ACTIONS[action](common, text)
+    except PhotoRefused as refused:
+        return visit.flash_and_go("error", refused.message, page)
     except ActionRefused as refused:
         return visit.flash_and_go("error", refused.message, page)
     unit = workflow.unit_name(visit.session, ticket.lead_unit_id)
