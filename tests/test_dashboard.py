@@ -636,6 +636,7 @@ def test_the_digest_page(client: TestClient, engine: Engine, people: dict[str, O
     assert page.status_code == 200
     assert "UBND Phường A" in page.text and 'src="data:image/png;base64,' in page.text
     assert "Phường B" not in page.text.split('class="digest"', 1)[1]  # the unit's only
+    assert "Xếp hạng trong các phường, xã" in html.unescape(page.text)  # a ward's league place
     policy = page.headers["content-security-policy"]
     assert "'sha256-" in policy and "unsafe-inline" not in policy
     default = client.get("/dashboard/digest")
@@ -646,6 +647,7 @@ def test_the_digest_page(client: TestClient, engine: Engine, people: dict[str, O
     csv = client.get(f"/dashboard/digest.csv?week={week}")
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert "UBND Phường A" in csv.content.decode("utf-8-sig")
+    assert "Xếp hạng" in csv.content.decode("utf-8-sig")
 
     client.post("/dashboard/signout", data={"csrf": csrf_of(client, "/dashboard")})
     sign_in(client, engine, people["leader"])

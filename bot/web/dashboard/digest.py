@@ -15,8 +15,9 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from bot.config import settings
-from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week, weekly_digest
+from bot.digest.aggregate import IsoWeek, UnknownUnit, as_tz, parse_iso_week
 from bot.digest.render import chart_png, csv_bytes, render_html
+from bot.digest.scorecard import digest_with_league
 from bot.web.dashboard.guard import Viewer, Visit
 from bot.web.dashboard.queries import all_units
 
@@ -76,8 +77,12 @@ def digest_page(visit: Visit) -> Response:
         return visit.message("Không xem được báo cáo", _BAD_WEEK, status=400)
     zone = as_tz(settings.timezone)
     try:
-        digest = weekly_digest(
-            session=visit.session, week=wanted.week, unit_id=wanted.unit or None, tz=zone
+        digest = digest_with_league(
+            session=visit.session,
+            week=wanted.week,
+            unit_id=wanted.unit or None,
+            tz=zone,
+            min_tickets=settings.scorecard_min_tickets,
         )
     except UnknownUnit:
         fragment = None
@@ -104,11 +109,12 @@ def digest_csv(visit: Visit) -> Response:
     if wanted is None:
         return visit.message("Không xem được báo cáo", _BAD_WEEK, status=400)
     try:
-        digest = weekly_digest(
+        digest = digest_with_league(
             session=visit.session,
             week=wanted.week,
             unit_id=wanted.unit or None,
-            tz=settings.timezone,
+            tz=as_tz(settings.timezone),
+            min_tickets=settings.scorecard_min_tickets,
         )
     except UnknownUnit:
         return visit.message("Không tìm thấy", _UNKNOWN_UNIT, status=404)
