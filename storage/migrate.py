@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from storage import locks
 from storage.db import app_database_url, create_db_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -26,9 +27,18 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+MIGRATION_LOCK = "migrations"
+
+
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """`alembic upgrade head` on `url` (default: the app's database)."""
-    command.upgrade(alembic_config(url), revision)
+    """`alembic upgrade head` on `url` (default: the app's database).
+
+    On PostgreSQL under an advisory lock: processes that start together migrate one after
+    the other, and the later ones find the schema up to date (without it, two creating the
+    same type failed with `UniqueViolation pg_type_typname_nsp_index`).
+    """
+    with locks.held(url or app_database_url(), MIGRATION_LOCK):
+        command.upgrade(alembic_config(url), revision)
 
 
 def check(url: str | None = None) -> None:
