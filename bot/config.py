@@ -11,6 +11,7 @@ from typing import Any
 import limits
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from bot.categories import CATEGORIES
 from storage.db import DEFAULT_DATABASE_URL, use_database
@@ -210,6 +211,21 @@ class Settings(BaseSettings):
     dashboard_codes_overall: int = Field(default=60, ge=1)
     dashboard_chat_signins_per_official: int = Field(default=5, ge=1)
 
+    # --- Several processes on one PostgreSQL (docs/deploy.md) ---------------------------------
+    # Whether `civicbot run` also runs the periodic jobs (escalation, reminders, the weekly
+    # digests). Either way they run in one process of the cluster at a time: the one holding
+    # the jobs' lock (storage/locks.py). `false` leaves them to `civicbot worker`.
+    run_jobs: bool = True
+    # The database connection pool of each process (SQLAlchemy's QueuePool; PostgreSQL).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Log lines as text, or as JSON objects one per line (for a log collector).
+    log_format: Literal["text", "json"] = "text"
+    # `/metrics` (Prometheus) answers requests from loopback, or any request carrying
+    # `Authorization: Bearer <this token>`; without a token only loopback may read it.
+    metrics_token: str | None = None
+
     # --- Personal data (bot/retention.py, `civicbot purge`; docs/security.md) ---------------
     # Days message texts and phone numbers are kept; `civicbot purge` blanks older ones.
     retention_days: int = Field(default=365, ge=1)
@@ -232,6 +248,24 @@ class Settings(BaseSettings):
     def web_base_url(self) -> str:
         """This server's public address, for links sent to chats (no trailing "/")."""
         return (self.dashboard_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+    def missing_shared_secrets(self) -> list[str]:
+        """The variables that must be set, not generated, when this is one of several
+        processes on one PostgreSQL: a secret generated per process differs between them
+        (webhooks refused with 403, dashboard sessions valid in one process only)."""
+        if make_url(self.database_url).get_backend_name() != "postgresql":
+            return []
+        needed = {
+            "dashboard_secret": True,
+            "telegram_webhook_secret": bool(self.telegram_token and self.telegram_webhook_url),
+            "zalo_webhook_secret": bool(self.zalo_bot_token),
+            "nlu_token": bool(self.nlu_url),
+        }
+        return [
+            f"CIVICBOT_{name.upper()}"
+            for name, need in needed.items()
+            if need and name not in self.model_fields_set
+        ]
 
     @cached_property
     def nlu_python(self) -> Path:

@@ -70,6 +70,10 @@ def create_db_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if "poolclass" not in kwargs:  # each process's share of the server's max_connections
+        kwargs.setdefault("pool_size", settings.db_pool_size)
+        kwargs.setdefault("max_overflow", settings.db_max_overflow)
+        kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
     return create_engine(parsed, **kwargs)
 
 
@@ -98,8 +102,9 @@ def begin_write(session: Session) -> None:
 
     Commits what the session holds first (those functions commit anyway), so the same
     happens on both databases. On SQLite the new transaction is `BEGIN IMMEDIATE`: it takes
-    the write lock up front, waiting up to the busy timeout. PostgreSQL needs nothing more:
-    its row locks do the job.
+    the write lock up front, waiting up to the busy timeout, so what is read next is checked
+    under that lock. PostgreSQL takes no lock here: a writer that checks before it writes
+    must lock what it checks (`with_for_update`, or `storage.locks.lock_in_transaction`).
     """
     if session.in_transaction():
         session.commit()

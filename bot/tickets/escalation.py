@@ -336,8 +336,8 @@ def remind_unanswered(
         session.commit()
     reminded: list[str] = []
     for ticket_id in due_ids:
-        begin_write(session)  # checked again under the write lock: two runs remind once
-        ticket = session.get_one(Ticket, ticket_id)
+        begin_write(session)  # checked again under the lock (SQLite's, the row's): one reminder
+        ticket = session.get_one(Ticket, ticket_id, with_for_update=True, populate_existing=True)
         asked = _reminder_due(session, ticket, now, calendar, config)
         if asked is None:
             session.rollback()
