@@ -25,6 +25,7 @@ from bot.channels.telegram import (
     TelegramOutput,
     application_from_settings,
     before_replay,
+    poll_updates,
     running_telegram,
     telegram_webhook_route,
     webhook_path,
@@ -39,19 +40,18 @@ from bot.channels.zalo import (
 )
 from bot.config import Settings
 from bot.conversation.engine import Conversation
-from bot.conversation.messages import ConversationHandler, OutputChannel
-from bot.digest.schedule import enqueue_weekly_digests
+from bot.conversation.messages import OutputChannel
 from bot.directory.store import ensure_directory
+from bot.jobs import run_jobs
 from bot.nlu import server
 from bot.nlu.client import NluClient
 from bot.nlu.supervisor import Supervision, supervise_local, watch_remote
 from bot.officials.desk import Desk
 from bot.outbox.worker import OutboxWorker
-from bot.tickets.escalation import run_escalations
-from bot.tickets.intake import calendar
 from bot.web.app import create_app
 from storage import queries
 from storage.db import get_session
+from storage.locks import Job, leadership
 from storage.migrate import upgrade
 from storage.models import Channel, utcnow
 
@@ -141,19 +141,21 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
         routes: list[BaseRoute] = []
         telegram = application_from_settings(desk, config)
         if telegram is not None:
-            if config.telegram_webhook_url:
+            webhook = config.telegram_webhook_url
+            if webhook:
+                path = webhook_path(webhook)
                 routes.append(
-                    telegram_webhook_route(
-                        telegram, config.telegram_webhook_secret,
-                        webhook_path(config.telegram_webhook_url),
-                    )
-                )  # fmt: skip
+                    telegram_webhook_route(telegram, config.telegram_webhook_secret, path)
+                )
             await stack.enter_async_context(
                 running_telegram(
-                    telegram, webhook_url=config.telegram_webhook_url,
-                    secret=config.telegram_webhook_secret,
+                    telegram, webhook_url=webhook, secret=config.telegram_webhook_secret, poll=False
                 )
-            )  # fmt: skip
+            )
+            if not webhook:
+                await stack.enter_async_context(
+                    _polling(config, "telegram-poll", partial(poll_updates, telegram))
+                )
             outputs[Channel.telegram] = TelegramOutput(telegram.bot, max_retries=0)
             replay_steps = before_replay(telegram.bot)
         zalo = ZaloClient.from_settings(config)
@@ -164,10 +166,11 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
             output = ZaloOutput(zalo, choices=choices)
             outputs[Channel.zalo] = output
             routes.append(zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output))
-            await stack.enter_async_context(_polling_zalo(zalo, desk, output))
+            poll_zalo = partial(run_polling, zalo, desk, output=output)
+            await stack.enter_async_context(_polling(config, "zalo-poll", poll_zalo))
         worker = OutboxWorker(outputs)
         conversation.outbox = worker  # turns send through it: one 429 pause per channel
-        await stack.enter_async_context(_background(worker, desk, replay_steps))
+        await stack.enter_async_context(_background(worker, desk, config, replay_steps))
         app = create_app(desk, extra_routes=routes, nlu=nlu)
         logger.warning(
             "CivicBot at http://%s:%s (Telegram %s, Zalo %s)", config.http_host,
@@ -193,17 +196,18 @@ async def _exit_when(stop: asyncio.Event, web: uvicorn.Server) -> None:
 
 @contextlib.asynccontextmanager
 async def _background(
-    worker: OutboxWorker, desk: Desk, replay_steps: inbox.BeforeReplay | None
+    worker: OutboxWorker, desk: Desk, config: Settings, replay_steps: inbox.BeforeReplay | None
 ) -> AsyncIterator[None]:
-    """The outbox worker, the inbox (what a crash left stored and unhandled, then the sweep),
-    the escalation job and the weekly digests, beside the server."""
+    """The outbox worker and the inbox (what a crash left stored and unhandled, then the
+    sweep) beside the server, and the periodic jobs when this process leads
+    (CIVICBOT_RUN_JOBS; bot/jobs.py)."""
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(worker.run(stop)),
         asyncio.create_task(_replay_then_sweep(desk, stop, replay_steps)),
-        asyncio.create_task(run_escalations(stop, calendar=calendar())),
-        asyncio.create_task(_weekly_digests(stop)),
     ]
+    if config.run_jobs:
+        tasks.append(asyncio.create_task(run_jobs(stop, config)))
     try:
         yield
     finally:
@@ -226,28 +230,20 @@ async def _replay_then_sweep(
     await inbox.sweep(desk, stop, before_turn=replay_steps)
 
 
-async def _weekly_digests(stop: asyncio.Event, interval: float = 60.0) -> None:
-    """Every minute, queue the digests that are due (once per unit and week: dedupe keys)."""
-    while not stop.is_set():
-        try:  # a thread: SQL and charts for every unit on Mondays, not on the event loop
-            await asyncio.to_thread(_queue_due_digests)
-        except Exception:
-            logger.exception("Queueing the weekly digests failed; trying again in %s s.", interval)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-
-
-def _queue_due_digests() -> None:
-    with get_session() as session:
-        enqueue_weekly_digests(session=session, now=utcnow())
-
-
 @contextlib.asynccontextmanager
-async def _polling_zalo(
-    client: ZaloClient, conversation: ConversationHandler, output: ZaloOutput
-) -> AsyncIterator[None]:
+async def _polling(config: Settings, lock: str, poll: Job) -> AsyncIterator[None]:
+    """`poll` while this process holds the poll lock `lock`: one poller per bot in the
+    cluster (two got 409 Conflict and each other's updates); the others stand by."""
+
+    def refused() -> None:
+        logger.error(
+            "Polling (%s): another process polls this bot; this one will not until it stops "
+            "(several processes: use webhooks).",
+            lock,
+        )
+
     stop = asyncio.Event()
-    task = asyncio.create_task(run_polling(client, conversation, stop, output=output))
+    task = asyncio.create_task(leadership(config.database_url, lock, poll, stop, on_wait=refused))
     try:
         yield
     finally:

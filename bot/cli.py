@@ -51,12 +51,20 @@ def nlu_train(args: argparse.Namespace, config: Settings) -> int:
 
 
 def nlu_serve(args: argparse.Namespace, config: Settings) -> int:
-    """Run the Rasa server in the foreground on loopback."""
+    """Run one Rasa replica in the foreground (`--host 0.0.0.0`: for other machines; the
+    app lists the replicas in CIVICBOT_NLU_URL and they share CIVICBOT_NLU_TOKEN)."""
     from bot.nlu import server
 
+    if args.host != server.LOOPBACK and "nlu_token" not in config.model_fields_set:
+        print(
+            "civicbot: serving beyond loopback needs CIVICBOT_NLU_TOKEN set (the app "
+            "must send the same one).",
+            file=sys.stderr,
+        )
+        return 2
     if not config.nlu_model_path.exists():
         server.train(config)
-    running = server.start(config, port=args.port, quiet=False)
+    running = server.start(config, port=args.port, quiet=False, host=args.host)
     print(f"NLU server at {running.url} (token in CIVICBOT_NLU_TOKEN)", file=sys.stderr)
     try:
         running.process.wait()
@@ -130,8 +138,68 @@ def run(args: argparse.Namespace, config: Settings) -> int:
     """Run the product: web chat, webhooks and every configured channel."""
     from bot.app import serve
 
+    if not _shared_secrets_set(config):
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
+    return 0
+
+
+def _shared_secrets_set(config: Settings) -> bool:
+    """False, with what to set, when a secret every process must share is generated."""
+    missing = config.missing_shared_secrets()
+    if missing:
+        print(
+            "civicbot: on PostgreSQL every process must share its secrets; set "
+            f"{', '.join(missing)} to the same values in every process (`openssl rand -hex "
+            "32` makes one; see docs/deploy.md).",
+            file=sys.stderr,
+        )
+    return not missing
+
+
+def worker(args: argparse.Namespace, config: Settings) -> int:
+    """Run the periodic jobs (escalation, reminders, weekly digests) when this process leads;
+    any number may run: one leads, the others stand by."""
+    from bot.jobs import work
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(work(config))
+    return 0
+
+
+def telegram_set_webhook(args: argparse.Namespace, config: Settings) -> int:
+    """Register CIVICBOT_TELEGRAM_WEBHOOK_URL and its secret with Telegram, once per deploy."""
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot.channels.telegram import set_webhook
+
+    url = args.url or config.telegram_webhook_url
+    if not (config.telegram_token and url):
+        print(
+            "civicbot: set CIVICBOT_TELEGRAM_TOKEN and CIVICBOT_TELEGRAM_WEBHOOK_URL (or --url).",
+            file=sys.stderr,
+        )
+        return 2
+    if "telegram_webhook_secret" not in config.model_fields_set:
+        print(
+            "civicbot: set CIVICBOT_TELEGRAM_WEBHOOK_SECRET: every app process checks "
+            "deliveries against it.",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def register(token: str, url: str) -> None:
+        async with Bot(token, base_url=config.telegram_base_url) as bot:
+            await set_webhook(bot, url=url, secret=config.telegram_webhook_secret)
+
+    try:
+        asyncio.run(register(config.telegram_token, url))
+    except (TelegramError, ValueError) as error:
+        print(f"civicbot: setWebhook failed: {error}", file=sys.stderr)
+        return 1
+    print(f"Telegram webhook: {url}")
     return 0
 
 
@@ -368,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="train even if up to date")
     train.set_defaults(handler=nlu_train)
 
-    serve = nlu.add_parser("serve", help="run the Rasa server on loopback")
+    serve = nlu.add_parser("serve", help="run one Rasa server (a replica)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=5005)
     serve.set_defaults(handler=nlu_serve)
 
@@ -389,6 +458,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_parser = commands.add_parser("run", help="run the product (web chat at CIVICBOT_HTTP_*)")
     run_parser.set_defaults(handler=run)
+
+    worker_parser = commands.add_parser(
+        "worker", help="run the periodic jobs (one process of the cluster at a time)"
+    )
+    worker_parser.set_defaults(handler=worker)
+
+    telegram = commands.add_parser("telegram", help="the Telegram bot").add_subparsers(
+        dest="telegram_command", required=True
+    )
+    set_hook = telegram.add_parser(
+        "set-webhook", help="register CIVICBOT_TELEGRAM_WEBHOOK_URL and its secret (deploy step)"
+    )
+    set_hook.add_argument("--url", help="default: CIVICBOT_TELEGRAM_WEBHOOK_URL")
+    set_hook.set_defaults(handler=telegram_set_webhook)
 
     db = commands.add_parser("db", help="the database").add_subparsers(
         dest="db_command", required=True

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pg
 import pytest
+from fake_telegram import FakeTelegram
 
+from bot.config import Settings
 from storage import migrate
+from storage.locks import Job, leadership
 
 CIVICBOT = str(Path(sys.executable).with_name("civicbot"))
 
@@ -20,6 +26,12 @@ def _env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
     env.update({f"CIVICBOT_{k.upper()}": v for k, v in values.items()})
     return env
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as server:
+        yield server
 
 
 @pytest.mark.parametrize("attempt", range(2))
@@ -39,3 +51,109 @@ def test_two_processes_upgrading_at_once_both_succeed(
     ]
     assert [code for code, _ in results] == [0, 0], results
     assert migrate.current_revision(url) == migrate.head_revision()
+
+
+def test_run_on_postgresql_refuses_to_start_without_the_shared_secrets(
+    postgres_migrated: str,
+) -> None:
+    env = _env(
+        database_url=postgres_migrated,
+        telegram_token="123:abc",
+        telegram_webhook_url="https://civic.example/telegram/webhook",
+        nlu_url="http://127.0.0.1:1",
+    )
+    result = subprocess.run(
+        [CIVICBOT, "run"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    for name in ("DASHBOARD_SECRET", "TELEGRAM_WEBHOOK_SECRET", "NLU_TOKEN"):
+        assert f"CIVICBOT_{name}" in result.stderr
+    assert "CIVICBOT_ZALO_WEBHOOK_SECRET" not in result.stderr  # Zalo is off
+
+
+def test_only_postgresql_needs_them() -> None:
+    sqlite = Settings(_env_file=None, database_url="sqlite:///x.db")  # type: ignore[call-arg]
+    assert sqlite.missing_shared_secrets() == []
+    shared = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url="postgresql://civicbot@db/civicbot",
+        dashboard_secret="d",
+        zalo_bot_token="z",
+        zalo_webhook_secret="zalo-secret",
+    )
+    assert shared.missing_shared_secrets() == []
+
+
+def test_set_webhook_is_a_deploy_command(fake: FakeTelegram) -> None:
+    url = "https://civic.example/telegram/webhook"
+    common = {"telegram_token": fake.token, "telegram_base_url": fake.base_url}
+    unset = subprocess.run(
+        [CIVICBOT, "telegram", "set-webhook", "--url", url],
+        env=_env(**common),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unset.returncode == 2 and "CIVICBOT_TELEGRAM_WEBHOOK_SECRET" in unset.stderr
+    assert fake.calls_to("setWebhook") == []
+    done = subprocess.run(
+        [CIVICBOT, "telegram", "set-webhook"],
+        env=_env(**common, telegram_webhook_url=url, telegram_webhook_secret="shared-Secret_1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [hook] = fake.calls_to("setWebhook")
+    assert hook.params["url"] == url and hook.params["secret_token"] == "shared-Secret_1"
+
+
+async def test_one_process_holds_a_lock_and_another_takes_over(postgres_migrated: str) -> None:
+    """Two holders on two connections (as two processes): one runs the job; when it stops,
+    the other takes over within its retry."""
+    running: list[str] = []
+
+    def job(name: str) -> Job:
+        async def run(stop: asyncio.Event) -> None:
+            running.append(name)
+            await stop.wait()
+            running.remove(name)
+
+        return run
+
+    stops = {"a": asyncio.Event(), "b": asyncio.Event()}
+    waited: list[str] = []
+
+    def holder(name: str) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            leadership(
+                postgres_migrated,
+                "test-lock",
+                job(name),
+                stops[name],
+                retry=0.1,
+                on_wait=lambda: waited.append(name),
+            )
+        )
+
+    tasks = {name: holder(name) for name in ("a", "b")}
+    await _until(lambda: len(running) == 1 and len(waited) == 1)
+    await asyncio.sleep(0.5)  # the other keeps trying, and keeps waiting
+    [leader] = running
+    [other] = waited
+    assert leader != other
+    stops[leader].set()
+    await tasks[leader]
+    await _until(lambda: running == [other])
+    stops[other].set()
+    await tasks[other]
+    assert running == []
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

@@ -30,6 +30,7 @@ from bot.channels.telegram import (
     TelegramOutput,
     build_application,
     running_telegram,
+    set_webhook,
     telegram_webhook_route,
     webhook_path,
 )
@@ -474,6 +475,8 @@ async def test_webhook_route_checks_secret_and_webhook_is_set(
             await post(path, json=update_json(1, "sớm"), headers={SECRET_HEADER: SECRET})
         ).status_code == 503
         async with running_telegram(app, webhook_url=url, secret=SECRET):
+            assert fake.calls_to("setWebhook") == []  # a deploy step, not each process's start
+            await set_webhook(app.bot, url=url, secret=SECRET)
             [hook] = fake.calls_to("setWebhook")
             assert hook.params["url"] == url and hook.params["secret_token"] == SECRET
             assert hook.params["allowed_updates"] == ["message", "edited_message", "callback_query"]
@@ -515,6 +518,7 @@ async def test_webhook_end_to_end_through_the_apps_own_server(
     try:
         webhook_url = f"http://127.0.0.1:{port}/telegram/webhook"
         async with running_telegram(app, webhook_url=webhook_url, secret=SECRET):
+            await set_webhook(app.bot, url=webhook_url, secret=SECRET)
             fake.inject_text(CHAT, "qua webhook")
             fake.inject_location(CHAT, 21.0, 105.8)
             await fake.wait_for("sendMessage", 2)

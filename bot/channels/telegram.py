@@ -766,14 +766,17 @@ async def start_telegram(
     *,
     webhook_url: str | None = None,
     secret: str | None = None,
+    poll: bool = True,
     poll_timeout: float = 10.0,
     bootstrap_retries: int = 3,
 ) -> None:
-    """Start processing updates: set the webhook when a URL is given, else poll.
+    """Start processing updates: from the webhook route when a URL is given, else by polling
+    (unless `poll` is false: `poll_updates` then starts it, under the poll lock).
 
-    Raises what Telegram raises at start (e.g. `telegram.error.InvalidToken`, `NetworkError`)
-    after releasing what was set up. Stopping keeps the webhook, so Telegram holds the
-    updates that arrive while the app restarts.
+    The webhook is registered once per deploy by `set_webhook` (`civicbot telegram
+    set-webhook`), not here: every process setting its own secret refused the others'
+    deliveries. Raises what Telegram raises at start (e.g. `telegram.error.InvalidToken`,
+    `NetworkError`) after releasing what was set up.
     """
     if webhook_url:
         if secret is None:
@@ -783,22 +786,46 @@ async def start_telegram(
     try:
         await application.start()
         if webhook_url:
-            await application.bot.set_webhook(
-                url=webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
-            )
-            logger.info("Telegram: webhook set to %s", webhook_url)
-        else:
-            assert application.updater is not None
-            await application.updater.start_polling(
-                timeout=dtm.timedelta(seconds=poll_timeout),
-                bootstrap_retries=bootstrap_retries,
-                allowed_updates=ALLOWED_UPDATES,
-                error_callback=_log_polling_error,
-            )
-            logger.info("Telegram: long polling")
+            logger.info("Telegram: updates from the webhook at %s", webhook_url)
+        elif poll:
+            await _start_polling(application, poll_timeout, bootstrap_retries)
     except BaseException:
         await stop_telegram(application)
         raise
+
+
+async def _start_polling(
+    application: TelegramApplication, poll_timeout: float, bootstrap_retries: int
+) -> None:
+    assert application.updater is not None
+    await application.updater.start_polling(
+        timeout=dtm.timedelta(seconds=poll_timeout),
+        bootstrap_retries=bootstrap_retries,
+        allowed_updates=ALLOWED_UPDATES,
+        error_callback=_log_polling_error,
+    )
+    logger.info("Telegram: long polling")
+
+
+async def poll_updates(
+    application: TelegramApplication, stop: asyncio.Event, *, poll_timeout: float = 10.0
+) -> None:
+    """Long-poll getUpdates until `stop` is set, on a started application (`poll=False`):
+    the app runs this under the poll lock, so one process of the cluster polls."""
+    await _start_polling(application, poll_timeout, bootstrap_retries=3)
+    try:
+        await stop.wait()
+    finally:
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+
+
+async def set_webhook(bot: Bot, *, url: str, secret: str) -> None:
+    """Register the webhook and its secret with Telegram: once per deploy, for every process
+    (`civicbot telegram set-webhook`). Telegram holds updates while no process answers."""
+    _check_secret(secret)
+    await bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+    logger.info("Telegram: webhook set to %s", url)
 
 
 async def stop_telegram(application: TelegramApplication) -> None:
@@ -816,11 +843,12 @@ async def running_telegram(
     *,
     webhook_url: str | None = None,
     secret: str | None = None,
+    poll: bool = True,
     poll_timeout: float = 10.0,
 ) -> AsyncIterator[TelegramApplication]:
     """`start_telegram` … `stop_telegram`, for running next to the ASGI server."""
     await start_telegram(
-        application, webhook_url=webhook_url, secret=secret, poll_timeout=poll_timeout
+        application, webhook_url=webhook_url, secret=secret, poll=poll, poll_timeout=poll_timeout
     )
     try:
         yield application

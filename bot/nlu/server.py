@@ -33,6 +33,7 @@ LAUNCHER = NLU_DIR / "rasa_launcher.py"
 # All that Rasa gets of the app's environment: no CIVICBOT_* secret, no channel token.
 PASSED_ON = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE")
 STARTUP_TIMEOUT_SECONDS = 180.0
+LOOPBACK = "127.0.0.1"
 NO_MODEL_GRACE_SECONDS = 20.0  # answering without a model this long: the model is unusable
 
 
@@ -109,12 +110,14 @@ def train(settings: Settings, *, force: bool = False) -> Path:
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def start(settings: Settings, *, port: int | None = None, quiet: bool = True) -> RunningServer:
+def start(
+    settings: Settings, *, port: int | None = None, quiet: bool = True, host: str = LOOPBACK
+) -> RunningServer:
     """Start a Rasa server on loopback with the trained model and wait until it answers
     (blocking; from a running event loop `start_async` does not block it).
 
@@ -123,7 +126,7 @@ def start(settings: Settings, *, port: int | None = None, quiet: bool = True) ->
     """
 
     def run() -> RunningServer:
-        return asyncio.run(start_async(settings, port=port, quiet=quiet))
+        return asyncio.run(start_async(settings, port=port, quiet=quiet, host=host))
 
     try:
         asyncio.get_running_loop()
@@ -144,6 +147,7 @@ async def start_async(
     port: int | None = None,
     quiet: bool = True,
     timeout: float = STARTUP_TIMEOUT_SECONDS,
+    host: str = LOOPBACK,
 ) -> RunningServer:
     """`start`, waiting without blocking the event loop; cancelling it stops Rasa."""
     if not settings.nlu_model_path.exists():
@@ -153,7 +157,9 @@ async def start_async(
     attempts = 1 if port else 2
     for attempt in range(1, attempts + 1):
         try:
-            return await _start_once(settings, port or free_port(), quiet=quiet, timeout=timeout)
+            return await _start_once(
+                settings, port or free_port(), quiet=quiet, timeout=timeout, host=host
+            )
         except _RasaExited:
             if attempt == attempts:
                 raise
@@ -162,12 +168,12 @@ async def start_async(
 
 
 async def _start_once(
-    settings: Settings, port: int, *, quiet: bool, timeout: float
+    settings: Settings, port: int, *, quiet: bool, timeout: float, host: str
 ) -> RunningServer:
     # Quiet: Rasa's output goes to a file, shown in the error if it fails to start.
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(tempfile.TemporaryFile()) if quiet else None
-        server = spawn(settings, port, log)
+        server = spawn(settings, port, log, host=host)
         try:
             await wait_until_ready(server, timeout)
         except NluServerError as error:
@@ -179,12 +185,15 @@ async def _start_once(
     return server
 
 
-def spawn(settings: Settings, port: int, log: IO[bytes] | None = None) -> RunningServer:
-    """Start `rasa run` on loopback, the token written into a pipe it inherits; at once."""
+def spawn(
+    settings: Settings, port: int, log: IO[bytes] | None = None, *, host: str = LOOPBACK
+) -> RunningServer:
+    """Start `rasa run` on `host` (loopback unless it serves other machines: `civicbot nlu
+    serve --host`), the token written into a pipe it inherits; at once."""
     command = [
         str(settings.nlu_python), str(LAUNCHER), "{fd}", str(os.getpid()), "run",
         "--enable-api",
-        "--interface", "127.0.0.1",
+        "--interface", host,
         "--port", str(port),
         "--model", str(settings.nlu_model_path),
     ]  # fmt: skip
@@ -203,7 +212,9 @@ def spawn(settings: Settings, port: int, log: IO[bytes] | None = None) -> Runnin
         os.close(read)
         with contextlib.suppress(OSError):
             os.close(write)
-    return RunningServer(f"http://127.0.0.1:{port}", settings.nlu_token, process)
+    # This process checks it by loopback when it listens on every address.
+    reachable = LOOPBACK if host in ("0.0.0.0", "::", "") else host
+    return RunningServer(f"http://{reachable}:{port}", settings.nlu_token, process)
 
 
 def _tail(log: IO[bytes] | None, lines: int = 20) -> str:
