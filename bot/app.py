@@ -43,6 +43,7 @@ from bot.conversation.engine import Conversation
 from bot.conversation.messages import OutputChannel
 from bot.directory.store import ensure_directory
 from bot.jobs import run_jobs
+from bot.metrics import metrics_route
 from bot.nlu import server
 from bot.nlu.client import NluClient
 from bot.nlu.supervisor import Supervision, supervise_local, watch_remote
@@ -168,6 +169,7 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
             routes.append(zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output))
             poll_zalo = partial(run_polling, zalo, desk, output=output)
             await stack.enter_async_context(_polling(config, "zalo-poll", poll_zalo))
+        routes.append(metrics_route(config.metrics_token))
         worker = OutboxWorker(outputs)
         conversation.outbox = worker  # turns send through it: one 429 pause per channel
         await stack.enter_async_context(_background(worker, desk, config, replay_steps))
@@ -179,6 +181,7 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
         web = _WebServer(
             uvicorn.Config(
                 app, host=config.http_host, port=config.http_port, log_level="warning",
+                log_config=None,
                 timeout_graceful_shutdown=GRACE_SECONDS,
             )
         )  # fmt: skip

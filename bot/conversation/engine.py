@@ -30,6 +30,7 @@ from bot.conversation.messages import (
     reply_to_payload,
 )
 from bot.lanes import ChatLanes
+from bot.measures import TURN_SECONDS
 from bot.outbox.worker import Claim, OutboxWorker
 from storage import queries
 from storage.db import get_session
@@ -101,7 +102,8 @@ class Conversation:
                     if start.earlier is not None:
                         turn = turn.earlier(start.earlier)
                     try:
-                        await turn.run()
+                        with TURN_SECONDS.time():
+                            await turn.run()
                     except queries.ClaimLost:
                         logger.warning("%s message %s: chat taken over; again.", *_ids(message))
                         continue

@@ -23,6 +23,7 @@ import aiohttp
 from yarl import URL
 
 from bot.config import Settings
+from bot.measures import NLU_FALLBACKS, NLU_SECONDS
 from bot.nlu import fallback
 from bot.nlu.exceptions import NluResponseError
 from bot.nlu.location import Location, gazetteer
@@ -164,6 +165,10 @@ class NluClient:
         lead = len(cleaned) - len(cleaned.lstrip())
         # Rasa strips the text it gets; send it stripped and shift offsets back by `lead`.
         sent = cleaned[lead : lead + self._max_chars].rstrip()
+        with NLU_SECONDS.time():
+            return await self._parse(text, sent, lead)
+
+    async def _parse(self, text: str, sent: str, lead: int) -> NluResult:
         try:
             raw = await self._post_parse(sent)
             return _from_rasa(text, raw, lead)
@@ -177,6 +182,7 @@ class NluClient:
 
     def _fallback(self, text: str, lead: int) -> NluResult:
         """The keyword classifier's answer, with the place found on the map."""
+        NLU_FALLBACKS.inc()
         result = fallback.classify(text)
         found = gazetteer().find(text[: lead + self._max_chars])
         if found:
