@@ -15,6 +15,8 @@ MODEL := nlu/models/civicbot.tar.gz
 MODEL_INPUTS := nlu/config.yml domain.yml $(wildcard nlu/data/*.yml) $(wildcard nlu/civicbot_nlu/*.py)
 # Debian's Chromium drives the dashboard and web chat browser tests (Playwright, no download).
 CHROMIUM := /usr/bin/chromium
+# Debian's nginx fronts two app processes and two Rasa replicas in tests/test_cluster.py.
+NGINX := /usr/sbin/nginx
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup run test lint nlu-eval bench clean
@@ -24,12 +26,16 @@ setup: $(VENV)/.installed $(NLU_VENV)/.installed $(MODEL)
 run: setup
 	$(CIVICBOT) run
 
-test: setup lint $(CHROMIUM)
+test: setup lint $(CHROMIUM) $(NGINX)
 	$(VENV)/bin/pytest
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+$(NGINX):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq --no-install-recommends nginx-light
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot storage tests scripts nlu/civicbot_nlu
