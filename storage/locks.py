@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -73,7 +74,11 @@ def lock_in_transaction(session: Session, name: str) -> None:
 
 async def _try_lock(url: str, name: str) -> psycopg.AsyncConnection[Any] | None:
     """A connection holding the lock `name`, or None when another session holds it."""
-    connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    # Operators see who holds which lock in pg_stat_activity: "civicbot lock jobs pid 1234".
+    label = f"civicbot lock {name} pid {os.getpid()}"
+    connection = await psycopg.AsyncConnection.connect(
+        url, autocommit=True, application_name=label[:63]
+    )
     try:
         cursor = await connection.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),))
         row = await cursor.fetchone()

@@ -39,6 +39,7 @@ import itertools
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -229,10 +230,12 @@ class FakeTelegram:
         *,
         max_poll_seconds: float = 2.0,
         deliver_webhooks: bool = True,
+        webhook_verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.token = token
         self.max_poll_seconds = max_poll_seconds
         self.deliver_webhooks = deliver_webhooks
+        self.webhook_verify = webhook_verify  # trusting a self-signed proxy: a context
         self.reject_photo_urls = False  # answer sendPhoto with a URL like an unfetchable URL
         self.webhook: dict[str, Any] | None = None
         self.webhook_deliveries: list[WebhookDelivery] = []
@@ -1066,7 +1069,7 @@ class FakeTelegram:
         """POST pending updates to the webhook, one at a time, in order, until 2xx."""
         assert self._wakeup is not None
         backoff = 0.05
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(timeout=10.0, verify=self.webhook_verify) as client:
             while not self._closing:
                 with self._lock:
                     hook = self.webhook

@@ -555,7 +555,7 @@ def test_runs_at_once_remind_each_question_once(session: Session, engine: Engine
     codes = []
     for index in range(20):
         ticket = file_ticket(session)
-        actions.ask_info(
+        workflow.ask_info(
             session=session, ticket=ticket, official=handler, question=f"Số nhà {index}?", now=FILED
         )
         codes.append(ticket.code)
