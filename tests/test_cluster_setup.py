@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pg
+import psycopg
 import pytest
+from cluster import wait_until
 from fake_telegram import FakeTelegram
 
 from bot.config import Settings
@@ -157,3 +160,52 @@ async def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+def test_two_workers_run_the_jobs_once_and_hand_over(
+    postgres_migrated: str, tmp_path: Path
+) -> None:
+    """`civicbot worker` twice: one leads (its lock connection names it), the other stands by;
+    SIGTERM stops the leader with exit 0 and the other takes over."""
+    env = _env(database_url=postgres_migrated, dashboard_secret="d")
+    logs = [tmp_path / f"worker-{i}.log" for i in (1, 2)]
+    workers = [
+        subprocess.Popen(
+            [CIVICBOT, "worker"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        )
+        for log in logs
+    ]
+    try:
+        first = _wait_for_leader(postgres_migrated, {w.pid for w in workers})
+        leader = next(w for w in workers if w.pid == first)
+        other = next(w for w in workers if w.pid != first)
+        wait_until(
+            lambda: any("stands by" in log.read_text() for log in logs), 180, "one stands by"
+        )
+        leader.send_signal(signal.SIGTERM)
+        assert leader.wait(timeout=60) == 0
+        assert _wait_for_leader(postgres_migrated, {other.pid}) == other.pid
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
+def _leaders(url: str) -> list[int]:
+    libpq = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(libpq) as connection:
+        rows = connection.execute(
+            "SELECT application_name FROM pg_stat_activity "
+            "WHERE application_name LIKE 'civicbot lock jobs pid %'"
+        ).fetchall()
+    return [int(str(row[0]).rsplit(" ", 1)[1]) for row in rows]
+
+
+def _wait_for_leader(url: str, among: set[int]) -> int:
+    def one() -> int | None:
+        found = _leaders(url)
+        return found[0] if len(found) == 1 and found[0] in among else None
+
+    leader: int = wait_until(one, 180, "one leader")
+    return leader
