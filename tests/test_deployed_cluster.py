@@ -46,7 +46,8 @@ pytestmark = [pytest.mark.rasa, pytest.mark.cluster]
 
 CITIZENS = 50
 FIRST_CHAT = 7_000_001
-COMPLAINT = "nhà tôi ở ngõ 5 phường Kim Liên mất nước ba ngày nay rồi"
+# Each in its own alley: the same problem twice would be offered to follow (issue 19).
+COMPLAINT = "nhà tôi ở ngõ {alley} phường Kim Liên mất nước ba ngày nay rồi"
 QUESTIONS = ("làm căn cước cho con cần gì", "tam biet")
 # What each of the 6 replies says, in order.
 EXPECTED = (
@@ -124,7 +125,7 @@ async def _replies(fake: FakeTelegram, chat: int, count: int) -> list[str]:
 
 
 async def citizen(fake: FakeTelegram, chat: int, *, retried: bool) -> None:
-    first = fake.inject_text(chat, COMPLAINT)
+    first = fake.inject_text(chat, COMPLAINT.format(alley=chat - FIRST_CHAT + 10))
     await _replies(fake, chat, 1)
     if retried:
         fake.redeliver(first)  # Telegram posts it again: its answer was lost
