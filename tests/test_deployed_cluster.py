@@ -61,12 +61,6 @@ EXPECTED = (
 REMINDED_CHAT, OFFICIAL_CHAT = 6_000_001, 6_000_002
 STEP_TIMEOUT = 120.0
 
-RELIABILITY = pytest.mark.xfail(
-    strict=False,
-    reason="per-chat order and button guards across processes are built by `reliability` "
-    "(issue 18); until that lands 1 to 2 chats in 50 go wrong here",
-)
-
 
 @dataclass
 class Run:
@@ -219,13 +213,11 @@ def test_no_message_is_lost(run: Run) -> None:
     assert any(app.starts == 2 for app in run.cluster.apps)  # the kill happened
 
 
-@RELIABILITY
 def test_none_is_answered_twice(run: Run) -> None:
     doubled = {chat: texts for chat, texts in run.replies.items() if len(texts) != 6}
     assert doubled == {}, "\n".join(f"{c}: {t}" for c, t in doubled.items())
 
 
-@RELIABILITY
 def test_every_chat_is_answered_in_order(run: Run) -> None:
     out_of_order = {
         chat: texts
@@ -235,7 +227,6 @@ def test_every_chat_is_answered_in_order(run: Run) -> None:
     assert out_of_order == {}, "\n".join(f"{c}: {t}" for c, t in out_of_order.items())
 
 
-@RELIABILITY
 def test_one_ticket_per_confirmed_complaint(run: Run) -> None:
     engine = create_db_engine(run.cluster.database_url)
     with Session(engine) as session:
