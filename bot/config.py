@@ -6,7 +6,7 @@ import secrets
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import limits
 from pydantic import Field, ValidationInfo, field_validator
@@ -274,4 +274,11 @@ class Settings(BaseSettings):
 
 
 settings = Settings()
-use_database(lambda: settings.database_url)  # read when first used: tests may change it
+use_database(  # read when first used: tests may change them
+    lambda: settings.database_url,
+    pool=lambda: {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    },
+)

@@ -27,14 +27,19 @@ _BEGIN_OPTION = "civicbot_sqlite_begin"
 # Without settings (the `alembic` command line): a SQLite file under the repository's var/.
 DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'var' / 'civicbot.db'}"
 _app_database_url: Callable[[], str] | None = None
+_app_pool: Callable[[], dict[str, Any]] | None = None
 
 
-def use_database(url: Callable[[], str]) -> None:
+def use_database(
+    url: Callable[[], str], *, pool: Callable[[], dict[str, Any]] | None = None
+) -> None:
     """Where the app's database is: `url()` is read when the app's engine is first made, and
-    by the migrations given no URL. The app's settings call this (bot/config.py); storage
-    itself reads no settings."""
-    global _app_database_url
+    by the migrations given no URL; `pool()` gives the PostgreSQL pool's options (size,
+    overflow, timeout). The app's settings call this (bot/config.py); storage itself reads
+    no settings."""
+    global _app_database_url, _app_pool
     _app_database_url = url
+    _app_pool = pool
     get_engine.cache_clear()
 
 
@@ -71,9 +76,8 @@ def create_db_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if "poolclass" not in kwargs:  # each process's share of the server's max_connections
-        kwargs.setdefault("pool_size", settings.db_pool_size)
-        kwargs.setdefault("max_overflow", settings.db_max_overflow)
-        kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
+        for option, value in (_app_pool() if _app_pool is not None else {}).items():
+            kwargs.setdefault(option, value)
     return create_engine(parsed, **kwargs)
 
 
