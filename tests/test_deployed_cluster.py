@@ -23,6 +23,8 @@ from cluster import Cluster
 from fake_telegram import FakeTelegram
 from sqlmodel import Session, col, func, select
 
+from bot.config import settings
+from bot.conversation.dialogue.tickets import await_answer
 from bot.directory.store import ensure_directory
 from bot.tickets.workflow import ask_info
 from storage import queries
@@ -92,6 +94,7 @@ def seed_reminder(url: str) -> None:
         month_ago = utcnow() - timedelta(days=30)
         ticket = queries.create_ticket(
             session=session,
+            timezone=settings.timezone,
             ticket_in=TicketCreate(
                 category="waste",
                 description="Rác ở ngõ 9",
@@ -104,7 +107,12 @@ def seed_reminder(url: str) -> None:
             now=month_ago,
         )
         ask_info(
-            session=session, ticket=ticket, official=official, question="Ngõ nào?", now=month_ago
+            session=session,
+            ticket=ticket,
+            official=official,
+            question="Ngõ nào?",
+            now=month_ago,
+            await_answer=await_answer,
         )
     engine.dispose()
 

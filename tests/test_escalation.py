@@ -556,7 +556,12 @@ def test_runs_at_once_remind_each_question_once(session: Session, engine: Engine
     for index in range(20):
         ticket = file_ticket(session)
         workflow.ask_info(
-            session=session, ticket=ticket, official=handler, question=f"Số nhà {index}?", now=FILED
+            session=session,
+            ticket=ticket,
+            official=handler,
+            question=f"Số nhà {index}?",
+            now=FILED,
+            await_answer=await_answer,
         )
         codes.append(ticket.code)
     due = CALENDAR.add_working_days(FILED, CONFIG.citizen_answer_days)

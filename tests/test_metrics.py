@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.applications import Starlette
 
+from bot.config import settings
 from bot.metrics import exposition, metrics_route
 from storage import queries
 from storage.models import (
@@ -45,6 +46,7 @@ def file_ticket(session: Session, *, overdue: bool) -> Ticket:
     due = now - timedelta(hours=1) if overdue else now + timedelta(days=3)
     return queries.create_ticket(
         session=session,
+        timezone=settings.timezone,
         ticket_in=TicketCreate(
             category="waste", description="Rác ở ngõ 5", accept_by=due, resolve_by=due
         ),
