@@ -108,7 +108,7 @@ def test_measures_add_up_over_the_processes_of_a_machine(tmp_path: Path, databas
     }
     for seconds in ("0.04", "0.3"):
         subprocess.run([sys.executable, "-c", MEASURE, seconds], env=env, check=True, timeout=60)
-    read = "from bot.metrics import exposition; print(exposition().decode())"
+    read = "import bot.config; from bot.metrics import exposition; print(exposition().decode())"
     text = subprocess.run(
         [sys.executable, "-c", read],
         env=env,
