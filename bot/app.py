@@ -15,32 +15,13 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
-from functools import partial
 
 import uvicorn
-from starlette.routing import BaseRoute
 
 from bot import inbox
-from bot.channels.telegram import (
-    TelegramOutput,
-    application_from_settings,
-    before_replay,
-    poll_updates,
-    running_telegram,
-    telegram_webhook_route,
-    webhook_path,
-)
-from bot.channels.web import WebOutboxOutput
-from bot.channels.zalo import (
-    StoredChoices,
-    ZaloClient,
-    ZaloOutput,
-    run_polling,
-    zalo_webhook_route,
-)
+from bot.channels import registry
 from bot.config import Settings
 from bot.conversation.engine import Conversation
-from bot.conversation.messages import OutputChannel
 from bot.directory.store import ensure_directory
 from bot.jobs import run_jobs
 from bot.metrics import metrics_route
@@ -52,9 +33,8 @@ from bot.outbox.worker import OutboxWorker
 from bot.web.app import create_app
 from storage import queries
 from storage.db import get_session
-from storage.locks import Job, leadership
 from storage.migrate import upgrade
-from storage.models import Channel, utcnow
+from storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -137,47 +117,18 @@ async def _serve(config: Settings, nlu: NluClient, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         conversation = Conversation(nlu=nlu)
         desk = Desk(conversation)  # officials' messages first, citizens' behind
-        replay_steps: inbox.BeforeReplay | None = None
-        outputs: dict[Channel, OutputChannel] = {Channel.web: WebOutboxOutput()}
-        routes: list[BaseRoute] = []
-        telegram = application_from_settings(desk, config)
-        if telegram is not None:
-            webhook = config.telegram_webhook_url
-            if webhook:
-                path = webhook_path(webhook)
-                routes.append(
-                    telegram_webhook_route(telegram, config.telegram_webhook_secret, path)
-                )
-            await stack.enter_async_context(
-                running_telegram(
-                    telegram, webhook_url=webhook, secret=config.telegram_webhook_secret, poll=False
-                )
-            )
-            if not webhook:
-                await stack.enter_async_context(
-                    _polling(config, "telegram-poll", partial(poll_updates, telegram))
-                )
-            outputs[Channel.telegram] = TelegramOutput(telegram.bot, max_retries=0)
-            replay_steps = before_replay(telegram.bot)
-        zalo = ZaloClient.from_settings(config)
-        if zalo is not None:
-            await stack.enter_async_context(zalo)
-            # Numbered choices from the database: any process may handle the answer.
-            choices = StoredChoices(partial(desk.offered_buttons, "zalo"))
-            output = ZaloOutput(zalo, choices=choices)
-            outputs[Channel.zalo] = output
-            routes.append(zalo_webhook_route(desk, zalo, config.zalo_webhook_secret, output=output))
-            poll_zalo = partial(run_polling, zalo, desk, output=output)
-            await stack.enter_async_context(_polling(config, "zalo-poll", poll_zalo))
+        channels = registry.configured(config, desk)
+        routes = [route for channel in channels for route in channel.routes()]
         routes.append(metrics_route(config.metrics_token))
-        worker = OutboxWorker(outputs)
+        for channel in channels:
+            await stack.enter_async_context(channel.running())
+        worker = OutboxWorker({channel.name: channel.output for channel in channels})
         conversation.outbox = worker  # turns send through it: one 429 pause per channel
+        replay_steps = registry.before_replay(channels)
         await stack.enter_async_context(_background(worker, desk, config, replay_steps))
         app = create_app(desk, extra_routes=routes, nlu=nlu)
-        logger.warning(
-            "CivicBot at http://%s:%s (Telegram %s, Zalo %s)", config.http_host,
-            config.http_port, "on" if telegram else "off", "on" if zalo else "off",
-        )  # fmt: skip
+        names = ", ".join(channel.name for channel in channels)
+        logger.warning("CivicBot at http://%s:%s (%s)", config.http_host, config.http_port, names)
         web = _WebServer(
             uvicorn.Config(
                 app, host=config.http_host, port=config.http_port, log_level="warning",
@@ -231,24 +182,3 @@ async def _replay_then_sweep(
         if replayed:
             logger.warning("Replayed %d message(s) left unhandled in the inbox.", replayed)
     await inbox.sweep(desk, stop, before_turn=replay_steps)
-
-
-@contextlib.asynccontextmanager
-async def _polling(config: Settings, lock: str, poll: Job) -> AsyncIterator[None]:
-    """`poll` while this process holds the poll lock `lock`: one poller per bot in the
-    cluster (two got 409 Conflict and each other's updates); the others stand by."""
-
-    def refused() -> None:
-        logger.error(
-            "Polling (%s): another process polls this bot; this one will not until it stops "
-            "(several processes: use webhooks).",
-            lock,
-        )
-
-    stop = asyncio.Event()
-    task = asyncio.create_task(leadership(config.database_url, lock, poll, stop, on_wait=refused))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task

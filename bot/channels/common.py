@@ -8,11 +8,27 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 
-from bot.conversation.messages import Button, IncomingMessage, OutgoingFile, Reply
+from bot.conversation.messages import (
+    Button,
+    ConversationHandler,
+    IncomingMessage,
+    OutgoingFile,
+    Reply,
+)
+
+
+class ChannelHandler(ConversationHandler, Protocol):
+    """What the app hands every channel (the officials' desk): it handles messages, and
+    says which buttons were last offered in a chat (Zalo's numbered choices)."""
+
+    def offered_buttons(self, channel: str, chat_id: str, answer: str) -> tuple[Button, ...]:
+        """The buttons offered in the chat before the answer `answer` (a message id)."""
+        ...
+
 
 # Never stored as typed nor shown to anyone: C0 controls but tab and newline, DEL, C1
 # controls, and the bidi marks, embeddings, overrides and isolates that can make a text read

@@ -52,13 +52,13 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from telegram import (
     Bot,
     CallbackQuery,
@@ -84,6 +84,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.channels.bot_api_request import AiohttpRequest
 from bot.channels.common import (
     BadBody,
+    ChannelHandler,
     clean_incoming,
     clean_reply,
     hide_token_in_logs,
@@ -91,6 +92,7 @@ from bot.channels.common import (
     split_text,
     utf16_length,
 )
+from bot.channels.polling import polling
 from bot.config import Settings
 from bot.conversation.messages import (
     Attachment,
@@ -104,6 +106,7 @@ from bot.conversation.messages import (
 )
 from bot.lanes import ChatLanes
 from bot.outbox.failures import Failure
+from storage.models import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -873,3 +876,49 @@ def classify_error(error: Exception) -> Failure | None:
     if isinstance(error, TelegramError):  # NetworkError, TimedOut, 5xx, InvalidToken, Conflict
         return Failure(f"Telegram: {type(error).__name__}: {error.message}")
     return None
+
+
+class TelegramChannel:
+    """Telegram in the channel registry (`bot.channels.registry`): on when
+    CIVICBOT_TELEGRAM_TOKEN is set; a webhook route when CIVICBOT_TELEGRAM_WEBHOOK_URL is,
+    else long polling."""
+
+    name: ClassVar[Channel] = Channel.telegram
+
+    def __init__(self, application: TelegramApplication, config: Settings) -> None:
+        self.application = application
+        self.database_url = config.database_url
+        self.webhook_url = config.telegram_webhook_url
+        self.secret = config.telegram_webhook_secret
+        # A 429 is raised at once: the outbox worker reschedules rather than waits.
+        self.output = TelegramOutput(application.bot, max_retries=0)
+        self._first_steps = before_replay(application.bot)
+
+    @classmethod
+    def from_settings(cls, config: Settings, handler: ChannelHandler) -> TelegramChannel | None:
+        application = application_from_settings(handler, config)
+        return None if application is None else cls(application, config)
+
+    def routes(self) -> list[BaseRoute]:
+        if not self.webhook_url:
+            return []
+        path = webhook_path(self.webhook_url)
+        return [telegram_webhook_route(self.application, self.secret, path)]
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The application started (the webhook set), or long polling under the cluster's
+        poll lock (`bot.channels.polling`)."""
+        async with running_telegram(
+            self.application, webhook_url=self.webhook_url, secret=self.secret, poll=False
+        ):
+            if self.webhook_url:
+                yield
+                return
+            poll = partial(poll_updates, self.application)
+            async with polling(self.database_url, "telegram-poll", poll):
+                yield
+
+    async def before_replay(self, message: IncomingMessage) -> None:
+        """A pressed button replayed: its callback answered, its keyboard removed."""
+        await self._first_steps(message)

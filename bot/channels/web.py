@@ -19,19 +19,23 @@ not shown; a line under the text says what is attached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import secrets
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+from starlette.routing import BaseRoute
 
-from bot.channels.common import clean_incoming, clean_reply, files_phrase
+from bot.channels.common import ChannelHandler, clean_incoming, clean_reply, files_phrase
+from bot.config import Settings
 from bot.conversation.messages import (
     Attachment,
     ConversationHandler,
@@ -42,6 +46,7 @@ from bot.conversation.messages import (
     Reply,
 )
 from bot.outbox.failures import Failure
+from storage.models import Channel
 
 MAX_TEXT_CHARS = 10_000
 MAX_BUTTON_CHARS = 256
@@ -162,6 +167,29 @@ class WebOutboxOutput:
     def classify_error(self, error: Exception) -> Failure | None:
         """None: sending only checks the reply, whose ValueError the worker knows."""
         return None
+
+
+class WebChannel:
+    """The web chat in the channel registry (`bot.channels.registry`): always on. Its routes
+    are the web app's own (`bot.web.app`); nothing runs beside them."""
+
+    name: ClassVar[Channel] = Channel.web
+
+    def __init__(self) -> None:
+        self.output = WebOutboxOutput()
+
+    @classmethod
+    def from_settings(cls, config: Settings, handler: ChannelHandler) -> WebChannel:
+        return cls()
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def running(self) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()
+
+    async def before_replay(self, message: IncomingMessage) -> None:
+        """Nothing: a web chat message needs no first step of its own."""
 
 
 class WebInputError(ValueError):

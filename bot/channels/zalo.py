@@ -62,19 +62,21 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 from civicbot_nlu.normalize import fold
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.channels.common import (
     BadBody,
+    ChannelHandler,
     clean_incoming,
     clean_reply,
     files_phrase,
@@ -83,6 +85,7 @@ from bot.channels.common import (
     split_text,
     utf16_length,
 )
+from bot.channels.polling import polling
 from bot.conversation.messages import (
     Attachment,
     Button,
@@ -94,6 +97,7 @@ from bot.conversation.messages import (
 )
 from bot.lanes import ChatLanes
 from bot.outbox.failures import Failure
+from storage.models import Channel
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -709,3 +713,38 @@ def classify_error(error: Exception) -> Failure | None:
         code = error.error_code or error.status_code
         return Failure(str(error), permanent=code in PERMANENT_CODES)
     return None
+
+
+class ZaloChannel:
+    """Zalo in the channel registry (`bot.channels.registry`): on when
+    CIVICBOT_ZALO_BOT_TOKEN is set; its webhook route, and long polling beside it."""
+
+    name: ClassVar[Channel] = Channel.zalo
+
+    def __init__(self, client: ZaloClient, handler: ChannelHandler, config: Settings) -> None:
+        self.client = client
+        self.handler = handler
+        self.secret = config.zalo_webhook_secret
+        self.database_url = config.database_url
+        # Numbered choices from the database: any process may handle the answer.
+        choices = StoredChoices(partial(handler.offered_buttons, "zalo"))
+        self.output = ZaloOutput(client, choices=choices)
+
+    @classmethod
+    def from_settings(cls, config: Settings, handler: ChannelHandler) -> ZaloChannel | None:
+        client = ZaloClient.from_settings(config)
+        return None if client is None else cls(client, handler, config)
+
+    def routes(self) -> list[BaseRoute]:
+        return [zalo_webhook_route(self.handler, self.client, self.secret, output=self.output)]
+
+    async def before_replay(self, message: IncomingMessage) -> None:
+        """Nothing: a Zalo message needs no first step of its own."""
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Long polling under the cluster's poll lock (`bot.channels.polling`) until the block
+        ends; then the client's connections are closed."""
+        poll = partial(run_polling, self.client, self.handler, output=self.output)
+        async with self.client, polling(self.database_url, "zalo-poll", poll):
+            yield
