@@ -26,13 +26,14 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -125,6 +126,17 @@ class Bot:
                 start_new_session=True,
             )
 
+    def alive_and(self, condition: Callable[[], object]) -> Callable[[], object]:
+        """`condition`, raising at once (with the log's end) if `civicbot run` has exited."""
+
+        def check() -> object:
+            if self.process is not None and self.process.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"civicbot run exited ({self.process.returncode}):\n{tail}")
+            return condition()
+
+        return check
+
     def kill(self) -> None:
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -206,12 +218,15 @@ def run(
             "CIVICBOT_TELEGRAM_BASE_URL": fake.base_url,
             "CIVICBOT_HTTP_HOST": "127.0.0.1",
             "CIVICBOT_HTTP_PORT": str(_free_port()),
+            # On PostgreSQL `run` refuses generated secrets (several processes must share
+            # them); one for this run, kept across the restarts.
+            "CIVICBOT_DASHBOARD_SECRET": secrets.token_hex(32),
             **(extra_env or {}),
         }
         bot = Bot(env, log or Path(tmp) / "bot.log")
         bot.start()
         try:
-            _wait(lambda: fake.calls_to("getUpdates"), 120, "the first getUpdates")
+            _wait(bot.alive_and(lambda: fake.calls_to("getUpdates")), 120, "the first getUpdates")
             ids = [1_000_000 + i for i in range(chats)]
             total = chats * messages
             killed_at: int | None = None
@@ -230,7 +245,11 @@ def run(
                 unrecorded = killed_at - _recorded(url)
                 polls = len(fake.calls_to("getUpdates"))
                 bot.start()
-                _wait(lambda: len(fake.calls_to("getUpdates")) > polls, 120, "the restart")
+                _wait(
+                    bot.alive_and(lambda: len(fake.calls_to("getUpdates")) > polls),
+                    120,
+                    "the restart",
+                )
             else:
                 time.sleep(max(fail_500 - (time.monotonic() - started), 0))
                 fake.heal()
