@@ -26,19 +26,14 @@ from typing import Any
 import httpx
 from fake_telegram import FakeTelegram
 
+from bot.nlu.server import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 CIVICBOT = str(Path(sys.executable).with_name("civicbot"))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NLU_TOKEN = "cluster-nlu-token"
 WEBHOOK_SECRET = "cluster-webhook-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
