@@ -12,6 +12,7 @@ EN = re.compile(
     r"\b(is|are|was|how|what|who|where|why|you|your|there|someone|please|of|and|with|for|have|just|want|help|stars?|my|need|from|this|hotel|near|officer|office|documents|some|guys|every|noisy|keep|much|thanks?|translate|won|last|night|whole|our|mine|it's|i'm|lol|get|apply|does|cost|about|next|still|now|right|real|person|file|complaint|english|good|job|very|too|slow|status|ticket|open|bar|burned|number|call|think|might|neighbour|register|residence|hanoi)\b",
     re.I,
 )
+TC = re.compile(r"pa[- ]?20\d\d", re.I)
 
 
 def diacritics(t: str) -> bool:
@@ -32,31 +33,55 @@ def show(title: str, c: collections.Counter[str]) -> None:
         print(f"    {k or '(empty)':38s} {v}")
 
 
-rows = list(csv.DictReader(Path(D, "nlu_dev2.csv").read_text(encoding="utf-8").splitlines()))
-print(f"nlu_dev2.csv: {len(rows)} rows")
-show("intent", collections.Counter(r["intent"] for r in rows))
-show(
-    "category (report_problem rows)",
-    collections.Counter(r["category"] for r in rows if "report_problem" in r["intent"]),
-)
-show(
-    "procedure (ask_procedure rows)",
-    collections.Counter(r["procedure"] for r in rows if "ask_procedure" in r["intent"]),
-)
-show("script", collections.Counter(kind(r["text"]) for r in rows))
-vi = [r for r in rows if kind(r["text"]) != "english"]
-nd = sum(1 for r in vi if not diacritics(r["text"]))
-print(f"  Vietnamese rows without diacritics: {nd}/{len(vi)} = {nd / len(vi):.1%}")
-TC = re.compile(r"pa[- ]?20\d\d", re.I)
-print("  ticket-code mentions:", sum(1 for r in rows if TC.search(r["text"])))
+def read(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(Path(D, name).read_text(encoding="utf-8").splitlines()))
 
-rows = list(csv.DictReader(Path(D, "emergencies.csv").read_text(encoding="utf-8").splitlines()))
+
+def show_script(rows: list[dict[str, str]]) -> None:
+    show("script", collections.Counter(kind(r["text"]) for r in rows))
+    vi = [r for r in rows if kind(r["text"]) != "english"]
+    nd = sum(1 for r in vi if not diacritics(r["text"]))
+    print(f"  Vietnamese rows without diacritics: {nd}/{len(vi)} = {nd / len(vi):.1%}")
+
+
+def show_nlu_set(name: str) -> list[dict[str, str]]:
+    rows = read(name)
+    print(f"{name}: {len(rows)} rows")
+    show("intent", collections.Counter(r["intent"] for r in rows))
+    show(
+        "category (report_problem rows)",
+        collections.Counter(r["category"] for r in rows if "report_problem" in r["intent"]),
+    )
+    show(
+        "procedure (ask_procedure rows)",
+        collections.Counter(r["procedure"] for r in rows if "ask_procedure" in r["intent"]),
+    )
+    show_script(rows)
+    print("  ticket-code mentions:", sum(1 for r in rows if TC.search(r["text"])))
+    return rows
+
+
+show_nlu_set("nlu_dev2.csv")
+
+rows = read("emergencies.csv")
 print(f"\nemergencies.csv: {len(rows)} rows")
 show("emergency", collections.Counter(r["emergency"] for r in rows))
 show(
     "numbers (yes rows)", collections.Counter(r["numbers"] for r in rows if r["emergency"] == "yes")
 )
-show("script", collections.Counter(kind(r["text"]) for r in rows))
-vi = [r for r in rows if kind(r["text"]) != "english"]
-nd = sum(1 for r in vi if not diacritics(r["text"]))
-print(f"  Vietnamese rows without diacritics: {nd}/{len(vi)} = {nd / len(vi):.1%}")
+show_script(rows)
+
+if Path(D, "nlu_dev3.csv").exists():
+    print()
+    rows = show_nlu_set("nlu_dev3.csv")
+    # The kind of each message (issue 15's kinds) sits beside the set, keyed by text, so that
+    # the set keeps the columns the evaluation reads.
+    kinds = {r["text"]: r["kind"] for r in read("dev3_kinds.csv")}
+    missing = [r["text"] for r in rows if r["text"] not in kinds]
+    if missing or len(kinds) != len(rows):
+        raise SystemExit(f"dev3_kinds.csv does not match nlu_dev3.csv: {missing[:3]}")
+    show("kind", collections.Counter(kinds[r["text"]] for r in rows))
+    show(
+        "kind / intent",
+        collections.Counter(f"{kinds[r['text']]} / {r['intent']}" for r in rows),
+    )
