@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from bot.config import Settings, settings
 
@@ -423,12 +423,11 @@ def catalog_check(args: argparse.Namespace, config: Settings) -> int:
     return 1 if any(f.stale for f in findings) else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """All commands and their options."""
-    parser = argparse.ArgumentParser(prog="civicbot", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    commands = parser.add_subparsers(dest="command", required=True)
+# The subcommands of a parser, as `add_subparsers` returns them.
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+
+def _add_nlu_commands(commands: _Commands) -> None:
     nlu = commands.add_parser("nlu", help="the Vietnamese NLU (Rasa)").add_subparsers(
         dest="nlu_command", required=True
     )
@@ -452,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--chart", help="also write the confusion matrices as PNG here")
     evaluate.set_defaults(handler=nlu_eval)
 
+
+def _add_run_commands(commands: _Commands) -> None:
+    """What runs the product and prepares it: bench, run, worker, telegram, db."""
     bench_parser = commands.add_parser("bench", help="measure NLU latency and throughput")
     bench_parser.add_argument("--rounds", type=int, default=2, help="passes over the workload")
     bench_parser.set_defaults(handler=bench)
@@ -480,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head", help="target (default: head)")
     upgrade.set_defaults(handler=db_upgrade)
 
+
+def _add_official_commands(commands: _Commands) -> None:
     official = commands.add_parser("official", help="officials and their accounts").add_subparsers(
         dest="official_command", required=True
     )
@@ -495,13 +499,19 @@ def build_parser() -> argparse.ArgumentParser:
         "signin-link", help="a one-time URL signing an official in to the web dashboard"
     )
     signin_link.add_argument("--official", type=int, required=True, help="official id (list)")
-    signin_link.add_argument("--base-url", help="the dashboard's public base URL "
-                             "(default: http://CIVICBOT_HTTP_HOST:CIVICBOT_HTTP_PORT)")  # fmt: skip
+    signin_link.add_argument(
+        "--base-url",
+        help="the dashboard's public base URL "
+        "(default: http://CIVICBOT_HTTP_HOST:CIVICBOT_HTTP_PORT)",
+    )
     signin_link.set_defaults(handler=official_signin_link)
     remove = official.add_parser("remove", help="deactivate an official; ends their sessions")
     remove.add_argument("--official", type=int, required=True, help="official id (list)")
     remove.set_defaults(handler=official_remove)
 
+
+def _add_data_commands(commands: _Commands) -> None:
+    """The data's upkeep: purge, units, digest, catalog."""
     purge_parser = commands.add_parser(
         "purge", help="blank message texts and phone numbers past CIVICBOT_RETENTION_DAYS"
     )
@@ -534,6 +544,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--today", help="the date to check against, YYYY-MM-DD (default: today)")
     check.add_argument("--file", help="a catalog file to check (default: the bundled one)")
     check.set_defaults(handler=catalog_check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All commands and their options."""
+    parser = argparse.ArgumentParser(prog="civicbot", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_nlu_commands(commands)
+    _add_run_commands(commands)
+    _add_official_commands(commands)
+    _add_data_commands(commands)
     return parser
 
 

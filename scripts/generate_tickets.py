@@ -32,7 +32,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as clock
@@ -362,88 +362,124 @@ def _transfer(life: Life, world: World, at: float) -> None:
     row["lead_unit_id"], row["accept_by"] = target, accept_by
 
 
-def simulate(life: Life, world: World) -> None:
-    """Play a ticket's life forward from filing, stopping at `life.now`."""
-    rng, row = world.rng, life.row
-    start: float = row["created_at"]
-    # JSON written directly: the same text json.dumps gives, at a fraction of the cost.
-    code, unit = row["code"], row["lead_unit_id"]
-    new = f'{{"status": "received", "code": "{code}", "lead_unit_id": "{unit}"}}'
-    life.event("created", start, None, new, actor="citizen")
-    severity: str = row["severity"]
-    fate = rng.random()
-    if fate < 0.03 and row["lead_unit_id"].startswith("ubnd-"):
-        at = at_work(start + rng.uniform(1, 20) * HOUR, rng)
-        if not life.happened(at):
-            return
-        _transfer(life, world, at)
-        start = at
-    if fate > 0.94:  # rejected before acceptance: duplicates, not the city's business
-        at = at_work(start + _lognormal_hours(rng, 4, 0.8) * HOUR, rng)
-        if life.happened(at):
-            life.status("rejected", at, note="Nội dung không thuộc thẩm quyền giải quyết")
-        return
-    # Accepted, late now and then; a few only after weeks (escalated), a very few never.
+def _transferred(life: Life, world: World, start: float, fate: float) -> float | None:
+    """A few tickets filed with a ward go to another unit first: when (`start` for the
+    others), or None when that has not happened yet."""
+    if fate >= 0.03 or not life.row["lead_unit_id"].startswith("ubnd-"):
+        return start
+    at = at_work(start + world.rng.uniform(1, 20) * HOUR, world.rng)
+    if not life.happened(at):
+        return None
+    _transfer(life, world, at)
+    return at
+
+
+def _reject(life: Life, at: float, note: str) -> None:
+    if life.happened(at):
+        life.status("rejected", at, note=note)
+
+
+def _info_given(life: Life, rng: random.Random, accepted: float) -> float | None:
+    """Information asked for at acceptance: when the citizen gave it, or None (not yet, or
+    never: the ticket is closed after ten working days)."""
+    life.status("need_info", accepted, note="Đề nghị cung cấp vị trí cụ thể")
+    answered = accepted + _lognormal_hours(rng, 10, 1.0) * HOUR
+    if rng.random() < 0.05:
+        _reject(life, add_working_hours(accepted, 80), "Người dân không bổ sung thông tin")
+        return None
+    if not life.happened(answered):
+        return None
+    life.status("accepted", answered, actor="citizen", note="Đã bổ sung")
+    return answered
+
+
+def _accepted(life: Life, rng: random.Random, start: float, fate: float) -> float | None:
+    """When work on the ticket starts, or None when it has not (yet).
+
+    Accepted, late now and then; a few only after weeks (escalated), a very few never."""
     delay = _lognormal_hours(rng, 10 if rng.random() < 0.12 else 2, 0.6)
     if 0.93 < fate <= 0.94:
         if rng.random() < 0.05:
-            return
+            return None
         delay = _lognormal_hours(rng, 60, 0.5)
     accepted = add_working_hours(start, delay)
     if not life.happened(accepted):
-        return
-    row["accepted_at"] = accepted
+        return None
+    life.row["accepted_at"] = accepted
     if rng.random() < 0.08:
-        life.status("need_info", accepted, note="Đề nghị cung cấp vị trí cụ thể")
-        answered = accepted + _lognormal_hours(rng, 10, 1.0) * HOUR
-        if rng.random() < 0.05:  # the citizen never answers: closed after ten working days
-            given_up = add_working_hours(accepted, 80)
-            if life.happened(given_up):
-                life.status("rejected", given_up, note="Người dân không bổ sung thông tin")
-            return
-        if not life.happened(answered):
-            return
-        life.status("accepted", answered, actor="citizen", note="Đã bổ sung")
-        start = answered
-    else:
-        life.status("accepted", accepted)
-        start = accepted
-    if rng.random() < 0.015:  # declined after a look
-        at = add_working_hours(start, _lognormal_hours(rng, 6, 0.8))
-        if life.happened(at):
-            life.status("rejected", at, note="Không đủ cơ sở giải quyết")
-        return
-    median = RESOLVE_MEDIAN_HOURS[severity]
+        return _info_given(life, rng, accepted)
+    life.status("accepted", accepted)
+    return accepted
+
+
+def _reopened(life: Life, rng: random.Random, resolved: float) -> float | None:
+    """Reopened as "not fixed", with a new deadline, and resolved again: when, or None."""
+    row = life.row
+    reopened = resolved + rng.uniform(2, 48) * HOUR
+    if not life.happened(reopened):
+        return None
+    deadline = end_of_working_day(reopened, RESOLVE_DAYS[row["severity"]])
+    life.status("accepted", reopened, actor="citizen", note="Chưa được giải quyết")
+    life.event(
+        "deadline",
+        reopened,
+        {"resolve_by": life.iso(row["resolve_by"])},
+        {"resolve_by": life.iso(deadline)},
+        actor="citizen",
+    )
+    life.event("reopened", reopened, {"reopen_count": 0}, {"reopen_count": 1}, actor="citizen")
+    row.update(reopen_count=1, resolve_by=deadline, resolved_at=None)
+    resolved = add_working_hours(reopened, _lognormal_hours(rng, 16, 0.8))
+    if not life.happened(resolved):
+        return None
+    life.status("resolved", resolved, note="Đã xử lý lại")
+    row["resolved_at"] = resolved
+    return resolved
+
+
+def _resolved(life: Life, rng: random.Random, start: float) -> float | None:
+    """When the ticket was resolved for good, or None when it has not been (yet)."""
+    median = RESOLVE_MEDIAN_HOURS[life.row["severity"]]
     if rng.random() < 0.01:  # stuck for weeks until escalation moves it, a few for good
         if rng.random() < 0.05:
-            return
+            return None
         median *= 8
     resolved = add_working_hours(start, _lognormal_hours(rng, median, 0.9))
     if not life.happened(resolved):
-        return
+        return None
     life.status("resolved", resolved, note="Đã xử lý, đề nghị người dân đánh giá")
-    row["resolved_at"] = resolved
-    if rng.random() < 0.04:  # "not fixed": reopened with a new deadline
-        reopened = resolved + rng.uniform(2, 48) * HOUR
-        if not life.happened(reopened):
-            return
-        deadline = end_of_working_day(reopened, RESOLVE_DAYS[severity])
-        life.status("accepted", reopened, actor="citizen", note="Chưa được giải quyết")
-        life.event(
-            "deadline",
-            reopened,
-            {"resolve_by": life.iso(row["resolve_by"])},
-            {"resolve_by": life.iso(deadline)},
-            actor="citizen",
-        )
-        life.event("reopened", reopened, {"reopen_count": 0}, {"reopen_count": 1}, actor="citizen")
-        row.update(reopen_count=1, resolve_by=deadline, resolved_at=None)
-        resolved = add_working_hours(reopened, _lognormal_hours(rng, 16, 0.8))
-        if not life.happened(resolved):
-            return
-        life.status("resolved", resolved, note="Đã xử lý lại")
-        row["resolved_at"] = resolved
-    _rate(life, rng, resolved)
+    life.row["resolved_at"] = resolved
+    if rng.random() < 0.04:
+        return _reopened(life, rng, resolved)
+    return resolved
+
+
+def simulate(life: Life, world: World) -> None:
+    """Play a ticket's life forward from filing, stopping at `life.now`."""
+    rng, row = world.rng, life.row
+    filed: float = row["created_at"]
+    # JSON written directly: the same text json.dumps gives, at a fraction of the cost.
+    code, unit = row["code"], row["lead_unit_id"]
+    new = f'{{"status": "received", "code": "{code}", "lead_unit_id": "{unit}"}}'
+    life.event("created", filed, None, new, actor="citizen")
+    fate = rng.random()
+    start = _transferred(life, world, filed, fate)
+    if start is None:
+        return
+    if fate > 0.94:  # rejected before acceptance: duplicates, not the city's business
+        at = at_work(start + _lognormal_hours(rng, 4, 0.8) * HOUR, rng)
+        _reject(life, at, "Nội dung không thuộc thẩm quyền giải quyết")
+        return
+    start = _accepted(life, rng, start, fate)
+    if start is None:
+        return
+    if rng.random() < 0.015:  # declined after a look
+        at = add_working_hours(start, _lognormal_hours(rng, 6, 0.8))
+        _reject(life, at, "Không đủ cơ sở giải quyết")
+        return
+    resolved = _resolved(life, rng, start)
+    if resolved is not None:
+        _rate(life, rng, resolved)
 
 
 # --- Filing times --------------------------------------------------------------------------
@@ -703,6 +739,93 @@ def generate(
     )[url]
 
 
+# Rows with the time they were filed at (a target keeps those filed since its cutoff).
+_Rows = list[tuple[float, dict[str, Any]]]
+
+
+def _open_writers(
+    stack: contextlib.ExitStack, targets: Sequence[Target]
+) -> tuple[list[Writer], list[Engine]]:
+    """A writer in a transaction on each target, migrated and checked to be empty."""
+    writers: list[Writer] = []
+    engines: list[Engine] = []
+    for target in targets:
+        migrate.upgrade(target.url)
+        engine = create_db_engine(target.url)
+        engines.append(engine)
+        stack.callback(engine.dispose)
+        connection = stack.enter_context(engine.begin())
+        if connection.execute(sa.select(sa.func.count()).select_from(_table(Ticket))).scalar():
+            raise SystemExit(f"{target.url}: there are tickets already; use an empty database.")
+        writers.append(Writer(connection))
+    return writers, engines
+
+
+def _write_tickets(
+    world: World,
+    stamps: Sequence[float],
+    flush: Callable[[Any, _Rows], None],
+    *,
+    local_now: float,
+    tz: tzinfo,
+    progress: bool,
+) -> dict[int, int]:
+    """A ticket filed at each of `stamps`, its life simulated; the last code number by year."""
+    counters: dict[int, int] = {}
+    batch: _Rows = []
+    events: _Rows = []
+    for number, stamp in enumerate(stamps, start=1):
+        offset = _offset(datetime.fromtimestamp(stamp, UTC), tz)
+        year = datetime.fromtimestamp(stamp + offset, UTC).year
+        counters[year] = counters.get(year, 0) + 1
+        code = format_ticket_code(year, counters[year])
+        life = Life(_ticket(world, number, code, stamp + offset), local_now, offset)
+        simulate(life, world)
+        row, its_events = life.rows()
+        batch.append((stamp, row))
+        events.extend((stamp, event) for event in its_events)
+        if len(batch) >= BATCH:
+            flush(Ticket, batch)
+            flush(TicketEvent, events)
+            batch, events = [], []
+            if progress and number % (10 * BATCH) == 0:
+                print(f"  {number:,} tickets", file=sys.stderr, flush=True)
+    flush(Ticket, batch)
+    flush(TicketEvent, events)
+    return counters
+
+
+def _write_questions(
+    world: World, stamps: Sequence[float], flush: Callable[[Any, _Rows], None]
+) -> None:
+    rows: _Rows = []
+    for number, stamp in enumerate(stamps, start=1):
+        rows.append((stamp, _question(world.rng, number, datetime.fromtimestamp(stamp, UTC))))
+        if len(rows) >= BATCH:
+            flush(Message, rows)
+            rows = []
+    flush(Message, rows)
+
+
+def _reset_sequences(writers: Sequence[Writer]) -> None:
+    """PostgreSQL's id sequences moved past the ids written explicitly."""
+    for writer in writers:
+        if writer.postgres:
+            for table in ("ticket", "official", "ticket_event", "message"):
+                writer.connection.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT coalesce(max(id), 1) FROM {table}))"
+                )
+
+
+def _vacuum(engines: Sequence[Engine]) -> None:
+    for engine in engines:  # committed: now vacuum (it cannot run in a transaction)
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM ANALYZE")
+        engine.dispose()
+
+
 def generate_into(
     targets: Sequence[Target],
     *,
@@ -722,78 +845,34 @@ def generate_into(
     # Busier and quieter wards: fixed log-normal weights.
     weights = np.random.default_rng(seed + 1).lognormal(0.0, 0.7, size=len(wards))
     world = World(wards, list(itertools.accumulate(weights.tolist())), random.Random(seed))
-    local_now = _local_seconds(now, tz)
     since = [
         (now - timedelta(days=t.keep_days)).timestamp() if t.keep_days is not None else 0.0
         for t in targets
     ]
-    engines: list[Engine] = []
     with contextlib.ExitStack() as stack:
-        writers = []
-        for target in targets:
-            migrate.upgrade(target.url)
-            engine = create_db_engine(target.url)
-            engines.append(engine)
-            stack.callback(engine.dispose)
-            connection = stack.enter_context(engine.begin())
-            if connection.execute(sa.select(sa.func.count()).select_from(_table(Ticket))).scalar():
-                raise SystemExit(f"{target.url}: there are tickets already; use an empty database.")
-            writers.append(Writer(connection))
+        writers, engines = _open_writers(stack, targets)
         units, officials = _units(world, now)
         for writer in writers:
             writer.write(Unit, units)
             writer.write(Official, [dict(o) for o in officials])
 
-        def flush(model: Any, rows: list[tuple[float, dict[str, Any]]]) -> None:
+        def flush(model: Any, rows: _Rows) -> None:
             for writer, cutoff in zip(writers, since, strict=True):
                 writer.write(model, [row for filed, row in rows if filed >= cutoff])
 
         stamps = filing_times(tickets, start, now, seed, tz)
-        counters: dict[int, int] = {}
-        batch: list[tuple[float, dict[str, Any]]] = []
-        events: list[tuple[float, dict[str, Any]]] = []
-        for number, stamp in enumerate(stamps, start=1):
-            offset = _offset(datetime.fromtimestamp(stamp, UTC), tz)
-            year = datetime.fromtimestamp(stamp + offset, UTC).year
-            counters[year] = counters.get(year, 0) + 1
-            code = format_ticket_code(year, counters[year])
-            life = Life(_ticket(world, number, code, stamp + offset), local_now, offset)
-            simulate(life, world)
-            row, its_events = life.rows()
-            batch.append((stamp, row))
-            events.extend((stamp, event) for event in its_events)
-            if len(batch) >= BATCH:
-                flush(Ticket, batch)
-                flush(TicketEvent, events)
-                batch, events = [], []
-                if progress and number % (10 * BATCH) == 0:
-                    print(f"  {number:,} tickets", file=sys.stderr, flush=True)
-        flush(Ticket, batch)
-        flush(TicketEvent, events)
+        local_now = _local_seconds(now, tz)
+        counters = _write_tickets(
+            world, stamps, flush, local_now=local_now, tz=tz, progress=progress
+        )
         flush(
             TicketCounter,
             [(now.timestamp(), {"year": y, "last_value": n}) for y, n in counters.items()],
         )
         questions_at = filing_times(round(tickets * questions), start, now, seed + 2, tz)
-        rows: list[tuple[float, dict[str, Any]]] = []
-        for number, stamp in enumerate(questions_at, start=1):
-            rows.append((stamp, _question(world.rng, number, datetime.fromtimestamp(stamp, UTC))))
-            if len(rows) >= BATCH:
-                flush(Message, rows)
-                rows = []
-        flush(Message, rows)
-        for writer in writers:
-            if writer.postgres:
-                for table in ("ticket", "official", "ticket_event", "message"):
-                    writer.connection.exec_driver_sql(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT coalesce(max(id), 1) FROM {table}))"
-                    )
-    for engine in engines:  # committed: now vacuum (it cannot run in a transaction)
-        if engine.dialect.name == "postgresql":
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.exec_driver_sql("VACUUM ANALYZE")
-        engine.dispose()
+        _write_questions(world, questions_at, flush)
+        _reset_sequences(writers)
+    _vacuum(engines)
     seconds = time.monotonic() - began
     return {
         target.url: Stats(

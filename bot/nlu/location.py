@@ -262,47 +262,59 @@ def _centroids() -> tuple[tuple[str, float, float], ...]:
     return tuple((str(r["wardCode"]), float(r["wardLat"]), float(r["wardLon"])) for r in rows)
 
 
-def _build() -> _Data:
+_NEW_FIELDS: Final = "ward wardShort wardType wardCode wardKey wardKeywords".split()
+_OLD_FIELDS: Final = (
+    "district districtShort districtType districtKey districtKeywords"
+    " ward wardShort wardType wardKey wardKeywords"
+).split()
+
+
+def _rows(fields: Sequence[str], table: str) -> list[tuple[Any, ...]]:
+    """The Hà Nội rows of one of vietnamadminunits' tables, as tuples of `fields`."""
+    return [
+        tuple(row[name] for name in fields)
+        for row in _units(
+            f"SELECT {', '.join(fields)} FROM {table} WHERE provinceKey = '{_PROVINCE_KEY}'"
+        )
+    ]
+
+
+class _Index:
+    """Matching key → the readings of it, in the order they were added, each once."""
+
+    def __init__(self) -> None:
+        self.readings: dict[str, list[_Reading]] = {}
+
+    def add(self, key: str, reading: _Reading) -> None:
+        if key and reading not in self.readings.setdefault(key, []):
+            self.readings[key].append(reading)
+
+    def add_stems(self) -> None:
+        """Old names only used with a number ("Mỹ Đình 1", "Mỹ Đình 2") found without it too
+        ("Mỹ Đình", "Cổ Nhuế")."""
+        numbered: dict[str, list[_Reading]] = {}
+        for key, readings in self.readings.items():
+            stem = key.rstrip("0123456789")
+            if stem != key and stem and stem not in self.readings:
+                numbered.setdefault(stem, []).extend(r for r in readings if r.level == "old")
+        for stem, readings in numbered.items():
+            for r in readings:
+                self.add(stem, _Reading(r.level, r.ref, r.kind, None, r.urban))
+
+    def frozen(self) -> dict[str, tuple[_Reading, ...]]:
+        return {k: tuple(v) for k, v in self.readings.items()}
+
+
+def _new_units(index: _Index) -> tuple[dict[str, Ward], dict[str, str], dict[str, str]]:
+    """The 2025 units by code, their kinds, and their codes by vietnamadminunits' ward key.
+
+    The list and types come from vietnam-provinces, codes and keys from vietnamadminunits
+    (joined on the full name, identical in both for all 126)."""
     vp_units = _load_vietnam_provinces()
-    new_fields = "ward wardShort wardType wardCode wardKey wardKeywords".split()
-    old_fields = (
-        "district districtShort districtType districtKey districtKeywords"
-        " ward wardShort wardType wardKey wardKeywords"
-    ).split()
-    new_rows = [
-        tuple(row[name] for name in new_fields)
-        for row in _units(
-            f"SELECT {', '.join(new_fields)} FROM admin_units WHERE provinceKey = '{_PROVINCE_KEY}'"
-        )
-    ]
-    old_rows = [
-        tuple(row[name] for name in old_fields)
-        for row in _units(
-            f"SELECT {', '.join(old_fields)} FROM admin_units_legacy"
-            f" WHERE provinceKey = '{_PROVINCE_KEY}'"
-        )
-    ]
-    from vietnamadminunits.converter import converter_2025
-
-    no_divided: dict[str, list[str]] = converter_2025.DICT_PROVINCE_WARD_NO_DIVIDED.get(
-        _PROVINCE_KEY, {}
-    )
-    divided: dict[str, list[dict[str, object]]] = converter_2025.DICT_PROVINCE_WARD_DIVIDED.get(
-        _PROVINCE_KEY, {}
-    )
-
-    index: dict[str, list[_Reading]] = {}
-
-    def add(key: str, reading: _Reading) -> None:
-        if key and reading not in index.setdefault(key, []):
-            index[key].append(reading)
-
-    # 2025 units: the list and types from vietnam-provinces, codes and keys from
-    # vietnamadminunits (joined on the full name, identical in both for all 126).
     new: dict[str, Ward] = {}
     new_kind: dict[str, str] = {}
     code_of_key: dict[str, str] = {}  # vietnamadminunits ward key → code
-    vau_by_name = {unicodedata.normalize("NFC", r[0]): r for r in new_rows}
+    vau_by_name = {unicodedata.normalize("NFC", r[0]): r for r in _rows(_NEW_FIELDS, "admin_units")}
     for name in sorted(set(vp_units) | set(vau_by_name)):
         row = vau_by_name.get(name)
         kind, short = _short(name)
@@ -314,21 +326,39 @@ def _build() -> _Data:
         if row:
             code_of_key[str(row[4])] = code
         for key, canonical in _keys_of(short, kind, row[5] if row else None):
-            add(key, _Reading("new", code, kind, short if canonical else None, False))
+            index.add(key, _Reading("new", code, kind, short if canonical else None, False))
+    return new, new_kind, code_of_key
 
-    # Which new units each old ward went to.
+
+def _targets_of(code_of_key: dict[str, str]) -> dict[str, list[str]]:
+    """Which new units each old ward went to (province-qualified old ward id → codes)."""
+    from vietnamadminunits.converter import converter_2025
+
+    no_divided: dict[str, list[str]] = converter_2025.DICT_PROVINCE_WARD_NO_DIVIDED.get(
+        _PROVINCE_KEY, {}
+    )
+    divided: dict[str, list[dict[str, object]]] = converter_2025.DICT_PROVINCE_WARD_DIVIDED.get(
+        _PROVINCE_KEY, {}
+    )
     targets_of: dict[str, list[str]] = {}
     for new_key, old_ids in no_divided.items():
         for old_id in old_ids:
             targets_of.setdefault(old_id, []).append(code_of_key[new_key])
-    weight: dict[str, dict[str, float]] = {}  # old district → new code → share of its wards
     for old_id, parts in divided.items():
         ordered = sorted(parts, key=lambda p: (not p["isDefaultNewWard"], str(p["newWardKey"])))
         targets_of[old_id] = [code_of_key[str(p["newWardKey"])] for p in ordered]
+    return targets_of
 
+
+def _old_units(
+    index: _Index, targets_of: dict[str, list[str]]
+) -> tuple[dict[str, _OldWard], dict[str, _OldDistrict]]:
+    """The wards and districts before 2025, each with the new units it went to."""
     old_wards: dict[str, _OldWard] = {}
     district_rows: dict[str, tuple[str, str, str, str | None]] = {}
-    for d_name, d_short, d_type, d_key, d_kw, w_name, w_short, w_type, w_key, w_kw in old_rows:
+    weight: dict[str, dict[str, float]] = {}  # old district → new code → share of its wards
+    for row in _rows(_OLD_FIELDS, "admin_units_legacy"):
+        d_name, d_short, d_type, d_key, d_kw, w_name, w_short, w_type, w_key, w_kw = row
         district_rows[d_key] = (d_name, d_short, d_type, d_kw)
         old_id = f"{d_key}_{w_key}"
         targets = tuple(dict.fromkeys(targets_of.get(f"{_PROVINCE_KEY}_{old_id}", [])))
@@ -339,7 +369,7 @@ def _build() -> _Data:
         w_short = _plain_short(w_short)
         urban = _TYPE_KIND.get(d_type) == "quan"
         for key, canonical in _keys_of(w_short, kind, w_kw):
-            add(key, _Reading("old", old_id, kind, w_short if canonical else None, urban))
+            index.add(key, _Reading("old", old_id, kind, w_short if canonical else None, urban))
         weight.setdefault(d_key, {})
         for rank, code in enumerate(targets):
             weight[d_key][code] = weight[d_key].get(code, 0.0) + (1.0 if rank == 0 else 0.25)
@@ -352,20 +382,16 @@ def _build() -> _Data:
         districts[d_key] = _OldDistrict(d_name, kind, targets)
         d_short = _plain_short(d_short)
         for key, canonical in _keys_of(d_short, kind, d_kw):
-            add(key, _Reading("district", d_key, kind, d_short if canonical else None, False))
+            index.add(key, _Reading("district", d_key, kind, d_short if canonical else None, False))
+    return old_wards, districts
 
-    # "Mỹ Đình", "Cổ Nhuế": old names only used with a number ("Mỹ Đình 1", "Mỹ Đình 2").
-    numbered: dict[str, list[_Reading]] = {}
-    for key, readings in index.items():
-        stem = key.rstrip("0123456789")
-        if stem != key and stem and stem not in index:
-            numbered.setdefault(stem, []).extend(r for r in readings if r.level == "old")
-    for stem, readings in numbered.items():
-        for r in readings:
-            add(stem, _Reading(r.level, r.ref, r.kind, None, r.urban))
 
-    frozen = {k: tuple(v) for k, v in index.items()}
-    return _Data(new, new_kind, old_wards, districts, frozen, max_tokens=8)
+def _build() -> _Data:
+    index = _Index()
+    new, new_kind, code_of_key = _new_units(index)
+    old_wards, districts = _old_units(index, _targets_of(code_of_key))
+    index.add_stems()
+    return _Data(new, new_kind, old_wards, districts, index.frozen(), max_tokens=8)
 
 
 _DATA_LOCK: Final = threading.Lock()
@@ -666,71 +692,10 @@ class HanoiGazetteer:
         self, text: str, toks: Sequence[_Token], i: int, *, strict: bool, accented: bool
     ) -> _Mention | int | None:
         prefixed: _Mention | int | None = None
-        prefix_kind: Prefix = ""
-        p_len = 0
-        for n in range(min(_MAX_PREFIX, len(toks) - i), 0, -1):
-            words = tuple(t.text for t in toks[i : i + n])
-            if words in _PREFIXES:
-                prefix_kind, p_len = _PREFIXES[words], n
-                break
-        if p_len and strict and accented and p_len == 1 and toks[i].text in _AMBIGUOUS_PREFIX:
-            # In a message typed with diacritics, "xa" (far), "quan" (official), "phở"...
-            # are not prefixes, unless the place after them is typed without any either
-            # ("ở xa Bat Trang") or a number follows ("ngo 5").
-            written = text[toks[i].start : toks[i].end]
-            if _tone_key(written) != _tone_key(_AMBIGUOUS_PREFIX[toks[i].text]):
-                numbered = i + 1 < len(toks) and toks[i + 1].text[0].isdigit()
-                plain = (
-                    i + 1 < len(toks)
-                    and not _has_marks(written)
-                    and not _has_marks(self._word_run(text, toks, i + 1))
-                )
-                if not (numbered or plain):
-                    p_len = 0
+        prefix_kind, p_len = self._prefix_at(text, toks, i, strict=strict, accented=accented)
         if p_len:
-            j = i + p_len
-            if prefix_kind == "street":  # "ngõ 5", "ngách 12/3 ngõ 5 Láng Hạ"
-                while (
-                    j < len(toks)
-                    and j - i < 8
-                    and (
-                        toks[j].text[0].isdigit()
-                        or (
-                            toks[j].text in _STREET_WORDS
-                            and j + 1 < len(toks)
-                            and toks[j + 1].text[0].isdigit()
-                        )
-                    )
-                ):
-                    j += 1
-            match = self._match_name(text, toks, j)
-            if match is not None:
-                end, key, glued = match
-                name = text[toks[j].start : toks[end - 1].end]
-                if prefix_kind == "street":
-                    prefixed = self._street(text, toks, i, j, end, key, strict=strict)
-                else:
-                    readings = self._filter(key, prefix_kind, name, strict=False)
-                    role: Prefix = glued or prefix_kind
-                    if role == "district" and not any(r.level == "district" for r in readings):
-                        role = ""  # "huyện Từ Liêm": no such old district, read the name alone
-                    if readings:
-                        prefixed = _Mention(
-                            i, end, toks[i].start, toks[end - 1].end, role, name, readings, True
-                        )
-        bare: _Mention | int | None = None
-        match = self._match_name(text, toks, i)
-        if match is not None and i > 0 and _HOUSE_NUMBER.fullmatch(toks[i - 1].text):
-            end, key, glued = match  # "số 45 Nguyễn Trãi", "102 Tây Sơn": a street address
-            bare = self._street(text, toks, i, i, end, key, strict=strict)
-        elif match is not None:
-            end, key, glued = match
-            name = text[toks[i].start : toks[end - 1].end]
-            readings = self._filter(key, glued, name, strict=strict and not glued)
-            if readings:
-                bare = _Mention(
-                    i, end, toks[i].start, toks[end - 1].end, glued, name, readings, bool(glued)
-                )
+            prefixed = self._prefixed(text, toks, i, prefix_kind, i + p_len, strict=strict)
+        bare = self._bare(text, toks, i, strict=strict)
         if isinstance(bare, int):
             return bare if prefixed is None or isinstance(prefixed, int) else prefixed
         if isinstance(prefixed, _Mention):
@@ -740,6 +705,91 @@ class HanoiGazetteer:
         if bare is not None and (prefixed is None or bare.tok_end > prefixed):
             return bare
         return prefixed
+
+    def _prefix_at(
+        self, text: str, toks: Sequence[_Token], i: int, *, strict: bool, accented: bool
+    ) -> tuple[Prefix, int]:
+        """The prefix ("phường", "ngõ"…) that starts at token i and its length in tokens
+        (0: none)."""
+        for n in range(min(_MAX_PREFIX, len(toks) - i), 0, -1):
+            words = tuple(t.text for t in toks[i : i + n])
+            if words in _PREFIXES:
+                break
+        else:
+            return "", 0
+        if not (strict and accented and n == 1 and toks[i].text in _AMBIGUOUS_PREFIX):
+            return _PREFIXES[words], n
+        # In a message typed with diacritics, "xa" (far), "quan" (official), "phở"...
+        # are not prefixes, unless the place after them is typed without any either
+        # ("ở xa Bat Trang") or a number follows ("ngo 5").
+        written = text[toks[i].start : toks[i].end]
+        if _tone_key(written) == _tone_key(_AMBIGUOUS_PREFIX[toks[i].text]):
+            return _PREFIXES[words], n
+        numbered = i + 1 < len(toks) and toks[i + 1].text[0].isdigit()
+        plain = (
+            i + 1 < len(toks)
+            and not _has_marks(written)
+            and not _has_marks(self._word_run(text, toks, i + 1))
+        )
+        return (_PREFIXES[words], n) if numbered or plain else ("", 0)
+
+    @staticmethod
+    def _after_numbers(toks: Sequence[_Token], i: int, j: int) -> int:
+        """Past the numbers after a street prefix: "ngõ 5", "ngách 12/3 ngõ 5 Láng Hạ"."""
+        while (
+            j < len(toks)
+            and j - i < 8
+            and (
+                toks[j].text[0].isdigit()
+                or (
+                    toks[j].text in _STREET_WORDS
+                    and j + 1 < len(toks)
+                    and toks[j + 1].text[0].isdigit()
+                )
+            )
+        ):
+            j += 1
+        return j
+
+    def _prefixed(
+        self, text: str, toks: Sequence[_Token], i: int, kind: Prefix, j: int, *, strict: bool
+    ) -> _Mention | int | None:
+        """The place named after a prefix of `kind` at token i (the name starts at j)."""
+        if kind == "street":
+            j = self._after_numbers(toks, i, j)
+        match = self._match_name(text, toks, j)
+        if match is None:
+            return None
+        end, key, glued = match
+        if kind == "street":
+            return self._street(text, toks, i, j, end, key, strict=strict)
+        name = text[toks[j].start : toks[end - 1].end]
+        readings = self._filter(key, kind, name, strict=False)
+        role: Prefix = glued or kind
+        if role == "district" and not any(r.level == "district" for r in readings):
+            role = ""  # "huyện Từ Liêm": no such old district, read the name alone
+        if not readings:
+            return None
+        return _Mention(i, end, toks[i].start, toks[end - 1].end, role, name, readings, True)
+
+    def _bare(
+        self, text: str, toks: Sequence[_Token], i: int, *, strict: bool
+    ) -> _Mention | int | None:
+        """The place named at token i without a prefix."""
+        match = self._match_name(text, toks, i)
+        if match is None:
+            return None
+        end, key, glued = match
+        if i > 0 and _HOUSE_NUMBER.fullmatch(toks[i - 1].text):
+            # "số 45 Nguyễn Trãi", "102 Tây Sơn": a street address
+            return self._street(text, toks, i, i, end, key, strict=strict)
+        name = text[toks[i].start : toks[end - 1].end]
+        readings = self._filter(key, glued, name, strict=strict and not glued)
+        if not readings:
+            return None
+        return _Mention(
+            i, end, toks[i].start, toks[end - 1].end, glued, name, readings, bool(glued)
+        )
 
     @staticmethod
     def _word_run(text: str, toks: Sequence[_Token], j: int) -> str:

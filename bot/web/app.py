@@ -215,6 +215,11 @@ class _Sessions:
         refused = self.limits.hit(kind, client=self.client(request), session=chat_id)
         return refused if refused is not None else (chat_id, token)
 
+    def answer(self, request: Request, token: str | None, replies: list[ReplyJson]) -> Response:
+        """The replies as JSON, with the session cookie when `token` is a new one."""
+        response = JSONResponse(replies, headers={"Cache-Control": "no-store"})
+        return self.set_cookie(request, response, token)
+
     def set_cookie(self, request: Request, response: Response, token: str | None) -> Response:
         """Sets the session cookie when `token` is a new one; returns `response`."""
         if token is not None:
@@ -262,24 +267,30 @@ def _updates_endpoint(engine: Engine | None, sessions: _Sessions) -> Route:
     return Route("/api/updates", get_updates, methods=["GET"], name="web_updates")
 
 
-def create_app(
-    conversation: ConversationHandler,
-    *,
-    extra_routes: Sequence[BaseRoute] = (),
-    max_text_chars: int = MAX_TEXT_CHARS,
-    engine: Engine | None = None,
-    settings: Settings | None = None,
-    nlu: NluMode | None = None,
-) -> Starlette:
-    """The app around `conversation`; `extra_routes` adds e.g. the Zalo webhook.
+def _health_routes(engine: Engine | None, nlu: NluMode | None) -> list[BaseRoute]:
+    """`/healthz` (the process is alive) and `/readyz` (the database and Rasa answer)."""
 
-    `engine`: the database the web chat's notifications are read from (default: the app's).
-    `settings`: the web chat's limits and upload directory (default: the app's).
-    `nlu`: what `/readyz` reports (without it, "fallback").
-    """
-    settings = settings or default_settings
-    chat = WebChat(conversation, max_text_chars=max_text_chars)
-    sessions = _Sessions(settings, WebLimits.from_settings(settings))
+    def nlu_mode() -> str:
+        return nlu.mode if nlu is not None else "fallback"
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "nlu": nlu_mode()}, headers={"Cache-Control": "no-store"})
+
+    async def readyz(request: Request) -> Response:
+        state = {"database": await _database_state(engine), "nlu": nlu_mode()}
+        ready = state == {"database": "ok", "nlu": "rasa"}
+        return JSONResponse(
+            state, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"}
+        )
+
+    return [
+        Route("/healthz", healthz, methods=["GET", "HEAD"], name="healthz"),
+        Route("/readyz", readyz, methods=["GET", "HEAD"], name="readyz"),
+    ]
+
+
+def _session_routes(sessions: _Sessions) -> list[BaseRoute]:
+    """The chat page (which starts a session when there is none) and `POST /api/web/session`."""
 
     async def index(request: Request) -> Response:
         response = FileResponse(
@@ -300,23 +311,13 @@ def create_app(
         response = JSONResponse({"ok": True}, headers={"Cache-Control": "no-store"})
         return sessions.set_cookie(request, response, started[0])
 
-    async def answer(request: Request, token: str | None, replies: list[ReplyJson]) -> Response:
-        response = JSONResponse(replies, headers={"Cache-Control": "no-store"})
-        return sessions.set_cookie(request, response, token)
+    return [
+        Route("/", index, methods=["GET", "HEAD"], name="index"),
+        Route("/api/web/session", new_session, methods=["POST"], name="web_session"),
+    ]
 
-    def nlu_mode() -> str:
-        return nlu.mode if nlu is not None else "fallback"
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "nlu": nlu_mode()}, headers={"Cache-Control": "no-store"})
-
-    async def readyz(request: Request) -> Response:
-        state = {"database": await _database_state(engine), "nlu": nlu_mode()}
-        ready = state == {"database": "ok", "nlu": "rasa"}
-        return JSONResponse(
-            state, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"}
-        )
-
+def _message_endpoint(chat: WebChat, sessions: _Sessions) -> Route:
     async def post_message(request: Request) -> Response:
         admitted = sessions.admit(request, "messages")
         if isinstance(admitted, OverLimit):
@@ -335,8 +336,12 @@ def create_app(
         except Exception:
             logger.exception("The conversation failed on a web chat message.")
             return JSONResponse(_FAILED, status_code=500)
-        return await answer(request, token, replies)
+        return sessions.answer(request, token, replies)
 
+    return Route("/api/web/messages", post_message, methods=["POST"], name="web_messages")
+
+
+def _photo_endpoint(chat: WebChat, sessions: _Sessions, settings: Settings) -> Route:
     photo_too_large = WebInputError(
         413,
         "photo_too_large",
@@ -367,15 +372,34 @@ def create_app(
         except Exception:
             logger.exception("The conversation failed on a web chat photo.")
             return JSONResponse(_FAILED, status_code=500)
-        return await answer(request, token, replies)
+        return sessions.answer(request, token, replies)
 
+    return Route("/api/web/photos", post_photo, methods=["POST"], name="web_photos")
+
+
+def create_app(
+    conversation: ConversationHandler,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    max_text_chars: int = MAX_TEXT_CHARS,
+    engine: Engine | None = None,
+    settings: Settings | None = None,
+    nlu: NluMode | None = None,
+) -> Starlette:
+    """The app around `conversation`; `extra_routes` adds e.g. the Zalo webhook.
+
+    `engine`: the database the web chat's notifications are read from (default: the app's).
+    `settings`: the web chat's limits and upload directory (default: the app's).
+    `nlu`: what `/readyz` reports (without it, "fallback").
+    """
+    settings = settings or default_settings
+    chat = WebChat(conversation, max_text_chars=max_text_chars)
+    sessions = _Sessions(settings, WebLimits.from_settings(settings))
     routes: list[BaseRoute] = [
-        Route("/", index, methods=["GET", "HEAD"], name="index"),
-        Route("/healthz", healthz, methods=["GET", "HEAD"], name="healthz"),
-        Route("/readyz", readyz, methods=["GET", "HEAD"], name="readyz"),
-        Route("/api/web/messages", post_message, methods=["POST"], name="web_messages"),
-        Route("/api/web/photos", post_photo, methods=["POST"], name="web_photos"),
-        Route("/api/web/session", new_session, methods=["POST"], name="web_session"),
+        *_session_routes(sessions),
+        *_health_routes(engine, nlu),
+        _message_endpoint(chat, sessions),
+        _photo_endpoint(chat, sessions, settings),
         _updates_endpoint(engine, sessions),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *open311_routes(engine=engine),  # the Open311 GeoReport v2 API, /open311/v2
