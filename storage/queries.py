@@ -133,12 +133,14 @@ def _insert_incoming(dialect: str) -> Any:
 
 @cache
 def _claim_chat(dialect: str) -> Any:
-    """Claim a chat for one turn: its row created (idle) or its lapsed claim taken over;
-    nothing is returned while another turn's claim holds (see `start_turn`)."""
+    """Claim a chat for one turn: its row created (idle), its lapsed claim taken over, or
+    its claim renewed by the turn that holds it (which starts the turn of an older message
+    of the chat in it); nothing is returned while another turn's claim holds (`start_turn`)."""
     insert = _dialect_insert(dialect, _CONVERSATION)
     lapsed = sa.or_(
         _CONVERSATION.c.claim_until.is_(None),
         _CONVERSATION.c.claim_until < sa.bindparam("now", type_=_CONVERSATION.c.claim_until.type),
+        _CONVERSATION.c.claim_token == insert.excluded.claim_token,
     )
     return insert.on_conflict_do_update(
         index_elements=["channel", "chat_id"],
@@ -168,16 +170,17 @@ _FIRST_UNHANDLED = (
     .order_by(_MESSAGE.c.id)
     .limit(1)
 )
-# The end of a claimed turn: the claim given back (and the state written), by its holder only.
-_RELEASE_CLAIM = (
-    sa.update(_CONVERSATION)
-    .where(
-        _CONVERSATION.c.channel == sa.bindparam("b_channel"),
-        _CONVERSATION.c.chat_id == sa.bindparam("b_chat_id"),
-        _CONVERSATION.c.claim_token == sa.bindparam("token"),
-    )
-    .values(claim_token=None, claim_until=None)
+# A claimed chat, changed by its claim's holder only.
+_CLAIMED_CHAT = sa.update(_CONVERSATION).where(
+    _CONVERSATION.c.channel == sa.bindparam("b_channel"),
+    _CONVERSATION.c.chat_id == sa.bindparam("b_chat_id"),
+    _CONVERSATION.c.claim_token == sa.bindparam("token"),
 )
+_RENEW_CLAIM = _CLAIMED_CHAT.values(
+    claim_until=sa.bindparam("b_until", type_=_CONVERSATION.c.claim_until.type)
+)
+# The end of a claimed turn: the claim given back (and the state written).
+_RELEASE_CLAIM = _CLAIMED_CHAT.values(claim_token=None, claim_until=None)
 _SAVE_CLAIMED = _RELEASE_CLAIM.values(
     state=sa.bindparam("b_state"),
     data=sa.bindparam("b_data", type_=_CONVERSATION.c.data.type),
@@ -401,9 +404,9 @@ class StoredIncoming:
 
 @dataclass(frozen=True)
 class TurnStart:
-    """What a citizen's turn starts from (`start_turn`)."""
+    """What a turn starts from (`start_turn`)."""
 
-    citizen_id: int
+    citizen_id: int | None  # None for a turn on the officials' desk
     message_id: int
     new: bool  # False: this message was handled before (a redelivery); not handled again
     state: str | None  # the chat's dialogue state; None before its first turn
@@ -477,11 +480,13 @@ def start_turn(
     payload: dict[str, Any],
     claim: str | None = None,
     now: datetime | None = None,
+    citizen: bool = True,
 ) -> TurnStart:
-    """Store a citizen's incoming message before anything else is done with it (unless the
-    channel's inbox stored it already), with the citizen (created on first contact), and read
-    the chat's dialogue state: one transaction. A message stored and not handled yet (taken
-    in by the channel, or left by a crash) is new: it is handled now.
+    """Store an incoming message before anything else is done with it (unless the channel's
+    inbox stored it already), with the citizen (created on first contact; none for a turn of
+    the officials' desk: `citizen` False), and read the chat's dialogue state: one
+    transaction. A message stored and not handled yet (taken in by the channel, or left by a
+    crash) is new: it is handled now.
 
     With `claim` (a token unique to this turn), a new message's turn also claims the chat
     for `CHAT_CLAIM`, cluster-wide, from reading the state to `finish_turn` writing it: one
@@ -490,7 +495,7 @@ def start_turn(
     chat waits unhandled, it is `earlier`, to be handled first (in order per chat)."""
     begin_write(session)
     now = now or utcnow()
-    citizen_id = _citizen_id(session, channel, user_id, display_name)
+    citizen_id = _citizen_id(session, channel, user_id, display_name) if citizen else None
     values = _incoming_values(
         channel=channel, chat_id=chat_id, channel_message_id=channel_message_id, text=text,
         payload=payload, user_id=user_id, citizen_id=citizen_id, conversation_id=None,
@@ -498,7 +503,7 @@ def start_turn(
     message_id, new = _insert_incoming_row(session, values)
     if not new:
         new = _core(session, _HANDLED_AT, {"message_id": message_id}).scalar() is None
-        if new:  # stored by the inbox, before the citizen was known
+        if new and citizen_id is not None:  # stored by the inbox, before the citizen was known
             _core(session, _SET_CITIZEN, {"message_id": message_id, "citizen_id": citizen_id})
     chat = {"channel": channel, "chat_id": chat_id}
     if claim is None or not new:
@@ -506,7 +511,7 @@ def start_turn(
         session.commit()
         state, data = saved if saved is not None else (None, {})
         return TurnStart(citizen_id, message_id, new, state, dict(data))
-    row = {
+    row: dict[str, Any] = {
         **chat,
         "state": "idle",
         "data": {},
@@ -596,6 +601,16 @@ def finish_turn(
     )
     session.commit()
     return queued
+
+
+def renew_claim(*, session: Session, channel: Channel, chat_id: str, claim: str) -> bool:
+    """Hold a chat `CHAT_CLAIM` longer for the turn whose `claim` holds it (a long turn's
+    heartbeat); False when the claim lapsed and another turn took the chat."""
+    begin_write(session)
+    chat = {"b_channel": channel, "b_chat_id": chat_id, "token": claim}
+    renewed = _core(session, _RENEW_CLAIM, {**chat, "b_until": utcnow() + CHAT_CLAIM}).rowcount
+    session.commit()
+    return bool(renewed == 1)
 
 
 def release_chat(*, session: Session, channel: Channel, chat_id: str, claim: str) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from civicbot_nlu.normalize import normalize
 from sqlalchemy import Engine
@@ -70,52 +70,25 @@ class Conversation:
         self._engine = engine
         self._clock = clock
         self.outbox = outbox or OutboxWorker({}, engine=engine, clock=clock)
-        self.lanes = ChatLanes()
+        # The chats' turns; the desk in front (bot/officials/desk.py) routes its own there.
+        self.chats = Chats(engine, self.turn)
 
     async def handle(self, message: IncomingMessage, output: OutputChannel | None) -> None:
         """Store the message (unless the channel's inbox did), then understand and answer it:
-        once, in order per chat, cluster-wide. Without `output`, the outbox worker sends the
-        replies.
+        once, in order per chat, cluster-wide (`Chats.take_turns`). Without `output`, the
+        outbox worker sends the replies."""
 
-        The turn claims its chat in the database (`queries.start_turn`): while a turn of
-        another process holds it, this one waits, and returns once that turn (or a later one
-        there) handled the message. Older messages of the chat left unhandled (stored by
-        another process, or by one that died) are handled first, their replies sent before
-        this one's (a web post's response holds its own replies only: the earlier posts get
-        theirs from the database)."""
-        queued: list[int] = []
-        claimed: list[Claim] = []
-        async with self.lanes.hold((message.channel, message.chat_id)):
-            waits = _claim_waits()
-            while True:
-                with get_session(self._engine) as session:
-                    turn = _Turn(session, message, self._nlu, self._clock)
-                    if output is not None:  # its replies are sent at once: queued claimed
-                        turn.send_lease = self.outbox.lease
-                    start = turn.store()
-                    if not start.new:
-                        logger.info("Redelivered %s message %s ignored.", *_ids(message))
-                        return
-                    if not start.claimed:  # another process's turn of this chat
-                        await asyncio.sleep(next(waits))
-                        continue
-                    if start.earlier is not None:
-                        turn = turn.earlier(start.earlier)
-                    try:
-                        with TURN_SECONDS.time():
-                            await turn.run()
-                    except queries.ClaimLost:
-                        logger.warning("%s message %s: chat taken over; again.", *_ids(message))
-                        continue
-                if turn.message is message:
-                    mine = turn.claims()
-                    claimed += mine
-                    queued += [] if mine else turn.queued
-                    break
-                if message.channel != "web":  # a web post answers its own message only
-                    queued += turn.queued
-            if output is not None:
-                await self.outbox.send_now(queued, output, claimed)
+        def first(session: Session) -> _Turn:
+            turn = self.turn(session, message)
+            if output is not None:  # its replies are sent at once: queued claimed
+                turn.send_lease = self.outbox.lease
+            return turn
+
+        await self.chats.take_turns(message, output, first, self.outbox)
+
+    def turn(self, session: Session, message: IncomingMessage) -> _Turn:
+        """A citizen's turn for `message`."""
+        return _Turn(session, message, self._nlu, self._clock)
 
     def accept(self, messages: list[IncomingMessage]) -> list[bool]:
         """The inbox: store what a channel received before it acknowledges it (one
@@ -155,6 +128,112 @@ class Conversation:
                 return None
             payloads = queries.replies_to(session=session, message_id=stored)
         return [reply_from_payload(p) for p in payloads]
+
+
+class ChatTurn(Protocol):
+    """A turn that `Chats.take_turns` runs under its chat's claim: a citizen's (`_Turn`) or
+    an official's (bot/officials/desk.py)."""
+
+    message: IncomingMessage
+    claim: str  # its hold on the chat, cluster-wide (`queries.start_turn`)
+    queued: list[int]  # its replies' outbox rows, once run
+
+    def store(self) -> queries.TurnStart:
+        """Store the message and claim its chat (`queries.start_turn` with `claim`)."""
+        ...
+
+    async def run(self) -> None:
+        """Answer; the state, the replies and the message handled in one commit (raises
+        `queries.ClaimLost` when another turn took the chat)."""
+        ...
+
+    def claims(self) -> list[Claim]:
+        """The replies queued claimed for this turn to send (none when they wait)."""
+        ...
+
+
+class Chats:
+    """One turn per chat at a time, in order, cluster-wide, whoever's turn it is.
+
+    `route` gives the turn for a stored message of a chat: the desk's for an official's
+    message, a citizen's otherwise (the desk sets it; by default, a citizen's)."""
+
+    def __init__(
+        self, engine: Engine | None, route: Callable[[Session, IncomingMessage], ChatTurn]
+    ) -> None:
+        self._engine = engine
+        self.route = route
+        self.lanes = ChatLanes()
+
+    async def take_turns(
+        self,
+        message: IncomingMessage,
+        output: OutputChannel | None,
+        first: Callable[[Session], ChatTurn],
+        outbox: OutboxWorker,
+    ) -> None:
+        """Run `first(session)`, the turn of `message`, under its chat's claim; replies sent
+        through `outbox` to `output` (without one, the outbox worker sends them).
+
+        The turn claims its chat in the database (`queries.start_turn`): while a turn of
+        another process holds it, this one waits, and returns once that turn (or a later one
+        there) handled the message. Older messages of the chat left unhandled (stored by
+        another process, or by one that died) are handled first, each by its own kind of
+        turn (`route`), their replies sent before this one's (a web post's response holds
+        its own replies only: the earlier posts get theirs from the database)."""
+        queued: list[int] = []
+        claimed: list[Claim] = []
+        async with self.lanes.hold((message.channel, message.chat_id)):
+            waits = _claim_waits()
+            while True:
+                with get_session(self._engine) as session:
+                    turn = first(session)
+                    start = turn.store()
+                    if not start.new:
+                        logger.info("Redelivered %s message %s ignored.", *_ids(message))
+                        return
+                    if not start.claimed:  # another process's turn of this chat
+                        await asyncio.sleep(next(waits))
+                        continue
+                    if start.earlier is not None:
+                        earlier = self._earlier(session, turn, start.earlier)
+                        if earlier is None:  # the chat was taken meanwhile: again
+                            continue
+                        turn = earlier
+                    try:
+                        with TURN_SECONDS.time():
+                            await turn.run()
+                    except queries.ClaimLost:
+                        logger.warning("%s message %s: chat taken over; again.", *_ids(message))
+                        continue
+                if turn.message is message:
+                    mine = turn.claims()
+                    claimed += mine
+                    queued += [] if mine else turn.queued
+                    break
+                if message.channel != "web":  # a web post answers its own message only
+                    queued += turn.queued
+            if output is not None:
+                await outbox.send_now(queued, output, claimed)
+
+    def _earlier(
+        self, session: Session, turn: ChatTurn, row: queries.StoredIncoming
+    ) -> ChatTurn | None:
+        """The turn of an older message of the chat, left unhandled, in `turn`'s claim (None
+        when the claim lapsed meanwhile)."""
+        m = turn.message
+        message = incoming_from_row(
+            channel=m.channel,
+            chat_id=m.chat_id,
+            user_id=row.user_id,
+            text=row.text,
+            channel_message_id=row.channel_message_id or "",
+            payload=row.payload,
+        )
+        earlier = self.route(session, message)
+        earlier.claim = turn.claim
+        start = earlier.store()  # renews the claim
+        return earlier if start.new and start.claimed else None
 
 
 def _keyboard(message: IncomingMessage) -> dict[str, str]:
@@ -216,27 +295,12 @@ class _Turn:
             payload=incoming_payload(m),
             claim=self.claim,
         )
+        assert start.citizen_id is not None  # a citizen's turn
         self.citizen_id = start.citizen_id
         self.stored_id = start.message_id
         self.state = start.state or IDLE
         self.data: dict[str, Any] = start.data
         return start
-
-    def earlier(self, row: queries.StoredIncoming) -> _Turn:
-        """The turn of an older message of the chat, left unhandled: in this turn's claim."""
-        m = self.message
-        message = incoming_from_row(
-            channel=m.channel,
-            chat_id=m.chat_id,
-            user_id=row.user_id,
-            text=row.text,
-            channel_message_id=row.channel_message_id or "",
-            payload=row.payload,
-        )
-        turn = _Turn(self.session, message, self.nlu, self.clock)
-        turn.claim, turn.citizen_id, turn.stored_id = self.claim, self.citizen_id, row.id
-        turn.state, turn.data = self.state, self.data
-        return turn
 
     async def run(self) -> None:
         try:

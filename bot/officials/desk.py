@@ -9,6 +9,7 @@ keeps an official's pending step (e.g. "type the reason") in the chat's stored s
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -21,22 +22,22 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.conversation.dialogue.tickets import await_answer
-from bot.conversation.engine import Conversation
+from bot.conversation.engine import MAX_STORED_TEXT, Chats, ChatTurn, Conversation
 from bot.conversation.messages import (
     Button,
     IncomingMessage,
     OutgoingFile,
     OutputChannel,
     Reply,
+    incoming_payload,
     reply_to_payload,
 )
 from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
 from bot.directory import store
 from bot.duplicates import merge
-from bot.lanes import ChatLanes
 from bot.officials import signin
 from bot.officials.invites import find_invite_code, link_official
-from bot.outbox.worker import OutboxWorker
+from bot.outbox.worker import Claim, OutboxWorker
 from bot.tickets import access, proof, workflow
 from bot.tickets.intake import expected, official_buttons, place_text
 from bot.tickets.workflow import ActionRefused
@@ -86,7 +87,15 @@ class Desk:
         self.conversation = conversation
         self._engine = engine
         self._clock = clock
-        self._locks = ChatLanes()  # only the chats in flight
+        # The chats' turns, the citizens' and the desk's (one claim per chat, cluster-wide):
+        # the conversation's, which routes a chat's older unhandled messages here when the
+        # desk's. A stand-in conversation (tests): the desk's own.
+        if isinstance(conversation, Conversation):
+            self._chats = conversation.chats
+            conversation.chats.route = self.turn
+        else:
+            self._chats = Chats(engine, self.turn)
+        self._locks = self._chats.lanes  # only the chats in flight
         self._outbox = OutboxWorker({}, engine=engine, clock=clock)
 
     def accept(self, messages: list[IncomingMessage]) -> list[bool]:
@@ -103,33 +112,53 @@ class Desk:
 
     async def handle(self, message: IncomingMessage, output: OutputChannel | None) -> None:
         """An official's message (or invite, or officials' button) here; others to citizens."""
-        channel = Channel(message.channel)
-        if channel == Channel.web:  # anonymous browser sessions: never an official's account
-            await self.conversation.handle(message, output)
-            return
         with get_session(self._engine) as session:
-            official_id = queries.official_by_account(
-                session=session, channel=channel, external_user_id=message.user_id
-            )
+            official_id = self._official_id(session, message)
             session.commit()
         if official_id is not None:
             message = await keep_photos(message, output)
-        button = message.button or ""
-        is_invite = find_invite_code(message.text) is not None
-        if official_id is None and not is_invite and not button.startswith(OFFICIAL_PREFIXES):
+        if not _on_desk(message, official_id):
             await self.conversation.handle(message, output)
             return
-        async with self._locks.hold((message.channel, message.chat_id)):
-            with get_session(self._engine) as session:
-                official = session.get(Official, official_id) if official_id else None
-                turn = _DeskTurn(session, message, channel, official, self._clock())
-                if turn.store():
-                    turn.respond()
-                    turn.save()
-            if output is not None:  # through the app's worker when there is one (its 429 pause)
-                own = not isinstance(self.conversation, Conversation)
-                outbox = self._outbox if own else self.conversation.outbox
-                await outbox.send_now(turn.queued, output)
+        # Through the app's worker when there is one (its 429 pause).
+        own = not isinstance(self.conversation, Conversation)
+        outbox = self._outbox if own else self.conversation.outbox
+        await self._chats.take_turns(
+            message, output, lambda session: self._turn(session, message, official_id), outbox
+        )
+
+    def turn(self, session: Session, message: IncomingMessage) -> ChatTurn:
+        """The turn for a stored message of a chat: the desk's for an official's message (or
+        invite, or officials' button), a citizen's otherwise."""
+        official_id = self._official_id(session, message)
+        if _on_desk(message, official_id):
+            return self._turn(session, message, official_id)
+        return self.conversation.turn(session, message)
+
+    def _official_id(self, session: Session, message: IncomingMessage) -> int | None:
+        """The official linked to the sender's account (never on the web chat)."""
+        channel = Channel(message.channel)
+        if channel == Channel.web:  # anonymous browser sessions: never an official's account
+            return None
+        return queries.official_by_account(
+            session=session, channel=channel, external_user_id=message.user_id
+        )
+
+    def _turn(
+        self, session: Session, message: IncomingMessage, official_id: int | None
+    ) -> _DeskTurn:
+        official = session.get(Official, official_id) if official_id else None
+        return _DeskTurn(session, message, Channel(message.channel), official, self._clock())
+
+
+def _on_desk(message: IncomingMessage, official_id: int | None) -> bool:
+    """Whether a message is the desk's: an official's, an invite code or an officials'
+    button (not on the web chat: anonymous)."""
+    if message.channel == Channel.web.value:
+        return False
+    button = message.button or ""
+    is_invite = find_invite_code(message.text) is not None
+    return official_id is not None or is_invite or button.startswith(OFFICIAL_PREFIXES)
 
 
 class _DeskTurn:
@@ -152,34 +181,50 @@ class _DeskTurn:
         self.state = OFF_IDLE
         self.data: dict[str, Any] = {}
         self.queued: list[int] = []  # the replies' outbox rows
+        self.claim = queries.new_claim_token()  # this turn's hold on its chat, cluster-wide
 
-    def store(self) -> bool:
-        """Store the message first; False when this update was handled before."""
+    def store(self) -> queries.TurnStart:
+        """Store the message first (unless the channel's inbox did) and claim its chat, as
+        a citizen's turn does (`queries.start_turn`, no citizen)."""
         m = self.message
-        stored, new = queries.store_incoming(
-            session=self.session, channel=self.channel, chat_id=m.chat_id,
-            channel_message_id=m.message_id, text=m.text[:10_000],
-            payload={"button": m.button, "official_id": getattr(self.official, "id", None)},
-            user_id=m.user_id,
+        payload = {**incoming_payload(m), "official_id": getattr(self.official, "id", None)}
+        start = queries.start_turn(
+            session=self.session, channel=self.channel, chat_id=m.chat_id, user_id=m.user_id,
+            display_name=m.display_name, channel_message_id=m.message_id,
+            text=m.text[:MAX_STORED_TEXT], payload=payload, claim=self.claim, citizen=False,
         )  # fmt: skip
-        assert stored.id is not None
-        self.stored_id = stored.id
-        conversation = queries.get_conversation(
-            session=self.session, channel=self.channel, chat_id=m.chat_id
-        )
-        if conversation is not None and conversation.state.startswith(OFF_IDLE):
-            self.state, self.data = conversation.state, dict(conversation.data)
-        self.session.commit()
-        return new or stored.handled_at is None  # stored by the channel's inbox
+        self.stored_id = start.message_id
+        if start.state is not None and start.state.startswith(OFF_IDLE):
+            self.state, self.data = start.state, start.data
+        self.started = (self.state, copy.deepcopy(self.data))
+        return start
+
+    async def run(self) -> None:
+        """Answer, then save; a step that fails is undone, the message handled with an
+        apology and the chat's state as it was (the chat's later messages are not held)."""
+        try:
+            self.respond()
+        except Exception:
+            self.session.rollback()
+            self.replies = [Reply(text=say("utter_official_failed"))]
+            self.state, self.data = self.started
+            self.save()
+            raise
+        self.save()
+
+    def claims(self) -> list[Claim]:
+        """None: the desk's replies are queued for any sender (`OutboxWorker.send_now`)."""
+        return []
 
     def save(self) -> None:
-        """The pending step, the replies (queued in the outbox) and the message handled; a
-        refused or wrong code leaves the chat's state alone (it stays the citizen's)."""
+        """The pending step, the replies (queued in the outbox) and the message handled, the
+        chat given back (`queries.ClaimLost` when another turn took it); a refused or wrong
+        code leaves the chat's state alone (it stays the citizen's)."""
         state = self.state if self.official is not None else None
         self.queued = queries.finish_turn(
             session=self.session, message_id=self.stored_id, nlu=None, channel=self.channel,
             chat_id=self.message.chat_id, state=state, data=self.data, citizen_id=None,
-            replies=[reply_to_payload(r) for r in self.replies],
+            replies=[reply_to_payload(r) for r in self.replies], claim=self.claim,
         )  # fmt: skip
 
     def reply(self, text: str, buttons: tuple[Button, ...] = ()) -> None:
