@@ -387,7 +387,9 @@ def _first_press(session: Session, message: dict[str, Any], keyboard: str) -> bo
 
 
 # How long a turn holds its chat (`start_turn` with a claim); a process that dies mid-turn
-# holds it this long. A turn that outlives it loses the chat (`ClaimLost`).
+# holds it this long. A running turn renews it every third of it (`renew_claim`, from
+# bot/conversation/engine.py); one whose renewals stop (its process stalled) loses the chat
+# once it lapses (`ClaimLost`: rolled back, started again).
 CHAT_CLAIM = timedelta(seconds=30)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,8 +21,10 @@ from bot import inbox
 from bot.conversation.engine import Conversation
 from bot.conversation.messages import CollectingOutput, IncomingMessage, reply_from_payload
 from bot.conversation.texts import say
+from bot.nlu.result import NluResult
 from bot.officials import desk as desk_module
 from bot.officials.desk import Desk
+from bot.tickets import workflow
 from storage import queries
 from storage.models import (
     Channel,
@@ -179,3 +182,78 @@ async def test_a_desk_message_left_unhandled_in_a_citizens_chat_leaves_their_for
     with Session(engine) as session:
         stored = session.exec(select(Message).where(Message.chat_id == chats[0])).all()
     assert all(m.handled_at is not None for m in stored if m.direction == "in")
+
+
+# --- A long turn keeps its chat ----------------------------------------------------------
+
+
+class CountingNlu(KeywordNlu):
+    """The keyword NLU counting what it is asked (shared by both instances); `slow` texts
+    take `delay` seconds the first time."""
+
+    def __init__(self, asked: dict[str, int], slow: str = "", delay: float = 0.0) -> None:
+        self.asked, self.slow, self.delay = asked, slow, delay
+        self.started = threading.Event()
+
+    async def parse(self, text: str) -> NluResult:
+        self.asked[text] = self.asked.get(text, 0) + 1
+        if text == self.slow and self.asked[text] == 1:
+            self.started.set()
+            await asyncio.sleep(self.delay)
+        return await super().parse(text)
+
+
+async def test_a_turn_longer_than_its_claim_keeps_its_chat_and_runs_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The NLU takes 2.5 s on one instance, the claim lasts 0.6 s: the chat's next message,
+    on the other instance, waits for the turn instead of taking the chat over and running
+    the first message again."""
+    monkeypatch.setattr(queries, "CHAT_CLAIM", timedelta(seconds=0.6))
+    await KeywordNlu().parse("xin chào")  # its first use loads the fallback, blocking a loop
+    telegram = Telegram()
+    asked: dict[str, int] = {}
+    chat = "7300"
+    with instances(database_url, telegram) as (a, b):
+        slow = CountingNlu(asked, slow="xin chào", delay=2.5)
+        a.conversation._nlu = slow
+        b.conversation._nlu = CountingNlu(asked)
+        hello, thanks = message(chat, 1, "xin chào"), message(chat, 2, "cảm ơn")
+        assert a.desk.accept([hello]) == [True]
+        first = a.handle(hello, telegram)
+        await until(slow.started.is_set)
+        assert b.desk.accept([thanks]) == [True]
+        await asyncio.gather(first, b.handle(thanks, telegram))
+        await until(lambda: len(telegram.texts(chat)) == 2)
+        answered = replies_by_message(a.engine, chat)
+        ids = [stored_id(a.engine, chat, n) for n in (1, 2)]
+    assert asked == {"xin chào": 1, "cảm ơn": 1}  # each understood once: no turn run twice
+    assert [reply_to for reply_to, _ in answered] == ids
+    assert telegram.texts(chat) == [text for _, text in answered]
+    assert "Xin chào" in telegram.texts(chat)[0]
+
+
+async def test_a_failed_desk_step_is_answered_and_does_not_hold_the_chat(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = seed_ticket(engine)
+    output = CollectingOutput()
+    desk = Desk(Conversation(nlu=KeywordNlu(), engine=engine), engine=engine)
+    await desk.handle(official_message(1, button=f"t:rej:{code}"), output)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away mid-step")
+
+    monkeypatch.setattr(workflow, "reject", broken)
+    with pytest.raises(RuntimeError):
+        await desk.handle(official_message(2, "Không thuộc thẩm quyền"), output)
+    monkeypatch.undo()
+    assert chat_state(engine, OFFICIAL)[0] == desk_module.OFF_REJECT_REASON  # as it was
+    await desk.handle(official_message(3, "Không thuộc thẩm quyền"), output)
+    with Session(engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.code == code)).one()
+    assert ticket.status == TicketStatus.rejected
+    assert [text for reply_to, text in replies_by_message(engine, OFFICIAL)][1:] == [
+        say("utter_official_failed"),
+        say("utter_official_done", what="không tiếp nhận", code=code),
+    ]

@@ -8,8 +8,9 @@ in the middle of a complaint form continues where it was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -202,7 +203,8 @@ class Chats:
                         turn = earlier
                     try:
                         with TURN_SECONDS.time():
-                            await turn.run()
+                            async with self._held(turn):
+                                await turn.run()
                     except queries.ClaimLost:
                         logger.warning("%s message %s: chat taken over; again.", *_ids(message))
                         continue
@@ -215,6 +217,36 @@ class Chats:
                     queued += turn.queued
             if output is not None:
                 await outbox.send_now(queued, output, claimed)
+
+    @contextlib.asynccontextmanager
+    async def _held(self, turn: ChatTurn) -> AsyncIterator[None]:
+        """The turn's claim renewed every third of `CHAT_CLAIM` while it runs: a slow NLU or
+        database does not lose the chat to another turn (which would run it again)."""
+        heartbeat = asyncio.create_task(self._renew(turn.message, turn.claim))
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _renew(self, message: IncomingMessage, claim: str) -> None:
+        channel, chat_id = Channel(message.channel), message.chat_id
+        while True:
+            await asyncio.sleep(queries.CHAT_CLAIM.total_seconds() / 3)
+            try:  # in a thread: on SQLite it may wait for the turn's write lock
+                held = await asyncio.to_thread(self._renew_once, channel, chat_id, claim)
+            except Exception:
+                logger.exception("Renewing the claim on %s chat %s failed.", channel, chat_id)
+                continue
+            if not held:  # lapsed and taken: the turn ends with ClaimLost
+                return
+
+    def _renew_once(self, channel: Channel, chat_id: str, claim: str) -> bool:
+        with get_session(self._engine) as session:
+            return queries.renew_claim(
+                session=session, channel=channel, chat_id=chat_id, claim=claim
+            )
 
     def _earlier(
         self, session: Session, turn: ChatTurn, row: queries.StoredIncoming
