@@ -2,8 +2,9 @@
 
 Run with the NLU environment: `PYTHONPATH=nlu:. nlu/.venv/bin/python scripts/crossval.py [PART…]`
 with PART among `c` (regularisation), `features` (word order, negation, head clause),
-`classifiers` (other models and an ensemble) and `reject` (the out_of_scope threshold);
-all of them when none is named. `added:FILE` (e.g. `added:categories`) asks whether the
+`classifiers` (other models and an ensemble), `reject` (the out_of_scope threshold) and
+`errors` (the held-out errors of the chosen pipeline, to write data against); all of them
+when none is named. `added:FILE` (e.g. `added:categories`) asks whether the
 examples of one data file help: the other files' examples are held out fold by fold and
 predicted by models trained with and without that file. Settings are chosen here, never
 on the dev sets (tests/data/nlu_dev*.csv), which are only run to report.
@@ -107,11 +108,44 @@ def classifiers(data: dict[str, tuple[list[str], list[str]]]) -> None:
             score(name, setting, make, texts, labels)
 
 
+_PROBABILITIES: dict[str, np.ndarray] = {}
+
+
+def held_out_probabilities(name: str, texts: list[str], labels: list[str]) -> np.ndarray:
+    """The chosen pipeline's held-out class probabilities (columns in sorted label order),
+    computed once per task for the parts that read them."""
+    if name not in _PROBABILITIES:
+        model = text_pipeline(10.0, CHOSEN)
+        _PROBABILITIES[name] = cross_val_predict(
+            model, texts, labels, cv=FOLDS, method="predict_proba"
+        )
+    return _PROBABILITIES[name]
+
+
+def errors(data: dict[str, tuple[list[str], list[str]]]) -> None:
+    """The held-out errors of the chosen pipeline on the training examples (never a dev
+    set's): where new training data of the failing kinds is worth writing."""
+    examples = {document(e.text): e for e in training_examples()}
+    for name in ("intent", "category"):
+        texts, labels = data[name]
+        probabilities = held_out_probabilities(name, texts, labels)
+        classes = np.array(sorted(set(labels)))
+        for text, gold, row in zip(texts, labels, probabilities, strict=True):
+            said = classes[row.argmax()]
+            if said != gold:
+                example = examples.get(text)
+                source = example.source if example else "?"
+                print(
+                    f"error     {name:9} {source:13} {gold} -> {said} ({row.max():.2f}): "
+                    f"{example.text if example else text}",
+                    flush=True,
+                )
+
+
 def reject(data: dict[str, tuple[list[str], list[str]]]) -> None:
     """Out of scope when the best intent's probability is under a threshold."""
     texts, labels = data["intent"]
-    model = text_pipeline(10.0, CHOSEN)
-    probabilities = cross_val_predict(model, texts, labels, cv=FOLDS, method="predict_proba")
+    probabilities = held_out_probabilities("intent", texts, labels)
     classes = np.array(sorted(set(labels)))
     gold = np.array(labels)
     for threshold in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):  # 0: the trained class alone
@@ -153,7 +187,13 @@ def added(source: str) -> None:
         )
 
 
-PARTS = {"c": regularisation, "features": features, "classifiers": classifiers, "reject": reject}
+PARTS = {
+    "c": regularisation,
+    "features": features,
+    "classifiers": classifiers,
+    "reject": reject,
+    "errors": errors,
+}
 
 
 def main() -> None:
