@@ -331,45 +331,15 @@ class _Reader:
         if fields is None:
             return None
         errors_before = len(self.errors)
-        duplicate = False
-        unit_id = self.text(fields["id"][1], "id") if "id" in fields else None
-        if unit_id is not None and (len(unit_id) > _ID_MAX or not _ID.match(unit_id)):
-            self.error(
-                fields["id"][1],
-                f"unit id `{unit_id}`: use lowercase letters, digits and `-` (at most {_ID_MAX})",
-            )
-        elif unit_id == WARD_TARGET:
-            self.error(fields["id"][1], "`ward` is reserved (rules use `unit: ward`)")
-        elif unit_id is not None and unit_id in self.declared:
-            line = self.declared[unit_id]
-            self.error(fields["id"][1], f"unit `{unit_id}` is already defined on line {line}")
-            duplicate = True
-        elif unit_id is not None:
-            self.declared[unit_id] = _line(node)
+        unit_id, duplicate = self.unit_id(node, fields)
         name = self.text(fields["name"][1], "name") if "name" in fields else None
         if name is not None and len(name) > _NAME_MAX:
             self.error(fields["name"][1], f"name longer than {_NAME_MAX} characters")
-        kind: UnitKind | None = None
-        if "kind" in fields:
-            kind_text = self.text(fields["kind"][1], "kind")
-            if kind_text is not None:
-                try:
-                    kind = UnitKind(kind_text)
-                except ValueError:
-                    kinds = _listed([k.value for k in UnitKind])
-                    self.error(fields["kind"][1], f"unknown kind `{kind_text}` (known: {kinds})")
+        kind = self.unit_kind(fields)
         parent = self.text(fields["parent"][1], "parent") if "parent" in fields else None
         if parent is not None and unit_id is not None and not duplicate:
             self.parent_refs.append((_line(fields["parent"][1]), unit_id, parent))
-        ward_code = None
-        if "ward_code" in fields:
-            ward_code = self.text(fields["ward_code"][1], "ward_code")
-            if ward_code is not None and ward_code not in self.ward_codes:
-                self.error(fields["ward_code"][1], _UNKNOWN_WARD.format(ward_code))
-        if kind == UnitKind.ward and "ward_code" not in fields:
-            self.error(node, "a unit of kind ward needs its `ward_code`")
-        elif kind is not None and kind != UnitKind.ward and "ward_code" in fields:
-            self.error(fields["ward_code"][0], "only units of kind ward have a `ward_code`")
+        ward_code = self.unit_ward_code(node, fields, kind)
         intake = self.flag(fields["intake"][1], "intake") if "intake" in fields else False
         self.intake_unclear |= intake is None
         if intake and unit_id is not None:
@@ -385,6 +355,52 @@ class _Reader:
             intake=bool(intake),
             line=_line(node),
         )
+
+    def unit_id(self, node: Node, fields: dict[str, tuple[Node, Node]]) -> tuple[str | None, bool]:
+        """A unit's id, declared here unless it is wrong; and whether it was declared before."""
+        unit_id = self.text(fields["id"][1], "id") if "id" in fields else None
+        if unit_id is None:
+            return None, False
+        if len(unit_id) > _ID_MAX or not _ID.match(unit_id):
+            self.error(
+                fields["id"][1],
+                f"unit id `{unit_id}`: use lowercase letters, digits and `-` (at most {_ID_MAX})",
+            )
+        elif unit_id == WARD_TARGET:
+            self.error(fields["id"][1], "`ward` is reserved (rules use `unit: ward`)")
+        elif unit_id in self.declared:
+            line = self.declared[unit_id]
+            self.error(fields["id"][1], f"unit `{unit_id}` is already defined on line {line}")
+            return unit_id, True
+        else:
+            self.declared[unit_id] = _line(node)
+        return unit_id, False
+
+    def unit_kind(self, fields: dict[str, tuple[Node, Node]]) -> UnitKind | None:
+        kind_text = self.text(fields["kind"][1], "kind") if "kind" in fields else None
+        if kind_text is None:
+            return None
+        try:
+            return UnitKind(kind_text)
+        except ValueError:
+            kinds = _listed([k.value for k in UnitKind])
+            self.error(fields["kind"][1], f"unknown kind `{kind_text}` (known: {kinds})")
+            return None
+
+    def unit_ward_code(
+        self, node: Node, fields: dict[str, tuple[Node, Node]], kind: UnitKind | None
+    ) -> str | None:
+        """The ward code of a unit of kind ward (and of no other kind)."""
+        ward_code = None
+        if "ward_code" in fields:
+            ward_code = self.text(fields["ward_code"][1], "ward_code")
+            if ward_code is not None and ward_code not in self.ward_codes:
+                self.error(fields["ward_code"][1], _UNKNOWN_WARD.format(ward_code))
+        if kind == UnitKind.ward and "ward_code" not in fields:
+            self.error(node, "a unit of kind ward needs its `ward_code`")
+        elif kind is not None and kind != UnitKind.ward and "ward_code" in fields:
+            self.error(fields["ward_code"][0], "only units of kind ward have a `ward_code`")
+        return ward_code
 
     def rules(self, node: Node, unit_ids: set[str]) -> list[RuleEntry]:
         out: list[RuleEntry] = []
@@ -462,26 +478,7 @@ class _Reader:
     # -- the whole -----------------------------------------------------------------------
 
     def check_units(self, units: list[UnitEntry], units_line: int) -> None:
-        by_id = {u.id: u for u in units}
-        for line, unit_id, parent in self.parent_refs:
-            if parent not in self.declared:
-                self.error(line, f"unit `{unit_id}`: unknown parent `{parent}`")
-            elif parent == unit_id:
-                self.error(line, f"unit `{unit_id}` is its own parent")
-        reported: set[str] = set()
-        for unit in units:
-            path: list[str] = []
-            current: UnitEntry | None = unit
-            while current is not None and current.id not in path and current.id not in reported:
-                path.append(current.id)
-                current = by_id.get(current.parent) if current.parent else None
-            if current is not None and current.id in path and current.parent != current.id:
-                cycle = path[path.index(current.id) :]
-                reported.update(cycle)
-                first = min((by_id[i] for i in cycle), key=lambda u: u.line)
-                chain = " → ".join([*cycle, current.id])
-                self.error(first.line, f"units form a cycle of parents: {chain}")
-            reported.update(path)
+        self.check_parents(units)
         roots = [u for u in units if u.parent is None]
         if len(roots) > 1:
             self.warn(
@@ -511,6 +508,29 @@ class _Reader:
                 )
             else:
                 wards[unit.ward_code] = unit
+
+    def check_parents(self, units: list[UnitEntry]) -> None:
+        """Every parent is a unit, not the unit itself, and no parents form a cycle."""
+        by_id = {u.id: u for u in units}
+        for line, unit_id, parent in self.parent_refs:
+            if parent not in self.declared:
+                self.error(line, f"unit `{unit_id}`: unknown parent `{parent}`")
+            elif parent == unit_id:
+                self.error(line, f"unit `{unit_id}` is its own parent")
+        reported: set[str] = set()
+        for unit in units:
+            path: list[str] = []
+            current: UnitEntry | None = unit
+            while current is not None and current.id not in path and current.id not in reported:
+                path.append(current.id)
+                current = by_id.get(current.parent) if current.parent else None
+            if current is not None and current.id in path and current.parent != current.id:
+                cycle = path[path.index(current.id) :]
+                reported.update(cycle)
+                first = min((by_id[i] for i in cycle), key=lambda u: u.line)
+                chain = " → ".join([*cycle, current.id])
+                self.error(first.line, f"units form a cycle of parents: {chain}")
+            reported.update(path)
 
     def check_coverage(self, units: list[UnitEntry], rules: list[RuleEntry], line: int) -> None:
         """Warnings: categories no rule names, shadowed rules, wards without a unit."""

@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,20 +186,32 @@ def _rule_values(rule: RoutingRule | RoutingRuleCreate) -> dict[str, Any]:
     return RoutingRuleCreate.model_validate(rule, from_attributes=True).model_dump()
 
 
-def import_directory(*, session: Session, directory: Directory, actor: str) -> ImportSummary:
-    """Make the database's units, rules and officials match a checked file, with history."""
-    begin_write(session)
-    now = utcnow()
-    history: list[DirectoryChange] = []
+class _History:
+    """The directory changes of one import, recorded as they are made."""
 
-    def record(entity: str, entity_id: str, change: str, old: Any, new: Any) -> None:
-        history.append(
+    def __init__(self, *, actor: str, now: datetime) -> None:
+        self.actor, self.now = actor, now
+        self.changes: list[DirectoryChange] = []
+
+    def record(self, entity: str, entity_id: str, change: str, old: Any, new: Any) -> None:
+        self.changes.append(
             DirectoryChange(
-                at=now, actor=actor, entity=entity, entity_id=entity_id, change=change,
-                old_value=old, new_value=new,
+                at=self.now,
+                actor=self.actor,
+                entity=entity,
+                entity_id=entity_id,
+                change=change,
+                old_value=old,
+                new_value=new,
             )
-        )  # fmt: skip
+        )
 
+
+def _import_units(
+    session: Session, directory: Directory, history: _History
+) -> tuple[list[str], list[str], list[str]]:
+    """The file's units added or changed, the others deactivated: their ids, in that order."""
+    now = history.now
     existing = {u.id: u for u in session.exec(select(Unit)).all()}
     added: list[str] = []
     changed: list[str] = []
@@ -207,20 +220,18 @@ def import_directory(*, session: Session, directory: Directory, actor: str) -> I
         unit = existing.get(entry.id)
         if unit is None:
             session.add(Unit(id=entry.id, updated_at=now, **wanted))
-            record("unit", entry.id, "added", None, {"id": entry.id, **wanted})
+            history.record("unit", entry.id, "added", None, {"id": entry.id, **wanted})
             added.append(entry.id)
             continue
         current = _unit_values(unit)
-        diff = {key for key in wanted if wanted[key] != current[key]}
+        diff = sorted(key for key in wanted if wanted[key] != current[key])
         if diff:
             unit.sqlmodel_update({key: wanted[key] for key in diff})
             unit.kind = entry.kind
             unit.updated_at = now
             session.add(unit)
-            record(
-                "unit", entry.id, "changed",
-                {k: current[k] for k in sorted(diff)}, {k: wanted[k] for k in sorted(diff)},
-            )  # fmt: skip
+            old, new = {k: current[k] for k in diff}, {k: wanted[k] for k in diff}
+            history.record("unit", entry.id, "changed", old, new)
             changed.append(entry.id)
     in_file = {entry.id for entry in directory.units}
     deactivated: list[str] = []
@@ -229,10 +240,16 @@ def import_directory(*, session: Session, directory: Directory, actor: str) -> I
             unit.active = False
             unit.updated_at = now
             session.add(unit)
-            record("unit", unit_id, "removed", {"active": True}, {"active": False})
+            history.record("unit", unit_id, "removed", {"active": True}, {"active": False})
             deactivated.append(unit_id)
+    return added, changed, deactivated
 
-    # Rules: keep the rows that stay, delete the rest, insert the new ones.
+
+def _import_rules(
+    session: Session, directory: Directory, history: _History
+) -> tuple[list[RoutingRule], int]:
+    """Keep the rows that stay, delete the rest, add the new ones: (the new ones, how many
+    were deleted)."""
     wanted_rules = Counter(_rule_key(r) for r in directory.routing_rows())
     kept: Counter[_RuleKey] = Counter()
     removed = 0
@@ -241,7 +258,7 @@ def import_directory(*, session: Session, directory: Directory, actor: str) -> I
         if kept[key] < wanted_rules[key]:
             kept[key] += 1
             continue
-        record("rule", str(row.id), "removed", _rule_values(row), None)
+        history.record("rule", str(row.id), "removed", _rule_values(row), None)
         session.delete(row)
         removed += 1
     new_rules: list[RoutingRule] = []
@@ -252,34 +269,47 @@ def import_directory(*, session: Session, directory: Directory, actor: str) -> I
             continue
         new_rules.append(RoutingRule.model_validate(rule_in))
     session.add_all(new_rules)
+    return new_rules, removed
 
+
+def _import_officials(
+    session: Session, directory: Directory, history: _History
+) -> tuple[list[Official], list[str]]:
+    """The file's officials added, or their roles changed: (the new rows, "name (unit)" of
+    the changed ones)."""
     present = {(o.name, o.unit_id): o for o in session.exec(select(Official)).all()}
-    changed_officials: list[str] = []
+    changed: list[str] = []
     for listed in directory.officials:
         official = present.get((listed.name, listed.unit))
         if official is not None and official.role != listed.role:
-            record(
-                "official", str(official.id), "changed",
-                {"role": official.role.value}, {"role": listed.role.value},
-            )  # fmt: skip
+            old, new = {"role": official.role.value}, {"role": listed.role.value}
+            history.record("official", str(official.id), "changed", old, new)
             official.role = listed.role
             session.add(official)
-            changed_officials.append(f"{official.name} ({official.unit_id})")
+            changed.append(f"{official.name} ({official.unit_id})")
     new_officials = [
         Official(name=o.name, unit_id=o.unit, role=o.role)
         for o in directory.officials
         if (o.name, o.unit) not in present
     ]
     session.add_all(new_officials)
+    return new_officials, changed
+
+
+def import_directory(*, session: Session, directory: Directory, actor: str) -> ImportSummary:
+    """Make the database's units, rules and officials match a checked file, with history."""
+    begin_write(session)
+    history = _History(actor=actor, now=utcnow())
+    added, changed, deactivated = _import_units(session, directory, history)
+    new_rules, removed = _import_rules(session, directory, history)
+    new_officials, changed_officials = _import_officials(session, directory, history)
     session.flush()  # ids for the history of the new rows
     for rule in new_rules:
-        record("rule", str(rule.id), "added", None, _rule_values(rule))
+        history.record("rule", str(rule.id), "added", None, _rule_values(rule))
     for official in new_officials:
-        record(
-            "official", str(official.id), "added", None,
-            {"name": official.name, "unit_id": official.unit_id, "role": official.role.value},
-        )  # fmt: skip
-    session.add_all(history)
+        new = {"name": official.name, "unit_id": official.unit_id, "role": official.role.value}
+        history.record("official", str(official.id), "added", None, new)
+    session.add_all(history.changes)
     session.commit()
     return ImportSummary(
         units_added=tuple(added),
