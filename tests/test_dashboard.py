@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from screens import screenshot_folder
 from seed import linked_official, two_wards_and_city, waste_ticket
 from sqlalchemy import Engine
@@ -38,6 +38,7 @@ from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.messages import IncomingMessage, OutputChannel, reply_from_payload
 from bot.conversation.texts import say
 from bot.digest.aggregate import IsoWeek
+from bot.nlu.server import free_port
 from bot.officials.desk import is_overdue
 from bot.officials.invites import invite_official
 from bot.officials.signin import (
@@ -660,17 +661,11 @@ def test_the_digest_page(client: TestClient, engine: Engine, people: dict[str, O
 # --- (b) in a real browser ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(engine: Engine) -> Iterator[str]:
     """The real app (create_app) under uvicorn on a free loopback port, in a thread."""
     app: Starlette = create_app(NoConversation(), engine=engine)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
@@ -754,10 +749,7 @@ def test_in_chromium_sign_in_filter_act_and_read_the_digest(engine: Engine, serv
             "(apt-get install -y chromium).",
             pytrace=False,
         )
-    from playwright.sync_api import expect, sync_playwright
-
     seeded = _seed_city(engine)
-    handler: Official = seeded["handler"]
     docs = screenshot_folder()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -765,77 +757,94 @@ def test_in_chromium_sign_in_filter_act_and_read_the_digest(engine: Engine, serv
             page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="vi-VN")
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-
-            # Sign in: the number, then the code from the official's chat.
-            page.goto(f"{served}/dashboard")
-            expect(page.get_by_role("heading", name="Đăng nhập")).to_be_visible()
-            page.get_by_label("Số hiệu cán bộ").fill(str(handler.id))
-            page.get_by_role("button", name="Gửi mã đăng nhập").click()
-            expect(page.get_by_role("heading", name="Nhập mã đăng nhập")).to_be_visible()
-            code = CODE.search(outbox_texts(engine, "chat-ba-dinh")[-1])
-            assert code is not None
-            page.get_by_label("Mã đăng nhập").fill(code.group(1))
-            page.get_by_role("button", name="Đăng nhập").click()
-            expect(page.get_by_role("heading", name="Hàng đợi phản ánh")).to_be_visible()
-            expect(page.get_by_text("Nguyễn Thị Hồng")).to_be_visible()
-            rows = page.locator("table.queue tbody tr")
-            expect(rows).to_have_count(len(open_codes(engine, "ubnd-00004")))
-            assert len(open_codes(engine, "ubnd-00004")) > len(seeded["fresh"])
-            page.screenshot(path=str(docs / "dashboard-queue.png"))
-
-            # Filter: waste only, then overdue only.
-            page.get_by_label("Lĩnh vực").select_option("waste")
-            page.get_by_role("button", name="Lọc").click()
-            waste = open_codes(engine, "ubnd-00004", "waste")
-            expect(rows).to_have_count(len(waste))
-            for i, found in enumerate(waste):
-                expect(rows.nth(i)).to_contain_text("Rác thải")
-                assert found in page.content()
-            page.get_by_role("link", name="Bỏ lọc").click()
-            page.get_by_label("Chỉ phản ánh quá hạn").check()
-            page.get_by_role("button", name="Lọc").click()
-            late = open_codes(engine, "ubnd-00004", overdue=True)
-            assert seeded["fresh"][3] in late and seeded["fresh"][0] not in late
-            expect(rows).to_have_count(len(late))
-            expect(page.locator("table.queue")).to_contain_text(seeded["fresh"][3])
-
-            # Act on a ticket: accept, then resolve.
-            target = seeded["fresh"][0]
-            page.get_by_role("link", name="Bỏ lọc").click()
-            page.get_by_role("link", name=target).click()
-            expect(page.get_by_role("heading", name=f"Phản ánh {target}")).to_be_visible()
-            page.locator('form[action$="/accept"] button').click()
-            expect(page.locator(".flash.ok")).to_contain_text(f"Đã tiếp nhận phản ánh {target}")
-            resolve = page.locator('form[action$="/resolve"]')
-            resolve.get_by_label("Kết quả giải quyết").fill("Đã thu gom rác, vệ sinh ngõ.")
-            resolve.get_by_role("button", name="Báo đã giải quyết").click()
-            expect(page.locator(".flash.ok")).to_contain_text("Đã báo kết quả giải quyết")
-            expect(page.locator(".history li")).to_have_count(3)
-            assert ticket_row(engine, target).status == TicketStatus.resolved
-
-            # The digest of last week, with its chart.
-            page.get_by_role("link", name="Báo cáo tuần").click()
-            expect(page.get_by_role("heading", name="Báo cáo tuần")).to_be_visible()
-            chart = page.locator(".digest img")
-            expect(chart).to_be_visible()
-            assert chart.evaluate("img => img.complete && img.naturalWidth > 500")
-            expect(page.locator(".digest")).to_contain_text("UBND Phường Ba Đình")
-            expect(page.locator(".digest")).to_contain_text(
-                f"Tuần {seeded['last_week'].week}/{seeded['last_week'].year}"
-            )
-            page.screenshot(path=str(docs / "dashboard-digest.png"))
+            _sign_in_and_see_the_queue(page, engine, served, seeded, docs)
+            _filter_the_queue(page, engine, seeded)
+            _accept_and_resolve(page, engine, seeded["fresh"][0])
+            _read_the_digest(page, seeded, docs)
             assert errors == [], errors  # no CSP violation, nothing broken
-
-            # On a phone the queue fits the screen (cards, no sideways scrolling).
-            phone = browser.new_page(viewport={"width": 390, "height": 844})
-            phone.context.add_cookies(page.context.cookies())
-            phone.goto(f"{served}/dashboard")
-            expect(phone.get_by_role("heading", name="Hàng đợi phản ánh")).to_be_visible()
-            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+            _see_the_queue_on_a_phone(browser, page, served)
         finally:
             browser.close()
     for name in ("dashboard-queue.png", "dashboard-digest.png"):
         assert (docs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _sign_in_and_see_the_queue(
+    page: Page, engine: Engine, served: str, seeded: dict[str, Any], docs: Path
+) -> None:
+    """Sign in: the number, then the code from the official's chat."""
+    handler: Official = seeded["handler"]
+    page.goto(f"{served}/dashboard")
+    expect(page.get_by_role("heading", name="Đăng nhập")).to_be_visible()
+    page.get_by_label("Số hiệu cán bộ").fill(str(handler.id))
+    page.get_by_role("button", name="Gửi mã đăng nhập").click()
+    expect(page.get_by_role("heading", name="Nhập mã đăng nhập")).to_be_visible()
+    code = CODE.search(outbox_texts(engine, "chat-ba-dinh")[-1])
+    assert code is not None
+    page.get_by_label("Mã đăng nhập").fill(code.group(1))
+    page.get_by_role("button", name="Đăng nhập").click()
+    expect(page.get_by_role("heading", name="Hàng đợi phản ánh")).to_be_visible()
+    expect(page.get_by_text("Nguyễn Thị Hồng")).to_be_visible()
+    rows = page.locator("table.queue tbody tr")
+    expect(rows).to_have_count(len(open_codes(engine, "ubnd-00004")))
+    assert len(open_codes(engine, "ubnd-00004")) > len(seeded["fresh"])
+    page.screenshot(path=str(docs / "dashboard-queue.png"))
+
+
+def _filter_the_queue(page: Page, engine: Engine, seeded: dict[str, Any]) -> None:
+    """Waste only, then overdue only."""
+    rows = page.locator("table.queue tbody tr")
+    page.get_by_label("Lĩnh vực").select_option("waste")
+    page.get_by_role("button", name="Lọc").click()
+    waste = open_codes(engine, "ubnd-00004", "waste")
+    expect(rows).to_have_count(len(waste))
+    for i, found in enumerate(waste):
+        expect(rows.nth(i)).to_contain_text("Rác thải")
+        assert found in page.content()
+    page.get_by_role("link", name="Bỏ lọc").click()
+    page.get_by_label("Chỉ phản ánh quá hạn").check()
+    page.get_by_role("button", name="Lọc").click()
+    late = open_codes(engine, "ubnd-00004", overdue=True)
+    assert seeded["fresh"][3] in late and seeded["fresh"][0] not in late
+    expect(rows).to_have_count(len(late))
+    expect(page.locator("table.queue")).to_contain_text(seeded["fresh"][3])
+
+
+def _accept_and_resolve(page: Page, engine: Engine, target: str) -> None:
+    page.get_by_role("link", name="Bỏ lọc").click()
+    page.get_by_role("link", name=target).click()
+    expect(page.get_by_role("heading", name=f"Phản ánh {target}")).to_be_visible()
+    page.locator('form[action$="/accept"] button').click()
+    expect(page.locator(".flash.ok")).to_contain_text(f"Đã tiếp nhận phản ánh {target}")
+    resolve = page.locator('form[action$="/resolve"]')
+    resolve.get_by_label("Kết quả giải quyết").fill("Đã thu gom rác, vệ sinh ngõ.")
+    resolve.get_by_role("button", name="Báo đã giải quyết").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Đã báo kết quả giải quyết")
+    expect(page.locator(".history li")).to_have_count(3)
+    assert ticket_row(engine, target).status == TicketStatus.resolved
+
+
+def _read_the_digest(page: Page, seeded: dict[str, Any], docs: Path) -> None:
+    """The digest of last week, with its chart."""
+    page.get_by_role("link", name="Báo cáo tuần").click()
+    expect(page.get_by_role("heading", name="Báo cáo tuần")).to_be_visible()
+    chart = page.locator(".digest img")
+    expect(chart).to_be_visible()
+    assert chart.evaluate("img => img.complete && img.naturalWidth > 500")
+    expect(page.locator(".digest")).to_contain_text("UBND Phường Ba Đình")
+    expect(page.locator(".digest")).to_contain_text(
+        f"Tuần {seeded['last_week'].week}/{seeded['last_week'].year}"
+    )
+    page.screenshot(path=str(docs / "dashboard-digest.png"))
+
+
+def _see_the_queue_on_a_phone(browser: Browser, page: Page, served: str) -> None:
+    """On a phone the queue fits the screen (cards, no sideways scrolling)."""
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.context.add_cookies(page.context.cookies())
+    phone.goto(f"{served}/dashboard")
+    expect(phone.get_by_role("heading", name="Hàng đợi phản ánh")).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
 
 
 def open_codes(
