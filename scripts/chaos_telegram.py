@@ -28,7 +28,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from bot.nlu.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -69,12 +70,6 @@ class Figures:
     @property
     def lost(self) -> int:
         return self.sent_updates - self.stored
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -217,7 +212,7 @@ def run(
             "CIVICBOT_TELEGRAM_TOKEN": fake.token,
             "CIVICBOT_TELEGRAM_BASE_URL": fake.base_url,
             "CIVICBOT_HTTP_HOST": "127.0.0.1",
-            "CIVICBOT_HTTP_PORT": str(_free_port()),
+            "CIVICBOT_HTTP_PORT": str(free_port()),
             # On PostgreSQL `run` refuses generated secrets (several processes must share
             # them); one for this run, kept across the restarts.
             "CIVICBOT_DASHBOARD_SECRET": secrets.token_hex(32),

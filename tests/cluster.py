@@ -53,6 +53,32 @@ def _get(url: str, **params: str) -> httpx.Response | None:
         return None
 
 
+def nginx_main(directory: Path, site: str) -> Path:
+    """`site` (a civicbot.conf) in a main file nginx can run as an ordinary process from
+    `directory`, with its logs there."""
+    d = directory
+    (d / "civicbot.conf").write_text(site)
+    (d / "nginx.conf").write_text(
+        f"pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_processes 1;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{\n  access_log {d}/nginx-access.log;\n  client_body_temp_path {d}/body;\n"
+        f"  proxy_temp_path {d}/proxy;\n  include {d}/civicbot.conf;\n}}\n"
+    )
+    return d / "nginx.conf"
+
+
+def start_nginx(directory: Path, site: str, port: int) -> subprocess.Popen[bytes]:
+    """nginx serving `site` from `directory`, once it listens on `port`."""
+    process = subprocess.Popen(
+        [NGINX, "-c", str(nginx_main(directory, site)), "-p", str(directory), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=(directory / "nginx-stderr.log").open("ab"),
+        start_new_session=True,
+    )
+    wait_until(lambda: _listening(port), 30, "nginx listening")
+    return process
+
+
 def nginx_site(replacements: dict[str, str], upstreams: dict[str, list[int]]) -> str:
     """deploy/nginx/civicbot.conf with strings replaced and each upstream's servers listed
     anew (same options as the file's first server line)."""
@@ -221,21 +247,7 @@ class Cluster:
             },
             {"civicbot_app": app_ports, "civicbot_nlu": rasa_ports},
         )
-        d = self.directory
-        (d / "civicbot.conf").write_text(site)
-        (d / "nginx.conf").write_text(
-            f"pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nworker_processes 1;\n"
-            "events { worker_connections 1024; }\n"
-            f"http {{\n  access_log {d}/nginx-access.log;\n  client_body_temp_path {d}/body;\n"
-            f"  proxy_temp_path {d}/proxy;\n  include {d}/civicbot.conf;\n}}\n"
-        )
-        self.nginx = subprocess.Popen(
-            [NGINX, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=(d / "nginx-stderr.log").open("ab"),
-            start_new_session=True,
-        )
-        wait_until(lambda: _listening(self.https_port), 30, "nginx listening")
+        self.nginx = start_nginx(self.directory, site, self.https_port)
 
     def stop(self) -> None:
         for app in self.apps:

@@ -25,7 +25,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from bot.nlu.server import free_port
 
 URL_VARIABLE = "CIVICBOT_TEST_POSTGRES_URL"
 BINDIR_VARIABLE = "CIVICBOT_TEST_PG_BINDIR"
@@ -156,13 +157,6 @@ def _remove_stale_directories(max_age_seconds: float = 3600) -> None:
             shutil.rmtree(directory, ignore_errors=True)
         except (OSError, ValueError, IndexError):
             continue
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:
@@ -296,7 +290,7 @@ def start_in(directory: Path, settings: Mapping[str, str], *, keep: bool = False
                 )
         options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
         for _ in range(3):  # another process may take the free port first
-            port = _free_port()
+            port = free_port()
             server.admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
             with log.open("ab") as log_file:
                 server.process = subprocess.Popen(
