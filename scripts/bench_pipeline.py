@@ -157,87 +157,90 @@ async def drive(
 _update: contextvars.ContextVar[int] = contextvars.ContextVar("bench_update", default=-1)
 
 
-def install_probes(path: str) -> None:
-    """Wrap the product's hops to note (event, update_id, time); written to `path` at exit."""
-    import atexit
+class _Probes:
+    """Notes of (event, update_id, time) at the product's hops; "lag" notes carry the event
+    loop's lateness in microseconds instead of an update id."""
 
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, float]] = []
+
+    def note(self, event: str, update_id: int | None = None) -> None:
+        at = time.monotonic()
+        self.events.append((event, _update.get() if update_id is None else update_id, at))
+
+    def dump(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(self.events, out)
+
+    def around_sync(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            self.note(f"{name}_start")
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.note(f"{name}_end")
+
+        return traced
+
+    def around_async(
+        self, name: str, function: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Any]:
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            self.note(f"{name}_start")
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                self.note(f"{name}_end")
+
+        return traced
+
+
+def _trace_telegram(probes: _Probes) -> None:
+    """Note each poll's return and each update as it is polled, queued and started."""
     from telegram.ext import ExtBot
 
-    import bot.app
-    from bot.channels.telegram import PerChatUpdateProcessor, TelegramOutput
-    from bot.conversation import engine
-    from bot.nlu.client import NluClient
-
-    events: list[tuple[str, int, float]] = []
-
-    def note(event: str, update_id: int | None = None) -> None:
-        events.append((event, _update.get() if update_id is None else update_id, time.monotonic()))
-
-    def dump() -> None:
-        with open(path, "w", encoding="utf-8") as out:
-            json.dump(events, out)
-
-    atexit.register(dump)
+    from bot.channels.telegram import PerChatUpdateProcessor
 
     get_updates = ExtBot.get_updates
 
     async def traced_get_updates(self: Any, *args: Any, **kwargs: Any) -> Any:
         updates = await get_updates(self, *args, **kwargs)
-        note("poll_returned", len(updates))
+        probes.note("poll_returned", len(updates))
         for update in updates:
-            note("polled", update.update_id)
+            probes.note("polled", update.update_id)
         return updates
 
     do_process = PerChatUpdateProcessor.do_process_update
 
     async def traced_do_process(self: Any, update: Any, coroutine: Awaitable[Any]) -> None:
         update_id = getattr(update, "update_id", -1)
-        note("queued", update_id)
+        probes.note("queued", update_id)
 
         async def started() -> Any:
             _update.set(update_id)
-            note("started")
+            probes.note("started")
             return await coroutine
 
         await do_process(self, update, started())
 
-    def around_sync(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def traced(*args: Any, **kwargs: Any) -> Any:
-            note(f"{name}_start")
-            try:
-                return function(*args, **kwargs)
-            finally:
-                note(f"{name}_end")
-
-        return traced
-
-    def around_async(name: str, function: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-        async def traced(*args: Any, **kwargs: Any) -> Any:
-            note(f"{name}_start")
-            try:
-                return await function(*args, **kwargs)
-            finally:
-                note(f"{name}_end")
-
-        return traced
-
     ExtBot.get_updates = traced_get_updates  # type: ignore[method-assign]
     PerChatUpdateProcessor.do_process_update = traced_do_process  # type: ignore[method-assign]
-    engine._Turn.store = around_sync("store", engine._Turn.store)  # type: ignore[method-assign]
-    engine._Turn.run = around_async("turn", engine._Turn.run)  # type: ignore[method-assign]
-    NluClient.parse = around_async("nlu", NluClient.parse)  # type: ignore[method-assign]
-    TelegramOutput.send = around_async("send", TelegramOutput.send)  # type: ignore[method-assign]
+
+
+def _monitor_lag(probes: _Probes) -> None:
+    """While the product serves: how late a 5 ms sleep wakes up, the time the loop was busy
+    with something else."""
+    import bot.app
 
     serve = bot.app.serve
 
     async def serve_with_lag_monitor(config: Any, **options: Any) -> None:
         async def monitor() -> None:
-            # How late a 5 ms sleep wakes up: the time the loop was busy with something else.
             while True:
                 before = time.monotonic()
                 await asyncio.sleep(0.005)
                 late = time.monotonic() - before - 0.005
-                events.append(("lag", round(late * 1e6), time.monotonic()))  # microseconds
+                probes.events.append(("lag", round(late * 1e6), time.monotonic()))
 
         task = asyncio.create_task(monitor())
         try:
@@ -246,6 +249,24 @@ def install_probes(path: str) -> None:
             task.cancel()
 
     bot.app.serve = serve_with_lag_monitor
+
+
+def install_probes(path: str) -> None:
+    """Wrap the product's hops to note (event, update_id, time); written to `path` at exit."""
+    import atexit
+
+    from bot.channels.telegram import TelegramOutput
+    from bot.conversation import engine
+    from bot.nlu.client import NluClient
+
+    probes = _Probes()
+    atexit.register(probes.dump, path)
+    _trace_telegram(probes)
+    engine._Turn.store = probes.around_sync("store", engine._Turn.store)  # type: ignore[method-assign]
+    engine._Turn.run = probes.around_async("turn", engine._Turn.run)  # type: ignore[method-assign]
+    NluClient.parse = probes.around_async("nlu", NluClient.parse)  # type: ignore[method-assign]
+    TelegramOutput.send = probes.around_async("send", TelegramOutput.send)  # type: ignore[method-assign]
+    _monitor_lag(probes)
 
 
 def install_profiler(path: str) -> None:

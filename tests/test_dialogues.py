@@ -307,41 +307,49 @@ async def run_dialogue(
 
     main = citizen(MAIN)
     for number, turn in enumerate(dialogue["turns"], start=1):
-        where = f"turn {number} {turn}"
         talk = citizen(turn.get("who", MAIN))
         if "official" in turn:  # on the latest ticket of `ticket_of`; what `hears` gets
-            citizen(turn.get("hears", MAIN))
+            talk = citizen(turn.get("hears", MAIN))
             citizens[turn.get("ticket_of", MAIN)].official_acts(turn)
-            talk = citizens[turn.get("hears", MAIN)]
             replies = talk.offered(talk.notices())
-        elif "say" in turn:
-            replies = await talk.send(turn["say"])
-        elif "press" in turn:
-            replies = await talk.press(turn["press"])
-        elif "photos" in turn:
-            photos = tuple(Attachment(f"photo-{i}", "photo") for i in range(turn["photos"]))
-            replies = await talk.send(turn.get("caption", ""), attachments=photos)
-        elif "pin" in turn:
-            replies = await talk.send(location=GeoPoint(*turn["pin"]))
-        elif "file" in turn:
-            replies = await talk.file(turn["file"])
         else:
-            raise AssertionError(f"unknown turn {turn}")
+            replies = await _play(talk, turn)
         if os.environ.get("DIALOGUE_ECHO"):  # a transcript, to read what citizens get
             print(
                 f"\n>>> {turn}\n"
                 + "\n".join(f"<<< {r.text}  {[b.label for b in r.buttons]}" for r in replies)
             )
-        check_replies(replies, turn.get("expect", {}), where)
-        if turn.get("expect", {}).get("says_code"):
-            codes = [t.code for t in talk.tickets()]
-            assert any(c in r.text for c in codes for r in replies), f"no ticket code. {where}"
-        if "state" in turn.get("expect", {}):
-            assert talk.state() == turn["expect"]["state"], where
-        if "tickets" in turn.get("expect", {}):
-            check_tickets(talk, turn["expect"]["tickets"])
+        _check_turn(talk, turn, replies, f"turn {number} {turn}")
     if "tickets" in dialogue:
         check_tickets(main, dialogue["tickets"])
+
+
+async def _play(talk: Dialogue, turn: dict[str, Any]) -> list[Reply]:
+    """What the citizen does in `turn`, and the replies."""
+    if "say" in turn:
+        return await talk.send(turn["say"])
+    if "press" in turn:
+        return await talk.press(turn["press"])
+    if "photos" in turn:
+        photos = tuple(Attachment(f"photo-{i}", "photo") for i in range(turn["photos"]))
+        return await talk.send(turn.get("caption", ""), attachments=photos)
+    if "pin" in turn:
+        return await talk.send(location=GeoPoint(*turn["pin"]))
+    if "file" in turn:
+        return await talk.file(turn["file"])
+    raise AssertionError(f"unknown turn {turn}")
+
+
+def _check_turn(talk: Dialogue, turn: dict[str, Any], replies: list[Reply], where: str) -> None:
+    expect = turn.get("expect", {})
+    check_replies(replies, expect, where)
+    if expect.get("says_code"):
+        codes = [t.code for t in talk.tickets()]
+        assert any(c in r.text for c in codes for r in replies), f"no ticket code. {where}"
+    if "state" in expect:
+        assert talk.state() == expect["state"], where
+    if "tickets" in expect:
+        check_tickets(talk, expect["tickets"])
 
 
 def test_the_suite_is_large_and_half_without_diacritics() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from PIL import Image
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Locator, Page, async_playwright
 
 from bot.channels.web import SESSION_COOKIE, chat_id_of
 from bot.config import Settings
@@ -102,46 +102,13 @@ async def _drive(url: str, recorder: Recorder, tmp_path: Path) -> None:
         token = cookies[SESSION_COOKIE]
         assert token["httpOnly"] and token["sameSite"] == "Lax"
         assert SESSION_COOKIE not in await page.evaluate("document.cookie")
-        session = chat_id_of(token["value"])
         bubbles = page.locator("#messages .msg.bot .bubble")
-
-        await page.fill("#text", "Đèn đường ngõ 5 Tràng Tiền bị hỏng")
-        await page.press("#text", "Enter")
-        await bubbles.first.wait_for()
-        assert await bubbles.first.inner_text() == "Tôi đã nhận: Đèn đường ngõ 5 Tràng Tiền bị hỏng"
-        assert recorder.messages[-1].chat_id == session  # the cookie's session, not "web-old"
-        await shot(page, tmp_path, "webchat-send")
-
-        async with page.expect_file_chooser() as chooser:
-            await page.click("#photo")
-        await (await chooser.value).set_files(str(photo))
-        await bubbles.nth(1).wait_for()
-        assert "Đã nhận 1 ảnh" in await bubbles.nth(1).inner_text()
-        mine = page.locator("#messages .msg.user .bubble img")
-        assert await mine.count() == 1
-        assert await mine.evaluate("img => img.complete && img.naturalWidth") == 1200
-        assert recorder.messages[-1].attachments[0].file_id.startswith("web:")
-        await shot(page, tmp_path, "webchat-photo")
-
+        await _send_a_text(page, bubbles, recorder, chat_id_of(token["value"]), tmp_path)
+        await _send_a_photo(page, bubbles, recorder, photo, tmp_path)
         await page.click("#location")
         await bubbles.nth(2).wait_for()
         assert await bubbles.nth(2).inner_text() == "Đã nhận vị trí 21.0245, 105.8412."
-
-        # Over the limit (3 messages per 10 s here; photos count apart): the page says so and
-        # keeps what was typed.
-        await page.fill("#text", "Gửi lại lần nữa")
-        await page.press("#text", "Enter")
-        await bubbles.nth(3).wait_for()
-        await page.fill("#text", "Tin nhắn thứ năm")
-        await page.press("#text", "Enter")
-        toast = page.locator("#toast")
-        await toast.wait_for()
-        assert "Anh/chị gửi tin nhắn hơi nhanh" in await toast.inner_text()
-        assert await page.input_value("#text") == "Tin nhắn thứ năm"
-        assert await page.locator("#messages .msg.user.failed").count() == 1
-        await shot(page, tmp_path, "webchat-over-limit")
-        assert len(recorder.messages) == 4
-
+        await _go_over_the_limit(page, bubbles, recorder, tmp_path)
         page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
         await page.click("#reset")
         await page.locator("#intro").wait_for()
@@ -149,3 +116,48 @@ async def _drive(url: str, recorder: Recorder, tmp_path: Path) -> None:
         assert renewed != token["value"]
         assert await page.evaluate("window.localStorage.getItem('civicbot.session')") is None
         await browser.close()
+
+
+async def _send_a_text(
+    page: Page, bubbles: Locator, recorder: Recorder, session: str | None, tmp_path: Path
+) -> None:
+    await page.fill("#text", "Đèn đường ngõ 5 Tràng Tiền bị hỏng")
+    await page.press("#text", "Enter")
+    await bubbles.first.wait_for()
+    assert await bubbles.first.inner_text() == "Tôi đã nhận: Đèn đường ngõ 5 Tràng Tiền bị hỏng"
+    assert recorder.messages[-1].chat_id == session  # the cookie's session, not "web-old"
+    await shot(page, tmp_path, "webchat-send")
+
+
+async def _send_a_photo(
+    page: Page, bubbles: Locator, recorder: Recorder, photo: Path, tmp_path: Path
+) -> None:
+    async with page.expect_file_chooser() as chooser:
+        await page.click("#photo")
+    await (await chooser.value).set_files(str(photo))
+    await bubbles.nth(1).wait_for()
+    assert "Đã nhận 1 ảnh" in await bubbles.nth(1).inner_text()
+    mine = page.locator("#messages .msg.user .bubble img")
+    assert await mine.count() == 1
+    assert await mine.evaluate("img => img.complete && img.naturalWidth") == 1200
+    assert recorder.messages[-1].attachments[0].file_id.startswith("web:")
+    await shot(page, tmp_path, "webchat-photo")
+
+
+async def _go_over_the_limit(
+    page: Page, bubbles: Locator, recorder: Recorder, tmp_path: Path
+) -> None:
+    """Over the limit (3 messages per 10 s here; photos count apart): the page says so and
+    keeps what was typed."""
+    await page.fill("#text", "Gửi lại lần nữa")
+    await page.press("#text", "Enter")
+    await bubbles.nth(3).wait_for()
+    await page.fill("#text", "Tin nhắn thứ năm")
+    await page.press("#text", "Enter")
+    toast = page.locator("#toast")
+    await toast.wait_for()
+    assert "Anh/chị gửi tin nhắn hơi nhanh" in await toast.inner_text()
+    assert await page.input_value("#text") == "Tin nhắn thứ năm"
+    assert await page.locator("#messages .msg.user.failed").count() == 1
+    await shot(page, tmp_path, "webchat-over-limit")
+    assert len(recorder.messages) == 4

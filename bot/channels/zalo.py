@@ -307,31 +307,8 @@ def update_to_message(
     user_id = _text(sender.get("id")) or chat_id
     name = sender.get("display_name") or sender.get("name") or sender.get("first_name")
 
-    text = ""
-    attachments: tuple[Attachment, ...] = ()
-    if event == EVENT_TEXT:
-        text = _text(message.get("text"))
-    elif event == EVENT_IMAGE:
-        text = _text(message.get("caption")) or _text(message.get("text"))
-        photo = _text(message.get("photo_url")) or _text(message.get("photo"))
-        if photo:
-            attachments = (Attachment(file_id=photo, kind="photo"),)
-    elif event == EVENT_STICKER:
-        sticker = _text(message.get("sticker")) or _text(message.get("url"))
-        attachments = (Attachment(file_id=sticker or "sticker", kind="sticker"),)
-    elif event == EVENT_VOICE:
-        voice = _text(message.get("voice_url")) or _text(message.get("url"))
-        if voice:
-            attachments = (Attachment(file_id=voice, kind="voice", mime_type="audio/aac"),)
-
-    metadata: dict[str, Any] = {"event_name": event}
-    if chat.get("chat_type"):
-        metadata["chat_type"] = str(chat["chat_type"])
-    if isinstance(message.get("date"), int | float):
-        metadata["date_ms"] = message["date"]
-    if event == EVENT_UNSUPPORTED:
-        metadata["unsupported"] = True
-
+    text, attachments = _CONTENT.get(event, _no_content)(message)
+    metadata = _metadata(event, message, chat)
     incoming = clean_incoming(
         IncomingMessage(
             channel="zalo",
@@ -350,6 +327,55 @@ def update_to_message(
         if button is not None:
             incoming = replace(incoming, button=button)
     return incoming
+
+
+# What an event carries: (text, attachments).
+_Content = tuple[str, tuple[Attachment, ...]]
+
+
+def _no_content(message: Mapping[str, Any]) -> _Content:
+    return "", ()
+
+
+def _text_content(message: Mapping[str, Any]) -> _Content:
+    return _text(message.get("text")), ()
+
+
+def _image_content(message: Mapping[str, Any]) -> _Content:
+    text = _text(message.get("caption")) or _text(message.get("text"))
+    photo = _text(message.get("photo_url")) or _text(message.get("photo"))
+    return text, (Attachment(file_id=photo, kind="photo"),) if photo else ()
+
+
+def _sticker_content(message: Mapping[str, Any]) -> _Content:
+    sticker = _text(message.get("sticker")) or _text(message.get("url"))
+    return "", (Attachment(file_id=sticker or "sticker", kind="sticker"),)
+
+
+def _voice_content(message: Mapping[str, Any]) -> _Content:
+    voice = _text(message.get("voice_url")) or _text(message.get("url"))
+    if not voice:
+        return "", ()
+    return "", (Attachment(file_id=voice, kind="voice", mime_type="audio/aac"),)
+
+
+_CONTENT: dict[str, Callable[[Mapping[str, Any]], _Content]] = {
+    EVENT_TEXT: _text_content,
+    EVENT_IMAGE: _image_content,
+    EVENT_STICKER: _sticker_content,
+    EVENT_VOICE: _voice_content,
+}
+
+
+def _metadata(event: str, message: Mapping[str, Any], chat: Mapping[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"event_name": event}
+    if chat.get("chat_type"):
+        metadata["chat_type"] = str(chat["chat_type"])
+    if isinstance(message.get("date"), int | float):
+        metadata["date_ms"] = message["date"]
+    if event == EVENT_UNSUPPORTED:
+        metadata["unsupported"] = True
+    return metadata
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

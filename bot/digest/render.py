@@ -238,6 +238,18 @@ def render_json(digest: Digest) -> str:
     return json.dumps(digest.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
 
 
+def _league_csv_rows(league: LeagueStanding) -> Iterator[tuple[str, str, str, str, object]]:
+    measures: tuple[tuple[str, float | None, float | None], ...] = (
+        ("Hạng", league.place, league.previous_place),
+        ("Số phường, xã được xếp hạng", league.ranked, league.previous_ranked),
+        ("Tỷ lệ giải quyết đúng hạn", league.on_time_rate, league.previous_on_time_rate),
+        ("Mức độ hài lòng", league.satisfaction, league.previous_satisfaction),
+    )
+    for name, current, earlier in measures:
+        yield ("Xếp hạng", str(league.weeks), name, f"{league.weeks} tuần gần nhất", current)
+        yield ("Xếp hạng", str(league.weeks), name, f"{league.weeks} tuần trước đó", earlier)
+
+
 def _csv_rows(digest: Digest) -> Iterator[tuple[str, str, str, str, object]]:
     yield ("Thông tin", "week", "Tuần", "", digest.week)
     yield ("Thông tin", digest.unit_id or "city", "Đơn vị", "", digest.unit_name)
@@ -272,16 +284,8 @@ def _csv_rows(digest: Digest) -> Iterator[tuple[str, str, str, str, object]]:
     yield ("Hài lòng", "average", "Điểm trung bình", "Tuần này", digest.satisfaction.average)
     for stars, count in digest.satisfaction.distribution.items():
         yield ("Hài lòng", stars, f"{stars} sao", "Số lượt đánh giá", count)
-    if (league := digest.league) is not None:
-        measures: tuple[tuple[str, float | None, float | None], ...] = (
-            ("Hạng", league.place, league.previous_place),
-            ("Số phường, xã được xếp hạng", league.ranked, league.previous_ranked),
-            ("Tỷ lệ giải quyết đúng hạn", league.on_time_rate, league.previous_on_time_rate),
-            ("Mức độ hài lòng", league.satisfaction, league.previous_satisfaction),
-        )
-        for name, current, earlier in measures:
-            yield ("Xếp hạng", str(league.weeks), name, f"{league.weeks} tuần gần nhất", current)
-            yield ("Xếp hạng", str(league.weeks), name, f"{league.weeks} tuần trước đó", earlier)
+    if digest.league is not None:
+        yield from _league_csv_rows(digest.league)
     for section, rows in (("Lĩnh vực", digest.by_category), ("Phường, xã", digest.by_ward)):
         for row in rows:
             for key, label in COLUMNS.items():

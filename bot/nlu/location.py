@@ -943,22 +943,7 @@ class HanoiGazetteer:
         """New unit codes a sequence of mentions (one address) points to."""
         if not mentions:
             return []
-        ward_level = [m for m in mentions if m.prefix in _WARD_PREFIXES]
-        streets = [m for m in mentions if m.prefix == "street"]
-        bare = [m for m in mentions if m.prefix == ""]
-        if ward_level:
-            primary: _Mention | None = ward_level[0]
-        elif streets:
-            primary = streets[0]
-        elif bare:
-            # "Hàng Bạc, Hoàn Kiếm" / "Đống Đa, Láng Hạ": the name that is no old district
-            # is the ward; the other one says which old district it was in.
-            primary = min(
-                bare,
-                key=lambda m: (any(r.level == "district" for r in m.readings), m.start),
-            )
-        else:
-            primary = None
+        primary = _primary(mentions)
         context: set[str] = set()
         for m in mentions:
             if m is primary or m.prefix not in ("", "district"):
@@ -985,6 +970,22 @@ class HanoiGazetteer:
         # A bare name: the union of what it can mean, the 2025 unit of that name first.
         ordered = sorted(readings, key=lambda r: ("new", "old", "district").index(r.level))
         return self._codes_of(ordered)
+
+
+def _primary(mentions: Sequence[_Mention]) -> _Mention | None:
+    """The mention that names the place; the others (old districts) say where it was."""
+    ward_level = [m for m in mentions if m.prefix in _WARD_PREFIXES]
+    if ward_level:
+        return ward_level[0]
+    streets = [m for m in mentions if m.prefix == "street"]
+    if streets:
+        return streets[0]
+    bare = [m for m in mentions if m.prefix == ""]
+    if not bare:
+        return None
+    # "Hàng Bạc, Hoàn Kiếm" / "Đống Đa, Láng Hạ": the name that is no old district is the
+    # ward; the other one says which old district it was in.
+    return min(bare, key=lambda m: (any(r.level == "district" for r in m.readings), m.start))
 
 
 _INSTANCE_LOCK: Final = threading.Lock()

@@ -186,6 +186,96 @@ def _choices(now: datetime, tz: str) -> list[tuple[str, str]]:
     return [(str(p), p.title) for p in (*months, *quarters)]
 
 
+class _Scorecards:
+    """The scorecard's pages and JSON, read through one cache."""
+
+    def __init__(self, engine: Engine | None, config: Settings, clock: Callable[[], datetime]):
+        self.engine, self.clock = engine, clock
+        self.tz, self.min_tickets = config.timezone, config.scorecard_min_tickets
+        self.cache = _Cache()
+
+    def _card_sync(self, period: Period) -> Scorecard:
+        with get_session(self.engine) as session:
+            return scorecard(
+                session=session,
+                period=period,
+                tz=self.tz,
+                min_tickets=self.min_tickets,
+                now=self.clock(),
+            )
+
+    def _history_sync(self, unit_id: str) -> UnitHistory:
+        with get_session(self.engine) as session:
+            return unit_history(
+                session=session,
+                unit_id=unit_id,
+                tz=self.tz,
+                min_tickets=self.min_tickets,
+                now=self.clock(),
+            )
+
+    async def card(self, text: str | None) -> Scorecard:
+        period = _period_of(text, "month", self.clock(), self.tz)
+        found: Scorecard = await run_in_threadpool(
+            self.cache.get, f"card:{period}", lambda: self._card_sync(period)
+        )
+        return found
+
+    async def history(self, unit_id: str) -> UnitHistory:
+        found: UnitHistory = await run_in_threadpool(
+            self.cache.get, f"unit:{unit_id[:64]}", lambda: self._history_sync(unit_id[:64])
+        )
+        return found
+
+    def page(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> Response:
+        return templates.TemplateResponse(
+            request,
+            name,
+            {"shown": shown, "min_tickets": self.min_tickets, **context},
+            status_code=status,
+            headers={"Content-Security-Policy": _POLICY, "Cache-Control": "public, max-age=60"},
+        )
+
+    def refused(self, request: Request, status: int, message: str) -> Response:
+        return self.page(request, "scorecard/error.html", {"message": message}, status)
+
+    async def league_page(self, request: Request) -> Response:
+        try:
+            found = await self.card(request.query_params.get("ky"))
+        except ValueError:
+            return self.refused(request, 400, _BAD_PERIOD)
+        context = {"card": found, "choices": _choices(self.clock(), self.tz)}
+        return self.page(request, "scorecard/league.html", context)
+
+    async def unit_page(self, request: Request) -> Response:
+        try:
+            found = await self.history(request.path_params["unit_id"])
+        except UnknownPublicUnit:
+            return self.refused(request, 404, _UNKNOWN_UNIT)
+        context = {"unit": found, "chart": chart_of(found.months)}
+        return self.page(request, "scorecard/unit.html", context)
+
+    async def league_json(self, request: Request) -> Response:
+        try:
+            found = await self.card(request.query_params.get("period"))
+        except ValueError:
+            return _as_json({"error": "bad_period", "message": _BAD_PERIOD}, 400)
+        return _as_json(found.model_dump(mode="json"))
+
+    async def unit_json(self, request: Request) -> Response:
+        try:
+            found = await self.history(request.path_params["unit_id"])
+        except UnknownPublicUnit:
+            return _as_json({"error": "unknown_unit", "message": _UNKNOWN_UNIT}, 404)
+        return _as_json(found.model_dump(mode="json"))
+
+
+def _as_json(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "public, max-age=60"})
+
+
 def scorecard_routes(
     *,
     engine: Engine | None = None,
@@ -193,89 +283,20 @@ def scorecard_routes(
     clock: Callable[[], datetime] = utcnow,
 ) -> list[BaseRoute]:
     """The public scorecard's pages and JSON (`engine` default: the app's)."""
-    config = settings or default_settings
-    tz, min_tickets = config.timezone, config.scorecard_min_tickets
-    cache = _Cache()
-
-    def card_sync(period: Period) -> Scorecard:
-        with get_session(engine) as session:
-            return scorecard(
-                session=session, period=period, tz=tz, min_tickets=min_tickets, now=clock()
-            )
-
-    def history_sync(unit_id: str) -> UnitHistory:
-        with get_session(engine) as session:
-            return unit_history(
-                session=session, unit_id=unit_id, tz=tz, min_tickets=min_tickets, now=clock()
-            )
-
-    async def card(text: str | None) -> Scorecard:
-        period = _period_of(text, "month", clock(), tz)
-        found: Scorecard = await run_in_threadpool(
-            cache.get, f"card:{period}", lambda: card_sync(period)
-        )
-        return found
-
-    async def history(unit_id: str) -> UnitHistory:
-        found: UnitHistory = await run_in_threadpool(
-            cache.get, f"unit:{unit_id[:64]}", lambda: history_sync(unit_id[:64])
-        )
-        return found
-
-    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        return templates.TemplateResponse(
-            request,
-            name,
-            {"shown": shown, "min_tickets": min_tickets, **context},
-            status_code=status,
-            headers={"Content-Security-Policy": _POLICY, "Cache-Control": "public, max-age=60"},
-        )
-
-    def refused(request: Request, status: int, message: str) -> Response:
-        return page(request, "scorecard/error.html", {"message": message}, status)
-
-    def as_json(body: Any, status: int = 200) -> Response:
-        return JSONResponse(
-            body, status_code=status, headers={"Cache-Control": "public, max-age=60"}
-        )
-
-    async def league_page(request: Request) -> Response:
-        try:
-            found = await card(request.query_params.get("ky"))
-        except ValueError:
-            return refused(request, 400, _BAD_PERIOD)
-        context = {"card": found, "choices": _choices(clock(), tz)}
-        return page(request, "scorecard/league.html", context)
-
-    async def unit_page(request: Request) -> Response:
-        try:
-            found = await history(request.path_params["unit_id"])
-        except UnknownPublicUnit:
-            return refused(request, 404, _UNKNOWN_UNIT)
-        context = {"unit": found, "chart": chart_of(found.months)}
-        return page(request, "scorecard/unit.html", context)
-
-    async def league_json(request: Request) -> Response:
-        try:
-            found = await card(request.query_params.get("period"))
-        except ValueError:
-            return as_json({"error": "bad_period", "message": _BAD_PERIOD}, 400)
-        return as_json(found.model_dump(mode="json"))
-
-    async def unit_json(request: Request) -> Response:
-        try:
-            found = await history(request.path_params["unit_id"])
-        except UnknownPublicUnit:
-            return as_json({"error": "unknown_unit", "message": _UNKNOWN_UNIT}, 404)
-        return as_json(found.model_dump(mode="json"))
-
+    cards = _Scorecards(engine, settings or default_settings, clock)
     return [
-        Route("/bang-xep-hang", league_page, methods=["GET", "HEAD"], name="scorecard"),
+        Route("/bang-xep-hang", cards.league_page, methods=["GET", "HEAD"], name="scorecard"),
         Route(
-            "/bang-xep-hang/{unit_id}", unit_page, methods=["GET", "HEAD"], name="scorecard_unit"
+            "/bang-xep-hang/{unit_id}",
+            cards.unit_page,
+            methods=["GET", "HEAD"],
+            name="scorecard_unit",
         ),
-        Route("/api/scorecard", league_json, methods=["GET"], name="scorecard_json"),
+        Route("/api/scorecard", cards.league_json, methods=["GET"], name="scorecard_json"),
         Route(
-            "/api/scorecard/units/{unit_id}", unit_json, methods=["GET"], name="scorecard_unit_json"
+            "/api/scorecard/units/{unit_id}",
+            cards.unit_json,
+            methods=["GET"],
+            name="scorecard_unit_json",
         ),
     ]
