@@ -3,17 +3,24 @@ checked by nginx itself, the systemd units by systemd-analyze."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pg
 import pytest
+from cluster import nginx_main, nginx_site, start_nginx
 from sqlmodel import Session
 
+from bot.nlu.server import free_port
 from storage import migrate
 from storage.db import create_db_engine
 from storage.models import Unit, UnitKind
@@ -67,36 +74,30 @@ def test_backup_and_restore_drill(postgres: pg.PostgresServer, tmp_path: Path) -
     assert failed.returncode == 2
 
 
-def nginx_config(tmp_path: Path, replacements: dict[str, str]) -> Path:
-    """deploy/nginx/civicbot.conf with ports and paths replaced, in a main file nginx can
-    run as an ordinary process from `tmp_path`."""
-    site = (DEPLOY / "nginx" / "civicbot.conf").read_text()
-    for old, new in replacements.items():
-        assert old in site, old
-        site = site.replace(old, new)
-    (tmp_path / "civicbot.conf").write_text(site)
-    main = tmp_path / "nginx.conf"
-    main.write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log warn;\n"
-        "worker_processes 1;\nevents { worker_connections 1024; }\n"
-        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path}/body;\n"
-        f"  proxy_temp_path {tmp_path}/proxy;\n  include {tmp_path}/civicbot.conf;\n}}\n"
-    )
-    return main
-
-
-def test_the_nginx_configuration_is_valid(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the self-signed certificate deploy/nginx/make-cert.sh makes."""
+    folder = tmp_path_factory.mktemp("tls")
     subprocess.run(
-        [DEPLOY / "nginx" / "make-cert.sh", tmp_path], check=True, capture_output=True, timeout=60
+        [DEPLOY / "nginx" / "make-cert.sh", folder], check=True, capture_output=True, timeout=60
     )
-    main = nginx_config(
-        tmp_path,
+    return folder
+
+
+def _site(certificate: Path, https_port: int, app_ports: list[int]) -> str:
+    """deploy/nginx/civicbot.conf on loopback ports."""
+    return nginx_site(
         {
-            "listen 443 ssl;": "listen 127.0.0.1:18443 ssl;",
-            "listen 127.0.0.1:5000;": "listen 127.0.0.1:15000;",
-            "/etc/civicbot/tls": str(tmp_path),
+            "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
+            "listen 127.0.0.1:5000;": f"listen 127.0.0.1:{free_port()};",
+            "/etc/civicbot/tls": str(certificate),
         },
+        {"civicbot_app": app_ports},
     )
+
+
+def test_the_nginx_configuration_is_valid(tmp_path: Path, certificate: Path) -> None:
+    main = nginx_main(tmp_path, _site(certificate, free_port(), [8001, 8002]))
     result = subprocess.run(
         [NGINX, "-t", "-c", str(main), "-p", str(tmp_path)],
         capture_output=True,
@@ -106,6 +107,90 @@ def test_the_nginx_configuration_is_valid(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr
+
+
+class _DyingApp:
+    """An app process that reads each request whole, as if it handled it, and dies before
+    it answers (it closes the connection)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.seen: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            with connection:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += connection.recv(65536)
+                head, body = data.split(b"\r\n\r\n", 1)
+                length = re.search(rb"(?im)^content-length: *(\d+)", head)
+                while length and len(body) < int(length.group(1)):
+                    body += connection.recv(65536)
+                self.seen.append(head.split(b"\r\n", 1)[0].decode())
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@contextlib.contextmanager
+def _behind_nginx(folder: Path, certificate: Path) -> Iterator[tuple[httpx.Client, list[str]]]:
+    """deploy/nginx/civicbot.conf in front of two dying app processes: a client of nginx, and
+    the request lines the processes read."""
+    apps = [_DyingApp(), _DyingApp()]
+    https_port = free_port()
+    site = _site(certificate, https_port, [app.port for app in apps])
+    nginx = start_nginx(folder, site, https_port)
+    seen: list[str] = []
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{https_port}", verify=False) as client:
+            yield client, seen
+            seen.extend(line for app in apps for line in app.seen)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=30)
+        for app in apps:
+            app.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/telegram/webhook",  # Telegram's webhook
+        "/zalo/webhook",
+        "/api/web/messages",  # the web chat
+        "/api/web/photos",
+        "/open311/v2/requests.json",
+        "/dashboard/tickets/HN-2026-000001/accept",  # a dashboard action
+        "/dashboard/signin/code",
+    ],
+)
+def test_nginx_never_sends_a_post_the_first_app_may_have_handled_to_the_second(
+    tmp_path: Path, certificate: Path, path: str
+) -> None:
+    """A POST that reached an app process is never sent again to the other one: that process
+    may have handled it before it died (the client gets a 502 and retries, if it retries,
+    with the same message id or update id)."""
+    with _behind_nginx(tmp_path, certificate) as (client, seen):
+        posted = client.post(path, json={"update_id": 1, "text": "mất nước"}, timeout=30)
+        assert posted.status_code == 502
+    assert seen == [f"POST {path} HTTP/1.1"]
+
+
+def test_nginx_sends_a_get_the_first_app_failed_on_to_the_second(
+    tmp_path: Path, certificate: Path
+) -> None:
+    """The control of the test above: the same failure on a GET (which changes nothing) is
+    retried on the other process, and the test sees it."""
+    with _behind_nginx(tmp_path, certificate) as (client, seen):
+        assert client.get("/dashboard", timeout=30).status_code == 502
+    assert seen == ["GET /dashboard HTTP/1.1"] * 2
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
