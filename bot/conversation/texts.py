@@ -35,6 +35,13 @@ STATUS_NAMES: dict[str, str] = {
     "rejected": "Không được tiếp nhận",
 }
 
+# The channels as people read them ("kênh {channel}"), never the enum's English names.
+CHANNEL_NAMES: dict[str, str] = {
+    "telegram": "Telegram",
+    "zalo": "Zalo",
+    "web": "trò chuyện trên trang web",
+}
+
 
 @cache
 def _responses() -> dict[str, str]:

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from bot.config import settings
 from bot.conversation.messages import Button, OutgoingFile, Reply
-from bot.conversation.texts import CATEGORY_NAMES, say
+from bot.conversation.texts import CATEGORY_NAMES, CHANNEL_NAMES, say
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import deadlines_for, format_expected
 from bot.directory.routing import route
@@ -257,8 +257,8 @@ def request_person(
         officials=queries.officials_of_unit(session=session, unit_id=unit.id),
         key=f"human:{request.id}:new",
         reply=Reply(
-            say("utter_official_human_request", id=request.id, channel=channel.value,
-                text=text[:1000]),
+            say("utter_official_human_request", id=request.id,
+                channel=CHANNEL_NAMES[channel.value], text=text[:1000]),
             (Button("Trả lời", f"h:reply:{request.id}"),),
         ),
     )  # fmt: skip

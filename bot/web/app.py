@@ -35,9 +35,10 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,6 +65,7 @@ from bot.channels.web_photos import PhotoRefused, clean_photo, store_photo
 from bot.config import Settings
 from bot.config import settings as default_settings
 from bot.conversation.messages import ConversationHandler, reply_from_payload
+from bot.conversation.texts import say
 from bot.web.dashboard import dashboard_routes, dashboard_session_middleware
 from bot.web.open311 import open311_routes
 from bot.web.proof import proof_routes
@@ -126,6 +128,19 @@ class _SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (an address or a method the app does not serve), in
+    Vietnamese: JSON under /api/, plain text elsewhere (a person reads it in a browser)."""
+    assert isinstance(exc, HTTPException)
+    not_found = exc.status_code == 404
+    message = say("web_not_found" if not_found else "web_method_not_allowed")
+    if request.url.path.startswith("/api/"):
+        error = "not_found" if not_found else "method_not_allowed"
+        body = ErrorOut(error=error, message=message).model_dump()
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(message, status_code=exc.status_code, headers=exc.headers)
 
 
 class NluMode(Protocol):
@@ -409,4 +424,5 @@ def create_app(
         *extra_routes,
     ]
     middleware = [Middleware(_SecurityHeaders), dashboard_session_middleware()]
-    return Starlette(routes=routes, middleware=middleware)
+    errors = {404: _http_error, 405: _http_error}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=errors)
