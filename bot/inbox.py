@@ -7,8 +7,9 @@ queues its replies. A message stored and never handled was taken in by a process
 again (through the desk, as a channel would), at start-up beside the channels, and then
 every `SWEEP_SECONDS` for what has waited longer than `STALE_AFTER` (another process's
 crash, once several share a database). The replies go out through the outbox. Order holds
-whoever comes first: a turn handles the older unhandled messages of its chat before its own
-(bot/conversation/engine.py), so a new message never overtakes a replayed one.
+whoever comes first: a turn handles the older unhandled messages of its chat before its own,
+each by the turn it belongs to, the desk's or a citizen's (`Chats` in
+bot/conversation/engine.py), so a new message never overtakes a replayed one.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ PostgreSQL server) and `civicbot run` as a subprocess, then:
 
 Every message is "xin chào" or "cảm ơn" in turn, each answered with one message, so a chat's
 replies must alternate greeting, thanks, greeting…: a missing, doubled or overtaken reply shows.
+With `--officials N`, the first N chats are officials' (linked to a ward before the start),
+who send "/hangdoi" and "giúp" in turn to the desk (the empty queue, the desk's help).
 Prints a JSON summary. ``CIVICBOT_NLU_URL`` / ``--nlu-url``: a running NLU server (otherwise
 one is started for the run and reused across the restart).
 
@@ -46,6 +48,8 @@ from fake_telegram import FakeTelegram  # noqa: E402
 
 TEXTS = ("xin chào", "cảm ơn")
 GREETING, THANKS = "Xin chào", "Không có gì"  # in the replies to each (case-insensitive)
+OFFICIAL_TEXTS = ("/hangdoi", "giúp")
+OFFICIAL_REPLIES = ("không có phản ánh nào", "Anh/chị là cán bộ")  # the same, on the desk
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Figures:
     killed_after_replies: int | None
     unrecorded_at_kill: int | None  # replies Telegram had, not yet recorded when killed
     seconds: float
+    official_chats: int = 0  # of the chats, officials' (answered by the desk)
 
     @property
     def lost(self) -> int:
@@ -196,6 +201,7 @@ def run(
     timeout: float = 180.0,
     log: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    officials: int = 0,
 ) -> Figures:
     rng = random.Random(seed)
     started = time.monotonic()
@@ -218,11 +224,15 @@ def run(
             "CIVICBOT_DASHBOARD_SECRET": secrets.token_hex(32),
             **(extra_env or {}),
         }
+        ids = [1_000_000 + i for i in range(chats)]
+        if officials:
+            _link_officials(url, ids[:officials])
+            # No jobs: the week's digest they would send the officials is not a reply.
+            env["CIVICBOT_RUN_JOBS"] = "false"
         bot = Bot(env, log or Path(tmp) / "bot.log")
         bot.start()
         try:
             _wait(bot.alive_and(lambda: fake.calls_to("getUpdates")), 120, "the first getUpdates")
-            ids = [1_000_000 + i for i in range(chats)]
             total = chats * messages
             killed_at: int | None = None
             unrecorded: int | None = None
@@ -230,8 +240,9 @@ def run(
                 fake.fail("sendMessage", status=500, seconds=fail_500)
             threshold = rng.randint(total // 10, total * 6 // 10)
             for round_ in range(messages):
-                for chat_id in ids:
-                    fake.inject_text(chat_id, TEXTS[round_ % 2])
+                for number, chat_id in enumerate(ids):
+                    texts = OFFICIAL_TEXTS if number < officials else TEXTS
+                    fake.inject_text(chat_id, texts[round_ % 2])
                 time.sleep(rng.uniform(0.0, 0.05))
             if scenario == "kill":
                 _wait(lambda: len(_ok_sends(fake)) >= threshold, 120, f"{threshold} replies")
@@ -252,10 +263,30 @@ def run(
             _quiet(fake, total, settle, timeout)
         finally:
             bot.stop()
-        figures = _count(fake, url, ids, messages, scenario, kind, killed_at)
+        figures = _count(fake, url, ids, messages, scenario, kind, killed_at, officials)
         figures.unrecorded_at_kill = unrecorded
         figures.seconds = round(time.monotonic() - started, 1)
         return figures
+
+
+def _link_officials(url: str, chat_ids: list[int]) -> None:
+    """The database migrated, a ward, and an official of it linked to each of these chats."""
+    from seed import linked_official, two_wards_and_city
+    from sqlmodel import Session
+
+    from storage import migrate
+    from storage.db import create_db_engine
+    from storage.models import OfficialRole, utcnow
+
+    migrate.upgrade(url)
+    engine = create_db_engine(url)
+    try:
+        with Session(engine) as session:
+            two_wards_and_city(session)
+            for chat_id in chat_ids:
+                linked_official(session, "ward-a", str(chat_id), OfficialRole.handler, now=utcnow())
+    finally:
+        engine.dispose()
 
 
 def _recorded(url: str) -> int:
@@ -283,6 +314,7 @@ def _count(
     scenario: str,
     kind: str,
     killed_at: int | None,
+    officials: int = 0,
 ) -> Figures:
     handed_out = len(ids) * messages - len(fake.pending_updates)
     engine = sa.create_engine(url)
@@ -298,7 +330,7 @@ def _count(
     recorded = [r for r in rows if r[3] == "out" and r[1] is not None]
     answered_once = never = twice = disorder = 0
     sends = _ok_sends(fake)
-    for chat_id in ids:
+    for number, chat_id in enumerate(ids):
         texts = [t for c, t in sends if c == chat_id]
         got = len(texts)
         answered_once += min(got, messages)
@@ -307,7 +339,8 @@ def _count(
         # in order: greeting, thanks, greeting… once a resent reply (the same text twice in
         # a row: sent, not recorded, killed) is counted once
         distinct = [t for i, t in enumerate(texts) if i == 0 or t != texts[i - 1]]
-        expected = [GREETING if i % 2 == 0 else THANKS for i in range(len(distinct))]
+        replies = OFFICIAL_REPLIES if number < officials else (GREETING, THANKS)
+        expected = [replies[i % 2] for i in range(len(distinct))]
         if any(
             want.lower() not in text.lower() for want, text in zip(expected, distinct, strict=True)
         ):
@@ -327,6 +360,7 @@ def _count(
         killed_after_replies=killed_at,
         unrecorded_at_kill=None,
         seconds=0.0,
+        official_chats=officials,
     )
 
 
@@ -344,6 +378,7 @@ def main() -> None:
     parser.add_argument("--nlu-url", default=os.environ.get("CIVICBOT_NLU_URL"))
     parser.add_argument("--nlu-token", default=os.environ.get("CIVICBOT_NLU_TOKEN"))
     parser.add_argument("--log", type=Path)
+    parser.add_argument("--officials", type=int, default=0, help="of the chats, officials'")
     args = parser.parse_args()
     if args.scenario == "faults" and args.chats == 20 and args.messages == 10:
         args.chats, args.messages = 4, 8  # the issue's 32 replies
@@ -362,6 +397,7 @@ def main() -> None:
                 retry_after=args.retry_after,
                 log=args.log,
                 settle=45.0 if args.scenario == "faults" else 30.0,
+                officials=args.officials,
             )
             print(json.dumps({**asdict(figures), "lost": figures.lost}, ensure_ascii=False))
 

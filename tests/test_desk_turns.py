@@ -206,16 +206,16 @@ class CountingNlu(KeywordNlu):
 async def test_a_turn_longer_than_its_claim_keeps_its_chat_and_runs_once(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The NLU takes 2.5 s on one instance, the claim lasts 0.6 s: the chat's next message,
+    """The NLU takes 4 s on one instance, the claim lasts 1.5 s: the chat's next message,
     on the other instance, waits for the turn instead of taking the chat over and running
     the first message again."""
-    monkeypatch.setattr(queries, "CHAT_CLAIM", timedelta(seconds=0.6))
+    monkeypatch.setattr(queries, "CHAT_CLAIM", timedelta(seconds=1.5))
     await KeywordNlu().parse("xin chào")  # its first use loads the fallback, blocking a loop
     telegram = Telegram()
     asked: dict[str, int] = {}
     chat = "7300"
     with instances(database_url, telegram) as (a, b):
-        slow = CountingNlu(asked, slow="xin chào", delay=2.5)
+        slow = CountingNlu(asked, slow="xin chào", delay=4.0)
         a.conversation._nlu = slow
         b.conversation._nlu = CountingNlu(asked)
         hello, thanks = message(chat, 1, "xin chào"), message(chat, 2, "cảm ơn")
