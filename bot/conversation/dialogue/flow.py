@@ -41,6 +41,7 @@ REPORT_HELD = "emergency:report"
 CONFIDENT = 0.5  # below this an intent is not acted upon outside a form
 SURE = 0.8  # a request mid-form must be this clear to interrupt the form
 COMMANDS = {"/start": "utter_greet", "/help": "utter_help", "/menu": "utter_help"}
+_SHORT_ANSWER_WORDS = 10  # longer, an answer to "how was it" may carry a new request
 _CANCEL_WORDS = frozenset(("huy", "huy di", "thoi huy", "thoi huy di", "cancel", "huy bo"))
 # Steps whose answer is free text: a long message there is the answer, not a new request.
 _FREE_TEXT_STEPS = frozenset(("ask_description", "ask_when", "ask_who", "ask_category"))
@@ -110,6 +111,8 @@ async def _respond(ctx: Context) -> None:
     if typed is not None:
         await on_button(ctx, typed)
         return
+    if ctx.state == ANSWER_INFO and not tickets.question_open(ctx):
+        ctx.reset(IDLE)  # concluded without the answer: read as any message
     nlu = await ctx.parse()
     if normalize(ctx.text).strip(" .!") in _CANCEL_WORDS or (
         nlu.intent == "cancel" and nlu.confidence >= CONFIDENT
@@ -265,16 +268,20 @@ async def on_form_text(ctx: Context, nlu: NluResult) -> None:
 
 
 def _is_new_request(ctx: Context, nlu: NluResult) -> bool:
-    """A complaint about something else, typed where the form expects a short answer."""
+    """A complaint about something else, typed where the form expects a short answer.
+    Place names are no content here: an address given at the place step is the answer."""
     form = ctx.form
-    return (
+    if not (
         ctx.state not in _FREE_TEXT_STEPS
         and nlu.intent == "report_problem"
         and nlu.category is not None
         and form.category is not None
         and nlu.category != form.category
-        and reading.content_words(ctx.text) >= 2 * MIN_DESCRIPTION_WORDS
-    )
+    ):
+        return False
+    tagged = nlu.location.text if nlu.location else None
+    rest = places.without_places(ctx.text, tagged)
+    return reading.content_words(rest) >= 2 * MIN_DESCRIPTION_WORDS
 
 
 async def on_aside_text(ctx: Context) -> None:
@@ -307,7 +314,7 @@ def _resume(ctx: Context) -> None:
 
 async def on_idle_text(ctx: Context, nlu: NluResult) -> None:
     waiting = tickets.awaiting_rating(ctx)
-    if waiting is not None and _answers_resolution(ctx, waiting):
+    if waiting is not None and _answers_resolution(ctx, waiting, nlu):
         return
     if reading.asks_status(ctx.text) and _has_tickets(ctx):
         tickets.check_status(ctx, nlu)
@@ -350,12 +357,15 @@ async def on_idle_text(ctx: Context, nlu: NluResult) -> None:
             not_understood(ctx)
 
 
-def _answers_resolution(ctx: Context, ticket: Ticket) -> bool:
-    """ "vẫn chưa dọn gì cả" reopens, "cảm ơn, 5 sao" rates — as late as they come."""
+def _answers_resolution(ctx: Context, ticket: Ticket, nlu: NluResult) -> bool:
+    """ "vẫn chưa dọn gì cả" reopens, "cảm ơn, 5 sao" rates — as late as they come; a
+    long message the NLU reads as a new complaint ("tốt, nhưng còn vụ khác: …") is one."""
     new_place = places.read_message(ctx.text)
     if reading.is_reopen(ctx.text) and new_place is None:
         tickets.reopen(ctx, ticket)
         return True
+    if len(words(ctx.text)) > _SHORT_ANSWER_WORDS and nlu.intent == "report_problem":
+        return False
     stars = reading.rating(ctx.text)
     if stars is not None:
         tickets.rate(ctx, ticket, stars)

@@ -20,6 +20,11 @@ _STREET = re.compile(
     r"\b(so \d+|ngo|ngach|hem|kiet|pho|duong|thon|xom|to dan pho|khu|toa|chung cu|cho|"
     r"truong|cong vien|ho|cau|nga ba|nga tu|ben xe|km ?\d+)\b"
 )
+# Words of an address that say nothing of a problem: numbers, "ngõ", "street", "district".
+_ADDRESS_WORD = re.compile(
+    r"[\d/,.-]+|so|nha|ngo|ngach|hem|pho|duong|phuong|quan|huyen|xa|thi|tran|p|q|tt|"
+    r"street|st|road|rd|lane|alley|ward|district|commune|no|number|house"
+)
 _UNKNOWN = frozenset(("khong ro", "khong biet", "khong nho", "chiu", "bo qua", "dont know"))
 
 
@@ -68,6 +73,16 @@ def read_message(text: str, tagged: str | None = None) -> PlaceReading | None:
     if tagged and is_street(tagged):
         return PlaceReading(tagged.strip())
     return None
+
+
+def without_places(text: str, tagged: str | None = None) -> str:
+    """`text` less every place name in it and the span the NLU tagged as a place: what is
+    left says whether "ngõ 45 phường Kim Liên quận Đống Đa" is more than an address."""
+    if tagged:
+        text = text.replace(tagged, " ")
+    for start, end, _ in reversed(gazetteer().find(text)):
+        text = f"{text[:start]} {text[end:]}"
+    return " ".join(w for w in normalize(text).split() if not _ADDRESS_WORD.fullmatch(w))
 
 
 def is_street(text: str) -> bool:

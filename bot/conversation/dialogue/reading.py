@@ -11,6 +11,7 @@ import re
 
 from civicbot_nlu.normalize import normalize, words
 from civicbot_nlu.patterns import match_phrases
+from civicbot_nlu.rating import read_rating
 
 # Words that carry no content of a request: "tôi muốn phản ánh về ..." says only that.
 _REQUEST_WORDS = frozenset(
@@ -59,16 +60,19 @@ _REOPEN = (
     "still not",
 )
 
-_RATING_WORDS: dict[str, tuple[str, ...]] = {
-    "1": ("rat khong hai long", "rat te", "qua te", "te qua", "rat kem", "very bad"),
-    "2": ("khong hai long", "chua hai long", "kem", "te", "bad"),
-    "3": ("binh thuong", "tam duoc", "tam on", "tam tam", "ok", "so so"),
-    "4": ("hai long", "tot", "good", "on"),
-    "5": ("rat hai long", "tuyet voi", "rat tot", "xuat sac", "qua tot", "excellent", "great"),
+# Ratings in English, beside the Vietnamese words `read_rating` knows.
+_RATING_WORDS_EN: dict[str, tuple[str, ...]] = {
+    "1": ("very bad", "terrible", "awful"),
+    "2": ("bad", "poor", "not satisfied"),
+    "3": ("so so", "okay", "average"),
+    "4": ("good", "satisfied"),
+    "5": ("very good", "excellent", "great", "very satisfied"),
 }
-_NUMBER_WORDS = {"mot": 1, "hai": 2, "ba": 3, "bon": 4, "nam": 5}
 _STARS = re.compile(r"[⭐★]")
-_DIGIT_RATING = re.compile(r"(?<![\d/.,])([1-5])\s*(?:sao|diem|/\s*5|\*|⭐|★|star)?(?![\d/.,])")
+# A rating said with its scale ("5 sao", "4/5", "năm sao") counts in a long message too.
+_SCALED = re.compile(r"\d\s*(sao|diem|/|\*|star)|\b(mot|hai|ba|bon|nam)\s+sao\b")
+_RATING_MAX_WORDS = 10
+_BECAUSE = re.compile(r"(?i)\b(?:vì|vi|bởi|boi|tại|tai|because|since)\b|[,.;:!]")
 
 _STATUS_CUES = (
     "ket qua gi chua",
@@ -169,22 +173,23 @@ def is_reopen(text: str) -> bool:
 
 
 def rating(text: str) -> int | None:
-    """A 1–5 rating in digits, stars or words; None when the text gives none."""
+    """A 1–5 rating given unasked, after a resolution: stars (⭐), what `read_rating` reads
+    (the one reader of ratings in Vietnamese) or English words, in a short message — or
+    with its scale in a longer one, where a word like "tốt" may be about something else."""
     stars = len(_STARS.findall(text))
     if 1 <= stars <= 5:
         return stars
     f = folded(text)
-    number = _DIGIT_RATING.search(f)
-    if number and (len(f.split()) <= 3 or re.search(r"\d\s*(sao|diem|/|\*|star)", f)):
-        return int(number.group(1))
-    spelled = re.search(r"\b(mot|hai|ba|bon|nam)\s+sao\b", f)
-    if spelled:
-        return _NUMBER_WORDS[spelled.group(1)]
-    found = match_phrases(words(text), _RATING_WORDS)
-    if found and len(f.split()) <= 10:
-        longest = max(found, key=lambda m: m[3] - m[2])
-        return int(longest[0])
-    return None
+    if len(f.split()) > _RATING_MAX_WORDS and not _SCALED.search(f):
+        # "không hài lòng vì …", "rất hài lòng, cảm ơn …": the verdict comes first
+        text = _BECAUSE.split(text, maxsplit=1)[0]
+        if len(folded(text).split()) > _RATING_MAX_WORDS // 2:
+            return None
+    found = read_rating(text)
+    if found is None:
+        english = match_phrases(words(text), _RATING_WORDS_EN)
+        found = int(max(english, key=lambda m: m[3] - m[2])[0]) if english else None
+    return found
 
 
 def asks_status(text: str) -> bool:

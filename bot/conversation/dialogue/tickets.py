@@ -207,6 +207,15 @@ def await_answer(session: Session, ticket: Ticket) -> None:
     session.add(conversation)
 
 
+def question_open(ctx: Context) -> bool:
+    """Whether the question the chat waits to answer is still asked: a unit may resolve,
+    reject or transfer without the answer, and then the next text is read afresh (a typed
+    rating, "vẫn chưa", a new request), not as an answer to a question no longer there."""
+    code = ctx.chat.ticket or ""
+    ticket = queries.get_ticket_by_code(session=ctx.turn.session, code=code)
+    return ticket is not None and ticket.status == TicketStatus.need_info
+
+
 def answer_question(ctx: Context) -> None:
     """The citizen's typed answer to the official's question on their ticket."""
     code = ctx.chat.ticket or ""
