@@ -4,6 +4,8 @@ its reporter told and following the other ticket; the access rule applies."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 from seed import linked_official, outbox_to, two_wards_and_city, waste_ticket
@@ -16,7 +18,15 @@ from bot.conversation.texts import say
 from bot.officials.desk import Desk
 from bot.tickets import workflow
 from storage import followers, queries
-from storage.models import Official, OfficialRole, OutboxMessage, OutboxStatus, Ticket, TicketStatus
+from storage.models import (
+    Official,
+    OfficialRole,
+    OutboxMessage,
+    OutboxStatus,
+    Severity,
+    Ticket,
+    TicketStatus,
+)
 
 
 @pytest.fixture
@@ -109,3 +119,44 @@ async def test_merging_is_refused_outside_the_rule(
     assert ticket(engine, duplicate).status == TicketStatus.received
     await owner.send(f"/gop {duplicate} {first}")
     assert "đã kết thúc" in await owner.send(f"/gop {duplicate} {first}")  # once
+
+
+async def test_an_urgent_duplicate_merged_keeps_its_dates_and_severity(
+    engine: Engine, desk: Desk
+) -> None:
+    """Found trying the product (docs/usability-review.md #5): an urgent report merged into
+    a normal one lost its urgency and the earlier date its reporter had been promised."""
+    with Session(engine) as session:
+        two_wards_and_city(session)
+        linked_official(session, "ward-a", "handler-a", OfficialRole.handler, now=NOW)
+        kept = waste_ticket(session, "ward-a", now=NOW, chat="citizen-1")
+        urgent = waste_ticket(
+            session, "ward-a", now=NOW, chat="citizen-2", resolve_in=timedelta(hours=4)
+        )
+        kept.severity, urgent.severity = Severity.normal, Severity.urgent
+        session.add_all([kept, urgent])
+        session.commit()
+        first, duplicate, promised = kept.code, urgent.code, urgent.resolve_by
+    handler = Chat(engine, desk, "handler-a")
+    await handler.send(f"/gop {duplicate} {first}")
+    # The filing is no acceptance: the history said "tiếp nhận" of a ticket not accepted.
+    shown = await handler.send(first)
+    assert "người dân gửi phản ánh" in shown and "— tiếp nhận phản ánh" not in shown
+    merged_into = ticket(engine, first)
+    assert merged_into.severity == Severity.urgent
+    assert merged_into.resolve_by == promised
+    with Session(engine) as session:
+        assert merged_into.id is not None
+        events = queries.ticket_events(session=session, ticket_id=merged_into.id)
+        assert any(duplicate in (e.note or "") and e.kind == "deadline" for e in events)
+
+
+async def test_a_stricter_kept_ticket_keeps_its_own_dates(engine: Engine, desk: Desk) -> None:
+    with Session(engine) as session:
+        two_wards_and_city(session)
+        linked_official(session, "ward-a", "handler-a", OfficialRole.handler, now=NOW)
+        kept = waste_ticket(session, "ward-a", now=NOW, chat="citizen-1", resolve_in=timedelta(1))
+        later = waste_ticket(session, "ward-a", now=NOW, chat="citizen-2")
+        first, duplicate, due = kept.code, later.code, kept.resolve_by
+    await Chat(engine, desk, "handler-a").send(f"/gop {duplicate} {first}")
+    assert ticket(engine, first).resolve_by == due

@@ -27,7 +27,7 @@ OFFICIAL_STATUS_NAMES: dict[str, str] = {
 
 # What citizens read.
 STATUS_NAMES: dict[str, str] = {
-    "received": "Đã tiếp nhận, đang chuyển đơn vị xử lý",
+    "received": "Đã gửi tới đơn vị, chờ đơn vị tiếp nhận",
     "accepted": "Đơn vị có trách nhiệm đang xử lý",
     "need_info": "Cần anh/chị bổ sung thông tin",
     "resolved": "Đã giải quyết",

@@ -22,11 +22,31 @@ from storage import followers, queries
 from storage.db import begin_write
 from storage.models import (
     Official,
+    Severity,
     Ticket,
     TicketEvent,
     TicketEventKind,
     TicketUpdate,
 )
+
+_SEVERITY_ORDER = (Severity.urgent, Severity.normal, Severity.complex)
+
+
+def _stricter_terms(duplicate: Ticket, into: Ticket) -> TicketUpdate | None:
+    """The duplicate's severity and deadlines where they are stricter than the kept
+    ticket's: an urgent report merged into a normal one stays urgent."""
+    changes: dict[str, object] = {}
+    for field in ("accept_by", "resolve_by"):
+        theirs, ours = getattr(duplicate, field), getattr(into, field)
+        if theirs is not None and ours is not None and theirs < ours:
+            changes[field] = theirs
+    if (
+        duplicate.severity is not None
+        and into.severity is not None
+        and _SEVERITY_ORDER.index(duplicate.severity) < _SEVERITY_ORDER.index(into.severity)
+    ):
+        changes["severity"] = duplicate.severity
+    return TicketUpdate.model_validate(changes) if changes else None
 
 
 def merge(
@@ -77,6 +97,17 @@ def merge(
             at=now,
         )
     )
+    stricter = _stricter_terms(duplicate, into)
+    if stricter is not None:  # the duplicate's reporter was promised its dates
+        queries.update_ticket(
+            session=session,
+            db_ticket=into,
+            ticket_in=stricter,
+            actor=actor,
+            note=say("utter_merged_stricter_note", code=duplicate.code),
+            at=now,
+            commit=False,
+        )
     session.flush()
     notify_citizen(
         session=session,

@@ -500,7 +500,7 @@ def photos_of(session: Session, ticket: Ticket) -> tuple[OutgoingFile, ...]:
 
 
 EVENT_NAMES = {
-    "created": "tiếp nhận phản ánh",
+    "created": "người dân gửi phản ánh",
     "deadline": "đổi thời hạn",
     "content": "bổ sung nội dung",
     "note": "ghi chú",
