@@ -21,6 +21,7 @@ from civicbot_nlu.patterns import find_ticket_codes
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from bot.conversation.dialogue import places
 from bot.conversation.dialogue.tickets import await_answer
 from bot.conversation.engine import MAX_STORED_TEXT, Chats, ChatTurn, Conversation
 from bot.conversation.messages import (
@@ -61,6 +62,7 @@ OFF_QUESTION = "official:question"
 OFF_RESOLUTION = "official:resolution"
 OFF_REJECT_REASON = "official:reject_reason"
 OFF_TRANSFER_REASON = "official:transfer_reason"
+OFF_TRANSFER_UNIT = "official:transfer_unit"  # the receiving ward may be typed
 OFF_HUMAN_REPLY = "official:human_reply"
 
 OFFICIAL_PREFIXES = ("t:", "h:", "off:")
@@ -332,11 +334,7 @@ class _DeskTurn:
             if unit is None or not access.may_receive(unit, ticket):
                 access.log_refusal(self.reader, f"transfer to {parts[3]}", ticket)
                 raise ActionRefused(say("utter_official_pick_unit", code=code))
-            self.state, self.data = OFF_TRANSFER_REASON, {"ticket": code, "unit": unit.id}
-            self.reply(
-                say("utter_official_ask_transfer_reason", code=code, unit=unit.name),
-                (CANCEL_BUTTON,),
-            )
+            self.ask_transfer_reason(ticket, unit)
         else:
             self.reply(say("utter_button_expired"))
 
@@ -378,6 +376,9 @@ class _DeskTurn:
             self.reply(say("utter_official_human_answered", id=request.id))
             return
         ticket = self.ticket(str(data["ticket"]), state)
+        if state == OFF_TRANSFER_UNIT:
+            self.typed_unit(ticket, text)
+            return
         common: dict[str, Any] = {"session": self.session, "ticket": ticket,
                                   "official": self.official, "now": self.now}  # fmt: skip
         if state == OFF_QUESTION:
@@ -492,7 +493,36 @@ class _DeskTurn:
                 choices.insert(0, parent)
         choices = [u for u in choices if access.may_receive(u, ticket)]
         buttons = tuple(Button(u.name[:60], f"t:to:{ticket.code}:{u.id}") for u in choices[:12])
-        self.reply(say("utter_official_pick_unit", code=ticket.code), (*buttons, CANCEL_BUTTON))
+        self.state, self.data = OFF_TRANSFER_UNIT, {"ticket": ticket.code}
+        self.reply(
+            say("utter_official_pick_unit_typed", code=ticket.code), (*buttons, CANCEL_BUTTON)
+        )
+
+    def typed_unit(self, ticket: Ticket, text: str) -> None:
+        """The receiving ward typed by its name, old or new, marks or not ("p. hoan kiem"):
+        one ward goes on to the reason, several are offered as buttons."""
+        found = places.read_answer(text)
+        wards = [found.ward] if found.ward else list(found.candidates)
+        units = [
+            unit
+            for ward in wards
+            if (unit := store.ward_unit(session=self.session, ward_code=ward.code)) is not None
+            and unit.id != ticket.lead_unit_id
+            and access.may_receive(unit, ticket)
+        ]
+        if len(units) == 1:
+            self.ask_transfer_reason(ticket, units[0])
+            return
+        buttons = tuple(Button(u.name[:60], f"t:to:{ticket.code}:{u.id}") for u in units[:12])
+        key = "utter_official_pick_unit_of" if units else "utter_official_unit_not_found"
+        self.reply(say(key, code=ticket.code, place=text), (*buttons, CANCEL_BUTTON))
+
+    def ask_transfer_reason(self, ticket: Ticket, unit: Unit) -> None:
+        self.state, self.data = OFF_TRANSFER_REASON, {"ticket": ticket.code, "unit": unit.id}
+        self.reply(
+            say("utter_official_ask_transfer_reason", code=ticket.code, unit=unit.name),
+            (CANCEL_BUTTON,),
+        )
 
     def show(self, ticket: Ticket) -> None:
         place = place_text(ticket)
