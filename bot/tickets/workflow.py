@@ -28,6 +28,7 @@ from bot.tickets.statuses import Action, allowed, next_status
 from storage import queries
 from storage.db import begin_write
 from storage.models import (
+    Attachment,
     Channel,
     HumanRequest,
     HumanRequestStatus,
@@ -211,15 +212,31 @@ def ask_info(
     session.commit()
 
 
-def citizen_answer(*, session: Session, ticket: Ticket, text: str, now: datetime) -> None:
-    """The citizen's answer to a question: recorded, sent to the unit, back to `accepted`."""
+def citizen_answer(
+    *, session: Session, ticket: Ticket, text: str, now: datetime, photos: Sequence[str] = ()
+) -> None:
+    """The citizen's answer to a question: recorded, sent to the unit, back to `accepted`.
+    `photos` (file ids of the ticket's channel) may be the answer, or come with it: they are
+    the ticket's, and go to the unit with the answer."""
     _require(ticket, Action.answer)
+    channel = ticket.channel
+    if photos and channel is None:
+        raise ValueError("Photos need the channel whose file ids they are.")
     moved_to = _resolve_by_after_wait(session, ticket, now)
     begin_write(session)
+    if photos:
+        text = " ".join(filter(None, (say("utter_answer_photos_note", count=len(photos)), text)))
     event = _change(
         session, ticket, TicketUpdate(),
         actor="citizen", note=text, now=now, action=Action.answer,
     )  # fmt: skip
+    files: tuple[OutgoingFile, ...] = ()
+    if channel is not None:
+        for file_id in photos:
+            session.add(
+                Attachment(ticket_id=ticket.id, channel=channel, file_id=file_id, kind="photo")
+            )
+        files = tuple(OutgoingFile("photo", file_id=f, channel=channel) for f in photos)
     answer = say("utter_official_citizen_answer", code=ticket.code, text=text)
     if moved_to is not None:
         _change(
@@ -229,7 +246,7 @@ def citizen_answer(*, session: Session, ticket: Ticket, text: str, now: datetime
         answer += "\n" + say("utter_official_deadline_moved", resolve_by=expected(moved_to))
     notify_officials(
         session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
-        reply=Reply(answer, official_buttons(ticket.code, ticket.status)),
+        reply=Reply(answer, official_buttons(ticket.code, ticket.status), files=files),
     )  # fmt: skip
     session.commit()
 

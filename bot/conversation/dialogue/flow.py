@@ -86,6 +86,9 @@ async def _respond(ctx: Context) -> None:
         await on_button(ctx, m.button)
         return
     photos = [a.file_id for a in m.attachments if a.kind == "photo"]
+    if photos and ctx.state == ANSWER_INFO and tickets.question_open(ctx):
+        tickets.answer_question(ctx, photos)  # the official asked; a photo answers
+        return
     if photos and (ctx.state in FORM_STATES or not ctx.text):
         _keep_photos(ctx, photos)
         if not ctx.text:
@@ -184,6 +187,9 @@ def _keep_photos(ctx: Context, photos: list[str]) -> None:
         )
     elif started and not ctx.text:
         next_step(ctx)
+    elif not ctx.text:  # a photo at another step: kept, and the step asked again
+        ctx.reply(ctx.say("utter_photo_kept", count=len(form.photos)))
+        BY_STATE[ctx.state].ask(ctx, form)
 
 
 def on_pin(ctx: Context) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from civicbot_nlu.patterns import find_ticket_codes
 from sqlmodel import Session
 
@@ -216,8 +218,9 @@ def question_open(ctx: Context) -> bool:
     return ticket is not None and ticket.status == TicketStatus.need_info
 
 
-def answer_question(ctx: Context) -> None:
-    """The citizen's typed answer to the official's question on their ticket."""
+def answer_question(ctx: Context, photos: Sequence[str] = ()) -> None:
+    """The citizen's answer to the official's question on their ticket: text, photos or
+    both (an official often asks for a photo)."""
     code = ctx.chat.ticket or ""
     ctx.reset(IDLE)
     ticket = own_ticket(ctx, code)
@@ -227,7 +230,11 @@ def answer_question(ctx: Context) -> None:
         ctx.reply(ctx.say("utter_button_expired"))
         return
     workflow.citizen_answer(
-        session=ctx.turn.session, ticket=ticket, text=ctx.text, now=ctx.turn.clock()
+        session=ctx.turn.session,
+        ticket=ticket,
+        text=ctx.text,
+        now=ctx.turn.clock(),
+        photos=photos,
     )
     ctx.reply(
         ctx.say(
