@@ -86,13 +86,8 @@ async def _respond(ctx: Context) -> None:
         await on_button(ctx, m.button)
         return
     photos = [a.file_id for a in m.attachments if a.kind == "photo"]
-    if photos and ctx.state == ANSWER_INFO and tickets.question_open(ctx):
-        tickets.answer_question(ctx, photos)  # the official asked; a photo answers
+    if photos and _took_photos(ctx, photos):
         return
-    if photos and (ctx.state in FORM_STATES or not ctx.text):
-        _keep_photos(ctx, photos)
-        if not ctx.text:
-            return
     if m.location is not None:
         on_pin(ctx)
         return
@@ -175,6 +170,18 @@ def cancel(ctx: Context) -> None:
         ctx.reply(ctx.say("utter_nothing_to_cancel"), menu(ctx))
 
 
+def _took_photos(ctx: Context, photos: list[str]) -> bool:
+    """Photos answer an official's open question, or are kept for a complaint; True when
+    nothing is left of the message to read (no caption, or the caption went with them)."""
+    if ctx.state == ANSWER_INFO and tickets.question_open(ctx):
+        tickets.answer_question(ctx, photos)  # the official asked; a photo answers
+        return True
+    if ctx.state in FORM_STATES or not ctx.text:
+        _keep_photos(ctx, photos)
+        return not ctx.text
+    return False
+
+
 def _keep_photos(ctx: Context, photos: list[str]) -> None:
     """Photos are never lost: kept on the form (a form is started for them when idle)."""
     started = ctx.state not in FORM_STATES
@@ -251,14 +258,9 @@ async def on_button(ctx: Context, data: str) -> None:
 async def on_form_text(ctx: Context, nlu: NluResult) -> None:
     """The step's own reading, unless the text is clearly something else."""
     if _is_new_request(ctx, nlu):
-        form = ctx.form
-        names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
         ctx.chat.held, ctx.chat.held_state = ctx.text, ctx.state
         ctx.state = ASIDE
-        ctx.reply(
-            ctx.say("utter_aside", category=names[form.category or "other"]),
-            [ctx.button("aside_new", ASIDE_NEW), ctx.button("aside_keep", ASIDE_KEEP)],
-        )
+        _ask_aside(ctx)
         return
     if (
         nlu.intent == "ask_procedure"
@@ -294,10 +296,16 @@ async def on_aside_text(ctx: Context) -> None:
     if reading.is_yes(ctx.text) or reading.is_no(ctx.text):
         await on_aside(ctx, new=reading.is_yes(ctx.text))
     else:
-        ctx.reply(
-            ctx.say("utter_aside", category=CATEGORY_NAMES[ctx.form.category or "other"]),
-            [ctx.button("aside_new", ASIDE_NEW), ctx.button("aside_keep", ASIDE_KEEP)],
-        )
+        _ask_aside(ctx)
+
+
+def _ask_aside(ctx: Context) -> None:
+    """Put the form being filled in aside for the new request? In the chat's language."""
+    names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
+    ctx.reply(
+        ctx.say("utter_aside", category=names[ctx.form.category or "other"]),
+        [ctx.button("aside_new", ASIDE_NEW), ctx.button("aside_keep", ASIDE_KEEP)],
+    )
 
 
 async def on_aside(ctx: Context, *, new: bool) -> None:
