@@ -268,7 +268,7 @@ async def test_check_status_only_shows_own_tickets(chat: Chat, engine: Engine) -
     await chat.press("Gửi phản ánh")
     (ticket,) = chat.rows(Ticket)
     replies = await chat.send(f"phản ánh {ticket.code.lower().replace('-', '')} đến đâu rồi")
-    assert ticket.code in replies[0].text and "Đã tiếp nhận" in replies[0].text
+    assert ticket.code in replies[0].text and "chờ đơn vị tiếp nhận" in replies[0].text
     stranger = Chat(chat.conversation, engine, user="u2")
     replies = await stranger.send(f"tra cứu {ticket.code}")
     assert "Không tìm thấy" in replies[0].text

@@ -58,6 +58,10 @@ _EN_CATEGORIES: tuple[tuple[str, str], ...] = (
     (r"bribe|official|rude", "misconduct"),
 )
 _EN_REPORT = re.compile(r"\b(report|complain|complaint|there is|there's|problem)\b")
+_EN_STATUS = re.compile(
+    r"\b(status|progress|any news|news on|update on|what happened (to|with)|has anyone|"
+    r"been (fixed|handled|resolved)|pa-?\s?\d{4})\b"
+)
 _EN_GREET = re.compile(r"\b(hello|hi|hey|good (morning|afternoon|evening)|help)\b")
 
 
@@ -402,6 +406,9 @@ def on_english(ctx: Context, nlu: NluResult) -> None:
         ctx.chat.topic and procedures.aspects_of(ctx, nlu)
     ):
         procedures.answer_question(ctx, nlu)
+        return
+    if _EN_STATUS.search(lowered):  # before the categories: "status of my complaint"
+        tickets.check_status(ctx, nlu)
         return
     category = next((c for p, c in _EN_CATEGORIES if re.search(p, lowered)), None)
     if category is not None or _EN_REPORT.search(lowered):

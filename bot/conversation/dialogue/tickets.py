@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from bot.conversation.dialogue import places
 from bot.conversation.dialogue.context import ANSWER_INFO, IDLE, Context
-from bot.conversation.texts import CATEGORY_NAMES, STATUS_NAMES
+from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN, STATUS_NAMES
 from bot.duplicates import follow
 from bot.nlu.result import NluResult
 from bot.tickets import workflow
@@ -55,6 +55,7 @@ def status_text(ctx: Context, ticket: Ticket) -> str:
     assert ticket.id is not None
     events = queries.ticket_events(session=session, ticket_id=ticket.id)
     notes = [e.note for e in events if e.note and e.kind not in FOLLOWERS_OWN]
+    names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
     deadline = (
         ctx.say("utter_status_deadline", resolve_by=expected(ticket.resolve_by))
         if ticket.status in OPEN and ticket.resolve_by
@@ -63,7 +64,7 @@ def status_text(ctx: Context, ticket: Ticket) -> str:
     return ctx.say(
         "utter_ticket_status",
         code=ticket.code,
-        category=CATEGORY_NAMES.get(ticket.category or "other", CATEGORY_NAMES["other"]),
+        category=names.get(ticket.category or "other", names["other"]),
         status=STATUS_NAMES[ticket.status.value],
         unit=workflow.unit_name(session, ticket.lead_unit_id),
         deadline=deadline,
