@@ -638,6 +638,8 @@ def test_the_digest_page(client: TestClient, engine: Engine, people: dict[str, O
     assert "UBND Phường A" in page.text and 'src="data:image/png;base64,' in page.text
     assert "Phường B" not in page.text.split('class="digest"', 1)[1]  # the unit's only
     assert "Xếp hạng trong các phường, xã" in html.unescape(page.text)  # a ward's league place
+    heading = html.unescape(page.text).split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert f"{week.week}/{week.year}" in heading and "-W" not in heading  # as people write it
     policy = page.headers["content-security-policy"]
     assert "'sha256-" in policy and "unsafe-inline" not in policy
     default = client.get("/dashboard/digest")

@@ -70,6 +70,15 @@ def signed(value: int) -> str:
     return f"{value:+d}" if value else "0"
 
 
+# Time zones as readers say them; others shown by their id.
+_ZONE_NAMES = {"Asia/Ho_Chi_Minh": "Việt Nam", "Asia/Saigon": "Việt Nam"}
+
+
+def zone_name(zone: str) -> str:
+    """ "Việt Nam" for Asia/Ho_Chi_Minh: a Vietnamese reader does not read zone ids."""
+    return _ZONE_NAMES.get(zone, zone)
+
+
 def week_title(digest: Digest) -> str:
     """ "Tuần 47/2026 (16/11–22/11/2026)"."""
     year, week = digest.week.split("-W")
@@ -162,7 +171,7 @@ def render_markdown(digest: Digest) -> str:
         "",
         f"**Đơn vị:** {digest.unit_name}  ",
         f"**Thời gian:** từ {moment(digest.period_start)} đến trước "
-        f"{moment(digest.period_end)} (giờ {digest.timezone})",
+        f"{moment(digest.period_end)} (giờ {zone_name(digest.timezone)})",
         "",
         "## Tổng quan",
         "",
@@ -406,7 +415,7 @@ def render_html(digest: Digest, chart: bytes | None = None) -> str:
         f"<h2>Báo cáo phản ánh, kiến nghị: {e(week_title(digest))}</h2>",
         f"<p><strong>Đơn vị:</strong> {e(digest.unit_name)}<br>"
         f"<strong>Thời gian:</strong> từ {e(moment(digest.period_start))} đến trước "
-        f"{e(moment(digest.period_end))} (giờ {e(digest.timezone)})</p>",
+        f"{e(moment(digest.period_end))} (giờ {e(zone_name(digest.timezone))})</p>",
         f'<img alt="{e("Biểu đồ: phản ánh theo lĩnh vực và mức độ hài lòng")}" '
         f'src="data:image/png;base64,{base64.b64encode(png).decode()}">',
         "<h3>Tổng quan</h3>",
