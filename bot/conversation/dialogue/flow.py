@@ -41,6 +41,7 @@ REPORT_HELD = "emergency:report"
 CONFIDENT = 0.5  # below this an intent is not acted upon outside a form
 SURE = 0.8  # a request mid-form must be this clear to interrupt the form
 COMMANDS = {"/start": "utter_greet", "/help": "utter_help", "/menu": "utter_help"}
+_BARE_RATING_WORDS = 3  # "5", "5 sao", "rất hài lòng": a rating, not a step's answer
 _SHORT_ANSWER_WORDS = 10  # longer, an answer to "how was it" may carry a new request
 _CANCEL_WORDS = frozenset(("huy", "huy di", "thoi huy", "thoi huy di", "cancel", "huy bo"))
 # Steps whose answer is free text: a long message there is the answer, not a new request.
@@ -261,6 +262,8 @@ async def on_button(ctx: Context, data: str) -> None:
 
 async def on_form_text(ctx: Context, nlu: NluResult) -> None:
     """The step's own reading, unless the text is clearly something else."""
+    if _rates_mid_form(ctx):
+        return
     if _is_new_request(ctx, nlu):
         ctx.chat.held, ctx.chat.held_state = ctx.text, ctx.state
         ctx.state = ASIDE
@@ -277,6 +280,21 @@ async def on_form_text(ctx: Context, nlu: NluResult) -> None:
         BY_STATE[ctx.state].ask(ctx, ctx.form)
         return
     apply(ctx, await BY_STATE[ctx.state].read_text(ctx, ctx.form))
+
+
+def _rates_mid_form(ctx: Context) -> bool:
+    """ "5" sent right after a resolution's rating request reached a chat filling in a form
+    (the place step took it for an address): the rating, then the step asked again."""
+    if len(words(ctx.text)) > _BARE_RATING_WORDS:
+        return False
+    stars = reading.rating(ctx.text)
+    waiting = tickets.awaiting_rating(ctx) if stars is not None else None
+    if stars is None or waiting is None or not tickets.resolved_since_last_message(ctx, waiting):
+        return False
+    tickets.rate(ctx, waiting, stars)
+    ctx.reply(ctx.say("utter_form_question_answered"))
+    BY_STATE[ctx.state].ask(ctx, ctx.form)
+    return True
 
 
 def _is_new_request(ctx: Context, nlu: NluResult) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from civicbot_nlu.patterns import find_ticket_codes
 from sqlmodel import Session
@@ -17,7 +18,7 @@ from bot.tickets import workflow
 from bot.tickets.intake import expected
 from bot.tickets.workflow import ActionRefused
 from storage import followers, queries
-from storage.models import Ticket, TicketEventKind, TicketStatus
+from storage.models import Direction, Ticket, TicketEventKind, TicketStatus
 
 MAX_LISTED_TICKETS = 5
 # Events whose notes are a follower's own words or rating: never shown to another citizen.
@@ -125,6 +126,27 @@ def awaiting_rating(ctx: Context) -> Ticket | None:
         session=session, citizen_id=citizen_id, statuses=resolved, unrated=True, limit=1
     )
     return waiting[0] if waiting else None
+
+
+def resolved_since_last_message(ctx: Context, ticket: Ticket) -> bool:
+    """Whether `ticket` was resolved (and its rating asked) after the citizen's previous
+    message: then a bare "5" now answers that, whatever step a form is at."""
+    if ticket.resolved_at is None:
+        return False
+    latest = queries.messages_of_chat(
+        session=ctx.turn.session,
+        channel=ctx.turn.channel,
+        chat_id=ctx.turn.message.chat_id,
+        limit=5,
+    )
+    earlier = [
+        m for m in latest if m.direction == Direction.incoming and m.id != ctx.turn.stored_id
+    ]
+    return not earlier or _utc(earlier[-1].created_at) < _utc(ticket.resolved_at)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def rate(ctx: Context, ticket: Ticket, stars: int) -> None:
