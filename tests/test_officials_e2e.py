@@ -155,6 +155,7 @@ async def test_file_accept_ask_answer_resolve_rate(
             for chat in (HANDLER, HANDLER_2):
                 notice = await wait_text(fake, chat, f"Phản ánh mới {code}")
                 assert "Rác thải" in notice and "Kim Liên" in notice
+                assert "Ảnh: không có" in notice  # as the citizen's summary says it, not "0"
             fake.press_button(HANDLER, label="Tiếp nhận")
             await wait_text(fake, HANDLER, "đã tiếp nhận")
             assert unit.name in await wait_text(fake, CITIZEN, "tiếp nhận xử lý")

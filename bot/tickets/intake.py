@@ -207,7 +207,9 @@ def new_ticket_notice(ticket: Ticket, photos: tuple[OutgoingFile, ...] = ()) -> 
         category=CATEGORY_NAMES.get(ticket.category or "other", "Khác"),
         place=place,
         description=ticket.description,
-        photos=len(photos),
+        photos=(
+            say("utter_photos_count", count=len(photos)) if photos else say("utter_photos_none")
+        ),
         contact=contact,
         accept_by=expected(ticket.accept_by),
         resolve_by=expected(ticket.resolve_by),
