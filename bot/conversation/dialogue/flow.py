@@ -386,7 +386,7 @@ async def on_idle_text(ctx: Context, nlu: NluResult) -> None:
             if waiting is not None:
                 tickets.ask_rating(ctx, waiting)
             else:
-                ctx.reply(ctx.say("utter_rate_thanks"))
+                tickets.rated_already(ctx)
         case "out_of_scope":
             ctx.reply(ctx.say("utter_out_of_scope"), menu(ctx))
         case _:  # affirm or deny out of context, or not understood

@@ -174,6 +174,22 @@ def rate(ctx: Context, ticket: Ticket, stars: int) -> None:
     ctx.reply(ctx.say("utter_rating_thanks", rating=stars, code=ticket.code))
 
 
+def rated_already(ctx: Context) -> None:
+    """A rating when none is awaited: say which rating stands (nothing is recorded), rather
+    than thank for one as if it counted."""
+    closed = queries.tickets_of_citizen(
+        session=ctx.turn.session,
+        citizen_id=ctx.turn.citizen_id,
+        statuses=[TicketStatus.closed],
+        limit=1,
+    )
+    if closed and closed[0].rating is not None:
+        ticket = closed[0]
+        ctx.reply(ctx.say("utter_rating_recorded_before", code=ticket.code, rating=ticket.rating))
+    else:
+        ctx.reply(ctx.say("utter_rate_thanks"))
+
+
 def reopen(ctx: Context, ticket: Ticket) -> None:
     """Reopened (by its reporter or a follower): the unit, the reporter and the followers
     hear through the outbox (workflow.reopen)."""
