@@ -76,6 +76,13 @@ def take_place(form: Form, reading_: places.PlaceReading) -> None:
     form.candidates = [WardChoice.of(w) for w in reading_.candidates] if not reading_.ward else []
 
 
+def _is_address(text: str) -> bool:
+    """An address and nothing more ("ngõ 8 phố Hoàng Cầu, phường Ô Chợ Dừa")."""
+    if not (places.is_street(text) or places.read_answer(text).found):
+        return False
+    return reading.content_words(places.without_places(text)) < MIN_DESCRIPTION_WORDS
+
+
 class AskCategory(Step):
     state = "ask_category"
 
@@ -327,6 +334,15 @@ class AskPhotos(Step):
         ctx.reply(ctx.say(name), [ctx.button("skip", SKIP), cancel_button(ctx)])
 
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        if _is_address(ctx.text):  # a better address: the place, and photos asked again
+            found = places.read_answer(ctx.text)
+            known = {found.ward.code} if found.ward else {w.code for w in found.candidates}
+            if found.found and form.ward_code not in known:
+                take_place(form, found)  # another ward: read afresh
+            else:
+                kept = None if found.found else form.place  # a street: beside the place
+                form.place = ", ".join(filter(None, (kept, ctx.text)))
+            return Outcome.ADVANCE
         form.photos_done = True
         if reading.is_no_photo(ctx.text) or reading.is_yes(ctx.text):
             return Outcome.ADVANCE
