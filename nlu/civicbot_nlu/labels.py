@@ -2,8 +2,9 @@
 
 `TfidfFeaturizer` computes TF-IDF n-grams of the folded text (words and characters) once
 per message; each classifier is a logistic regression on them, or a sigmoid-calibrated linear
-SVM (`classifier: svm`, chosen for the category by cross-validation). On this data they match
-DIET's accuracy and train in seconds on two cores (docs/nlu-report.md).
+SVM (`classifier: svm`; it won on the category by cross-validation, but is off: see
+config.yml). On this data they match DIET's accuracy and train in seconds on two cores
+(docs/nlu-report.md).
 
 The finer label comes from intent-level metadata in the training data, so one intent is
 written in several blocks without splitting it into many intents:
