@@ -90,25 +90,10 @@ async def _respond(ctx: Context) -> None:
     if m.button is not None:
         await on_button(ctx, m.button)
         return
-    photos = [a.file_id for a in m.attachments if a.kind == "photo"]
-    if photos and _took_photos(ctx, photos):
-        return
-    if m.location is not None:
-        on_pin(ctx)
-        return
-    if not ctx.text:
-        ctx.reply(ctx.say("utter_unsupported_media" if m.attachments else "utter_empty_message"))
+    if _answered_as_media(ctx):
         return
     _set_language(ctx)
-    danger = emergency.detect(ctx.text)
-    if danger is not None:
-        on_emergency(ctx, danger)
-        return
-    command = ctx.text.split(maxsplit=1)[0].lower()
-    if command in COMMANDS:  # Telegram's /start and friends
-        ctx.reset(IDLE)
-        ctx.chat.topic = None
-        ctx.reply(ctx.say(COMMANDS[command]), menu(ctx))
+    if _answered_at_once(ctx):
         return
     typed = _typed_button(ctx)
     if typed is not None:
@@ -129,6 +114,37 @@ async def _respond(ctx: Context) -> None:
         await on_form_text(ctx, nlu)
     else:
         await on_idle_text(ctx, nlu)
+
+
+def _answered_as_media(ctx: Context) -> bool:
+    """Photos are kept, a pin is read, a message without text is answered: True when that
+    is the whole answer."""
+    m = ctx.turn.message
+    photos = [a.file_id for a in m.attachments if a.kind == "photo"]
+    if photos and _took_photos(ctx, photos):
+        return True
+    if m.location is not None:
+        on_pin(ctx)
+        return True
+    if not ctx.text:
+        ctx.reply(ctx.say("utter_unsupported_media" if m.attachments else "utter_empty_message"))
+        return True
+    return False
+
+
+def _answered_at_once(ctx: Context) -> bool:
+    """An emergency, or a command (Telegram's /start and friends), whatever the state."""
+    danger = emergency.detect(ctx.text)
+    if danger is not None:
+        on_emergency(ctx, danger)
+        return True
+    command = ctx.text.split(maxsplit=1)[0].lower()
+    if command in COMMANDS:
+        ctx.reset(IDLE)
+        ctx.chat.topic = None
+        ctx.reply(ctx.say(COMMANDS[command]), menu(ctx))
+        return True
+    return False
 
 
 # --- cross-cutting -------------------------------------------------------------------------
@@ -227,20 +243,11 @@ def apply(ctx: Context, outcome: Outcome) -> None:
 
 
 async def on_button(ctx: Context, data: str) -> None:
+    if _on_menu_button(ctx, data):
+        return
     kind, _, value = data.partition(":")
-    if data == CANCEL:
-        cancel(ctx)
-    elif data == MENU_REPORT:
-        ctx.reset(IDLE)
-        next_step(ctx)
-    elif data == REPORT_HELD and ctx.state == IDLE and ctx.chat.held:
+    if data == REPORT_HELD and ctx.state == IDLE and ctx.chat.held:
         complaints.start_report(ctx, await ctx.parse(ctx.chat.held))
-    elif data == MENU_ASK:
-        ctx.reply(ctx.say("utter_procedure_unknown"))
-    elif data == MENU_STATUS:
-        tickets.check_status(ctx, None)
-    elif data == MENU_HUMAN:
-        request_human(ctx)
     elif kind == "proc" and load_catalog().get(value):
         procedures.reply_procedure(ctx, value, [])
     elif kind == "more" and procedures.reply_details(ctx, value):
@@ -255,6 +262,24 @@ async def on_button(ctx: Context, data: str) -> None:
         apply(ctx, outcome)
     else:
         ctx.reply(ctx.say("utter_button_expired"))
+
+
+def _on_menu_button(ctx: Context, data: str) -> bool:
+    """Cancel and the menu's buttons, whatever the state: True when `data` is one."""
+    if data == CANCEL:
+        cancel(ctx)
+    elif data == MENU_REPORT:
+        ctx.reset(IDLE)
+        next_step(ctx)
+    elif data == MENU_ASK:
+        ctx.reply(ctx.say("utter_procedure_unknown"))
+    elif data == MENU_STATUS:
+        tickets.check_status(ctx, None)
+    elif data == MENU_HUMAN:
+        request_human(ctx)
+    else:
+        return False
+    return True
 
 
 # --- a form being filled in ------------------------------------------------------------
@@ -350,29 +375,16 @@ def _resume(ctx: Context) -> None:
 
 async def on_idle_text(ctx: Context, nlu: NluResult) -> None:
     waiting = tickets.awaiting_rating(ctx)
-    if waiting is not None and _answers_resolution(ctx, waiting, nlu):
-        return
-    if reading.asks_status(ctx.text) and _has_tickets(ctx):
-        tickets.check_status(ctx, nlu)
-        return
-    if procedures.is_follow_up(ctx, nlu) and nlu.intent not in ("report_problem",):
-        procedures.answer_question(ctx, nlu)
-        return
-    if ctx.lang == "en":
-        on_english(ctx, nlu)
+    if _answered_before_intent(ctx, nlu, waiting):
         return
     intent = nlu.intent if nlu.confidence >= CONFIDENT else "not_understood"
     if intent != "not_understood":
         ctx.chat.misunderstood = 0
+    if intent in _PLAIN_REPLIES:
+        name, with_menu = _PLAIN_REPLIES[intent]
+        ctx.reply(ctx.say(name), menu(ctx) if with_menu else ())
+        return
     match intent:
-        case "greet":
-            ctx.reply(ctx.say("utter_greet"), menu(ctx))
-        case "help":
-            ctx.reply(ctx.say("utter_help"), menu(ctx))
-        case "goodbye":
-            ctx.reply(ctx.say("utter_goodbye"))
-        case "thank":
-            ctx.reply(ctx.say("utter_thank"))
         case "ask_procedure":
             procedures.answer_question(ctx, nlu)
         case "report_problem":
@@ -387,10 +399,35 @@ async def on_idle_text(ctx: Context, nlu: NluResult) -> None:
                 tickets.ask_rating(ctx, waiting)
             else:
                 tickets.rated_already(ctx)
-        case "out_of_scope":
-            ctx.reply(ctx.say("utter_out_of_scope"), menu(ctx))
         case _:  # affirm or deny out of context, or not understood
             not_understood(ctx)
+
+
+# Intents answered by one text: (its name, whether the menu comes with it).
+_PLAIN_REPLIES: dict[str, tuple[str, bool]] = {
+    "greet": ("utter_greet", True),
+    "help": ("utter_help", True),
+    "goodbye": ("utter_goodbye", False),
+    "thank": ("utter_thank", False),
+    "out_of_scope": ("utter_out_of_scope", True),
+}
+
+
+def _answered_before_intent(ctx: Context, nlu: NluResult, waiting: Ticket | None) -> bool:
+    """What the message is whatever its intent: an answer to a resolution, a question about
+    the citizen's tickets or a follow-up on a procedure; or English."""
+    if waiting is not None and _answers_resolution(ctx, waiting, nlu):
+        return True
+    if reading.asks_status(ctx.text) and _has_tickets(ctx):
+        tickets.check_status(ctx, nlu)
+        return True
+    if procedures.is_follow_up(ctx, nlu) and nlu.intent not in ("report_problem",):
+        procedures.answer_question(ctx, nlu)
+        return True
+    if ctx.lang == "en":
+        on_english(ctx, nlu)
+        return True
+    return False
 
 
 def _answers_resolution(ctx: Context, ticket: Ticket, nlu: NluResult) -> bool:
