@@ -71,17 +71,29 @@ show(
 )
 show_script(rows)
 
-if Path(D, "nlu_dev3.csv").exists():
+
+def show_kinds(name: str, kinds_name: str, by_script: bool = False) -> None:
+    """A set with issue 15's kind of each message in a file beside it, keyed by text, so that
+    the set keeps the columns the evaluation reads."""
     print()
-    rows = show_nlu_set("nlu_dev3.csv")
-    # The kind of each message (issue 15's kinds) sits beside the set, keyed by text, so that
-    # the set keeps the columns the evaluation reads.
-    kinds = {r["text"]: r["kind"] for r in read("dev3_kinds.csv")}
+    rows = show_nlu_set(name)
+    kinds = {r["text"]: r["kind"] for r in read(kinds_name)}
     missing = [r["text"] for r in rows if r["text"] not in kinds]
     if missing or len(kinds) != len(rows):
-        raise SystemExit(f"dev3_kinds.csv does not match nlu_dev3.csv: {missing[:3]}")
+        raise SystemExit(f"{kinds_name} does not match {name}: {missing[:3]}")
     show("kind", collections.Counter(kinds[r["text"]] for r in rows))
     show(
         "kind / intent",
         collections.Counter(f"{kinds[r['text']]} / {r['intent']}" for r in rows),
     )
+    if by_script:
+        show(
+            "intent / script",
+            collections.Counter(f"{r['intent']} / {kind(r['text'])}" for r in rows),
+        )
+
+
+if Path(D, "nlu_dev3.csv").exists():
+    show_kinds("nlu_dev3.csv", "dev3_kinds.csv")
+if Path(D, "nlu_dev4.csv").exists():
+    show_kinds("nlu_dev4.csv", "dev4_kinds.csv", by_script=True)
