@@ -35,6 +35,27 @@ STATUS_NAMES: dict[str, str] = {
     "rejected": "Không được tiếp nhận",
 }
 
+STATUS_NAMES_EN: dict[str, str] = {
+    "received": "Sent to the unit, waiting for it to take it on",
+    "accepted": "Being handled by the responsible unit",
+    "need_info": "Waiting for more information from you",
+    "resolved": "Resolved",
+    "closed": "Closed",
+    "rejected": "Not accepted",
+}
+
+
+def status_name(status: str, language: str = "vi") -> str:
+    """A ticket's status as its citizen reads it, in the chat's language."""
+    return (STATUS_NAMES_EN if language == "en" else STATUS_NAMES)[status]
+
+
+def category_name(code: str | None, language: str = "vi") -> str:
+    """A category's name in the chat's language ("other" for none or an unknown code)."""
+    names = CATEGORY_NAMES_EN if language == "en" else CATEGORY_NAMES
+    return names.get(code or "other", names["other"])
+
+
 # The channels as people read them ("kênh {channel}"), never the enum's English names.
 CHANNEL_NAMES: dict[str, str] = {
     "telegram": "Telegram",

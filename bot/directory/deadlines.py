@@ -33,6 +33,7 @@ from storage.models import Severity
 # Mid-sentence forms ("17:00 thứ Sáu, 27/11/2026"), Monday first as `date.weekday()`.
 _WORD = re.compile(r"\w+")
 WEEKDAY_NAMES = ("thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ nhật")
+WEEKDAY_NAMES_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,9 @@ def handled_by(
     return due if current is None or due < current else None
 
 
-def format_expected(moment: datetime, tz: ZoneInfo) -> str:
-    """A moment as citizens read it in local time: "17:00 thứ Sáu, 27/11/2026"."""
+def format_expected(moment: datetime, tz: ZoneInfo, language: str = "vi") -> str:
+    """A moment as citizens read it in local time: "17:00 thứ Sáu, 27/11/2026" (in English
+    "17:00 Friday, 27/11/2026")."""
     local = moment.astimezone(tz)
-    return f"{local:%H:%M} {WEEKDAY_NAMES[local.weekday()]}, {local:%d/%m/%Y}"
+    names = WEEKDAY_NAMES_EN if language == "en" else WEEKDAY_NAMES
+    return f"{local:%H:%M} {names[local.weekday()]}, {local:%d/%m/%Y}"

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.conversation.messages import Reply
-from bot.conversation.texts import STATUS_NAMES, say
+from bot.conversation.texts import say, say_in, status_name
 from bot.tickets import workflow
 from bot.tickets.notices import notify_citizen
 from bot.tickets.statuses import Action, next_status
@@ -113,13 +113,14 @@ def merge(
         session=session,
         ticket=duplicate,
         key=f"merged:{duplicate.code}",
-        reply=Reply(
-            say(
+        reply=lambda lang: Reply(
+            say_in(
+                lang,
                 "utter_ticket_merged",
                 code=duplicate.code,
                 into=into.code,
                 unit=workflow.unit_name(session, into.lead_unit_id),
-                status=STATUS_NAMES[into.status.value],
+                status=status_name(into.status.value, lang),
             )
         ),
     )

@@ -29,12 +29,12 @@ from sqlmodel import Session, col, select
 
 from bot.config import Settings, settings
 from bot.conversation.messages import Button, Reply
-from bot.conversation.texts import CATEGORY_NAMES, say
+from bot.conversation.texts import CATEGORY_NAMES, say, say_in
 from bot.directory.calendar import WorkingCalendar
 from bot.directory.deadlines import format_expected
 from bot.tickets.intake import official_buttons
-from bot.tickets.notices import notify_citizen, notify_officials
-from bot.tickets.workflow import ACTOR_SYSTEM, question_asked, unit_name
+from bot.tickets.notices import Notice, notify_citizen, notify_officials
+from bot.tickets.workflow import ACTOR_SYSTEM, answer_button, question_asked, unit_name
 from storage import queries
 from storage.db import begin_write, get_session
 from storage.models import (
@@ -345,10 +345,8 @@ def remind_unanswered(
         key = f"unanswered:{ticket.code}:{asked.id}"
         notify_citizen(
             session=session, ticket=ticket, key=key, followers=False,
-            reply=Reply(
-                say("utter_ticket_question_reminder", code=ticket.code,
-                    unit=unit_name(session, ticket.lead_unit_id), question=asked.note or ""),
-                (Button("Trả lời", f"ans:{ticket.code}"),),
+            reply=_question_reminder(
+                ticket.code, unit_name(session, ticket.lead_unit_id), asked.note or ""
             ),
         )  # fmt: skip
         assert ticket.lead_unit_id is not None
@@ -371,6 +369,18 @@ def remind_unanswered(
         session.commit()
         reminded.append(ticket.code)
     return reminded
+
+
+def _question_reminder(code: str, unit: str, question: str) -> Notice:
+    """The citizen's reminder of an unanswered question, in their chat's language."""
+
+    def reply(lang: str) -> Reply:
+        text = say_in(
+            lang, "utter_ticket_question_reminder", code=code, unit=unit, question=question
+        )
+        return Reply(text, (answer_button(code, lang),))
+
+    return reply
 
 
 def _reminder_due(

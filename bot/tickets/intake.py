@@ -39,11 +39,11 @@ def calendar() -> WorkingCalendar:
     return WorkingCalendar.from_settings(settings)
 
 
-def expected(moment: datetime | None) -> str:
-    """A deadline as citizens and officials read it, in local time."""
+def expected(moment: datetime | None, language: str = "vi") -> str:
+    """A deadline as citizens and officials read it, in local time (and a chat's language)."""
     if moment is None:
         return "—"
-    return format_expected(moment, ZoneInfo(settings.timezone))
+    return format_expected(moment, ZoneInfo(settings.timezone), language)
 
 
 class DailyCapReached(Exception):

@@ -9,22 +9,34 @@ about it are committed together.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlmodel import Session
 
 from bot.channels.web_photos import portable
 from bot.config import settings
 from bot.conversation.messages import Reply, reply_to_payload
-from bot.conversation.texts import say
+from bot.conversation.texts import say_in
 from storage import queries
 from storage.followers import followers_of
 from storage.models import Channel, Official, OutboxMessageCreate, Ticket
 
 CHANNEL_NAMES = {Channel.telegram: "Telegram", Channel.zalo: "Zalo", Channel.web: "web"}
 
+# What a citizen is told: one reply, or a reply in a chat's language ("vi", "en"), worded
+# for each chat it goes to (the reporter and each follower may speak differently).
+Notice = Reply | Callable[[str], Reply]
 
-def for_channel(reply: Reply, channel: Channel) -> Reply:
+
+def chat_language(*, session: Session, channel: Channel, chat_id: str) -> str:
+    """The language the chat's dialogue speaks (its `lang`, kept by the dialogue's state:
+    `bot.conversation.dialogue.form.ChatData`); Vietnamese for a chat without one."""
+    conversation = queries.get_conversation(session=session, channel=channel, chat_id=chat_id)
+    language = (conversation.data or {}).get("lang") if conversation is not None else None
+    return language if isinstance(language, str) else "vi"
+
+
+def for_channel(reply: Reply, channel: Channel, language: str = "vi") -> Reply:
     """`reply` as `channel` can send it: web chat photos as their content, files another
     channel holds as a line of text."""
     files = tuple(portable(f, settings.upload_dir) for f in reply.files)
@@ -34,7 +46,8 @@ def for_channel(reply: Reply, channel: Channel) -> Reply:
     if len(kept) == len(reply.files):
         return reply
     elsewhere = sorted({f.channel for f in reply.files if f not in kept and f.channel})
-    line = say(
+    line = say_in(
+        language,
         "utter_files_elsewhere",
         count=len(reply.files) - len(kept),
         channel=", ".join(CHANNEL_NAMES.get(Channel(c), c) for c in elsewhere),
@@ -65,15 +78,18 @@ def notify_officials(
 
 
 def notify_chat(
-    *, session: Session, channel: Channel, chat_id: str, reply: Reply, key: str
+    *, session: Session, channel: Channel, chat_id: str, reply: Notice, key: str
 ) -> None:
-    """Queue `reply` for one chat."""
+    """Queue `reply` for one chat, in its language when `reply` is worded per language."""
+    language = chat_language(session=session, channel=channel, chat_id=chat_id)
+    if not isinstance(reply, Reply):
+        reply = reply(language)
     queries.enqueue_outbox(
         session=session,
         message_in=OutboxMessageCreate(
             channel=channel,
             recipient=chat_id,
-            payload=reply_to_payload(for_channel(reply, channel)),
+            payload=reply_to_payload(for_channel(reply, channel, language)),
             dedupe_key=key,
         ),
         commit=False,
@@ -81,7 +97,7 @@ def notify_chat(
 
 
 def notify_citizen(
-    *, session: Session, ticket: Ticket, reply: Reply, key: str, followers: bool = True
+    *, session: Session, ticket: Ticket, reply: Notice, key: str, followers: bool = True
 ) -> bool:
     """Queue `reply` for the chat the ticket came from and, with `followers` (every step of
     the ticket; not a question meant for its reporter), for each citizen who follows it.

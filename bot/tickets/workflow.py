@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from bot.conversation.messages import Button, OutgoingFile, Reply
-from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say
+from bot.conversation.texts import CATEGORY_NAMES, OFFICIAL_STATUS_NAMES, say, say_in
 from bot.directory.deadlines import deadlines_for, handled_by
 from bot.tickets import access, proof
 from bot.tickets.intake import calendar, expected, new_ticket_notice, official_buttons
@@ -158,11 +158,11 @@ def accept(*, session: Session, ticket: Ticket, official: Official | None, now: 
     session.add(ticket)
     notify_citizen(
         session=session, ticket=ticket, key=f"event:{event}",
-        reply=Reply(
-            say(
-                "utter_ticket_accepted", code=ticket.code,
+        reply=lambda lang: Reply(
+            say_in(
+                lang, "utter_ticket_accepted", code=ticket.code,
                 unit=unit_name(session, ticket.lead_unit_id),
-                resolve_by=expected(ticket.resolve_by), note="",
+                resolve_by=expected(ticket.resolve_by, lang), note="",
             )
         ),
     )  # fmt: skip
@@ -201,12 +201,12 @@ def ask_info(
     await_answer(session, ticket)
     notify_citizen(  # the reporter is asked; followers hear the answer's outcome
         session=session, ticket=ticket, key=f"event:{event}", followers=False,
-        reply=Reply(
-            say(
-                "utter_ticket_question", code=ticket.code,
+        reply=lambda lang: Reply(
+            say_in(
+                lang, "utter_ticket_question", code=ticket.code,
                 unit=unit_name(session, ticket.lead_unit_id), question=question,
             ),
-            (Button("Trả lời", f"ans:{ticket.code}"),),
+            (answer_button(ticket.code, lang),),
         ),
     )  # fmt: skip
     session.commit()
@@ -312,8 +312,8 @@ def transfer(
     session.add(ticket)
     notify_citizen(
         session=session, ticket=ticket, key=f"event:{event}",
-        reply=Reply(say("utter_ticket_transferred", code=ticket.code, unit=target.name,
-                        reason=reason.strip())),
+        reply=lambda lang: Reply(say_in(lang, "utter_ticket_transferred", code=ticket.code,
+                                        unit=target.name, reason=reason.strip())),
     )  # fmt: skip
     notice = new_ticket_notice(ticket, photos_of(session, ticket))
     notify_officials(
@@ -388,18 +388,21 @@ def resolve(
     session.add(ticket)
     proof.add_proof(session=session, ticket=ticket, photos=photos, event_id=event)
     unit = unit_name(session, ticket.lead_unit_id)
-    text = say("utter_ticket_resolved", code=ticket.code, unit=unit, note=note.strip())
     links = [url for url in map(proof.public_url, photos) if url]
-    if links:
-        text += "\n" + say(
-            "utter_ticket_resolved_photos", count=len(photos), links="\n".join(links)
+
+    def reply(lang: str) -> Reply:
+        text = say_in(lang, "utter_ticket_resolved", code=ticket.code, unit=unit, note=note.strip())
+        if links:
+            text += "\n" + say_in(
+                lang, "utter_ticket_resolved_photos", count=len(photos), links="\n".join(links)
+            )
+        return Reply(
+            text,
+            rating_buttons(ticket.code, lang),
+            image_url=links[0] if links and ticket.channel == Channel.web else None,
+            files=proof.for_citizen(photos, ticket.channel),
         )
-    reply = Reply(
-        text,
-        rating_buttons(ticket.code),
-        image_url=links[0] if links and ticket.channel == Channel.web else None,
-        files=proof.for_citizen(photos, ticket.channel),
-    )
+
     notify_citizen(session=session, ticket=ticket, key=f"event:{event}", reply=reply)
     session.commit()
 
@@ -414,8 +417,10 @@ def reject(
     )  # fmt: skip
     notify_citizen(
         session=session, ticket=ticket, key=f"event:{event}",
-        reply=Reply(say("utter_ticket_rejected", code=ticket.code,
-                        unit=unit_name(session, ticket.lead_unit_id), reason=reason.strip())),
+        reply=lambda lang: Reply(
+            say_in(lang, "utter_ticket_rejected", code=ticket.code,
+                   unit=unit_name(session, ticket.lead_unit_id), reason=reason.strip())
+        ),
     )  # fmt: skip
     session.commit()
 
@@ -458,8 +463,8 @@ def reopen(*, session: Session, ticket: Ticket, now: datetime, actor: str = "cit
     unit = unit_name(session, ticket.lead_unit_id)
     notify_citizen(
         session=session, ticket=ticket, key=f"event:{event}",
-        reply=Reply(say("utter_ticket_reopened", code=ticket.code, unit=unit,
-                        resolve_by=expected(resolve_by))),
+        reply=lambda lang: Reply(say_in(lang, "utter_ticket_reopened", code=ticket.code,
+                                        unit=unit, resolve_by=expected(resolve_by, lang))),
     )  # fmt: skip
     notify_officials(
         session=session, officials=_lead_officials(session, ticket), key=f"event:{event}",
@@ -494,16 +499,22 @@ def answer_human_request(
     notify_chat(
         session=session, channel=request.channel, chat_id=request.chat_id,
         key=f"human:{request.id}:answer:{now.isoformat()}",
-        reply=Reply(say("utter_human_reply", unit=unit_name(session, request.unit_id),
-                        text=text.strip())),
+        reply=lambda lang: Reply(say_in(lang, "utter_human_reply",
+                                        unit=unit_name(session, request.unit_id),
+                                        text=text.strip())),
     )  # fmt: skip
     session.commit()
 
 
-def rating_buttons(code: str) -> tuple[Button, ...]:
+def rating_buttons(code: str, language: str = "vi") -> tuple[Button, ...]:
     """1–5 stars and "not fixed" (data read by the citizen's conversation)."""
     stars = tuple(Button(f"{n} ⭐", f"rate:{code}:{n}") for n in range(1, 6))
-    return (*stars, Button("Chưa được giải quyết", f"reopen:{code}"))
+    return (*stars, Button(say_in(language, "button_not_fixed"), f"reopen:{code}"))
+
+
+def answer_button(code: str, language: str = "vi") -> Button:
+    """ "Trả lời" under a unit's question: the citizen's next message is the answer."""
+    return Button(say_in(language, "button_answer"), f"ans:{code}")
 
 
 def photos_of(session: Session, ticket: Ticket) -> tuple[OutgoingFile, ...]:

@@ -11,7 +11,7 @@ from bot.conversation.dialogue import places, reading, tickets
 from bot.conversation.dialogue.context import Context
 from bot.conversation.dialogue.form import Form
 from bot.conversation.dialogue.steps import MIN_DESCRIPTION_WORDS, next_step, take_place
-from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN, STATUS_NAMES, say
+from bot.conversation.texts import category_name, say, status_name
 from bot.directory.routing import route
 from bot.directory.store import ensure_directory
 from bot.duplicates import follow
@@ -77,14 +77,13 @@ def summary(ctx: Context, form: Form) -> str:
         contact = ctx.say("utter_contact_anonymous")
     else:
         contact = form.phone or ctx.say("utter_contact_none")
-    names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
     description = _clip(form.description or "", MAX_SUMMARY_DESCRIPTION)
     if form.misconduct:
         description += ctx.say("utter_summary_when", when=form.when or "—")
         description += ctx.say("utter_summary_who", who=form.who or "—")
     return ctx.say(
         "utter_summary",
-        category=names[form.category or "other"],
+        category=category_name(form.category, ctx.lang),
         place=place,
         description=description,
         photos=photos,
@@ -131,8 +130,8 @@ def submit(ctx: Context) -> None:
             "utter_ticket_created",
             code=ticket.code,
             unit=workflow.unit_name(turn.session, ticket.lead_unit_id),
-            accept_by=expected(ticket.accept_by),
-            resolve_by=expected(ticket.resolve_by),
+            accept_by=expected(ticket.accept_by, ctx.lang),
+            resolve_by=expected(ticket.resolve_by, ctx.lang),
         ),
         menu(ctx),
     )
@@ -169,15 +168,14 @@ def duplicate_notice(ctx: Context, form: Form) -> str:
     session = ctx.turn.session
     ticket = queries.get_ticket_by_code(session=session, code=form.duplicate or "")
     assert ticket is not None and ticket.id is not None
-    names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
     count = followers.citizens_behind(session=session, tickets=[ticket])[ticket.id]
     return ctx.say(
         "utter_duplicate_found",
         code=ticket.code,
-        category=names.get(ticket.category or "other", names["other"]),
+        category=category_name(ticket.category, ctx.lang),
         ward=ticket.ward_name or ctx.say("utter_duplicate_nearby"),
-        filed=expected(ticket.created_at),
-        status=STATUS_NAMES[ticket.status.value],
+        filed=expected(ticket.created_at, ctx.lang),
+        status=status_name(ticket.status.value, ctx.lang),
         unit=workflow.unit_name(session, ticket.lead_unit_id),
         count=max(count, 1),
     )
@@ -211,7 +209,7 @@ def follow_instead(ctx: Context, form: Form) -> bool:
             "utter_following",
             code=ticket.code,
             unit=workflow.unit_name(turn.session, ticket.lead_unit_id),
-            resolve_by=expected(ticket.resolve_by),
+            resolve_by=expected(ticket.resolve_by, ctx.lang),
         ),
         menu(ctx),
     )

@@ -11,7 +11,8 @@ from sqlmodel import Session
 
 from bot.conversation.dialogue import places
 from bot.conversation.dialogue.context import ANSWER_INFO, IDLE, Context
-from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN, STATUS_NAMES
+from bot.conversation.dialogue.form import ChatData
+from bot.conversation.texts import category_name, status_name
 from bot.duplicates import follow
 from bot.nlu.result import NluResult
 from bot.tickets import workflow
@@ -56,17 +57,16 @@ def status_text(ctx: Context, ticket: Ticket) -> str:
     assert ticket.id is not None
     events = queries.ticket_events(session=session, ticket_id=ticket.id)
     notes = [e.note for e in events if e.note and e.kind not in FOLLOWERS_OWN]
-    names = CATEGORY_NAMES_EN if ctx.lang == "en" else CATEGORY_NAMES
     deadline = (
-        ctx.say("utter_status_deadline", resolve_by=expected(ticket.resolve_by))
+        ctx.say("utter_status_deadline", resolve_by=expected(ticket.resolve_by, ctx.lang))
         if ticket.status in OPEN and ticket.resolve_by
         else ""
     )
     return ctx.say(
         "utter_ticket_status",
         code=ticket.code,
-        category=names.get(ticket.category or "other", names["other"]),
-        status=STATUS_NAMES[ticket.status.value],
+        category=category_name(ticket.category, ctx.lang),
+        status=status_name(ticket.status.value, ctx.lang),
         unit=workflow.unit_name(session, ticket.lead_unit_id),
         deadline=deadline,
         note=ctx.say("utter_status_note", note=notes[-1]) if notes else "",
@@ -203,7 +203,7 @@ def reopen(ctx: Context, ticket: Ticket) -> None:
 def ask_rating(ctx: Context, ticket: Ticket) -> None:
     ctx.reply(
         ctx.say("utter_ticket_resolved_ask_rating", code=ticket.code),
-        workflow.rating_buttons(ticket.code),
+        workflow.rating_buttons(ticket.code, ctx.lang),
     )
 
 
@@ -244,7 +244,8 @@ def await_answer(session: Session, ticket: Ticket) -> None:
     if conversation is None or conversation.state not in (IDLE, ANSWER_INFO):
         return
     conversation.state = ANSWER_INFO
-    conversation.data = {"ticket": ticket.code}
+    chat = ChatData.load(conversation.data)  # the chat keeps its language and topic
+    conversation.data = ChatData(lang=chat.lang, topic=chat.topic, ticket=ticket.code).dump()
     session.add(conversation)
 
 
