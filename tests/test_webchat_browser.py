@@ -161,3 +161,67 @@ async def _go_over_the_limit(
     assert await page.locator("#messages .msg.user.failed").count() == 1
     await shot(page, tmp_path, "webchat-over-limit")
     assert len(recorder.messages) == 4
+
+
+# Phones people hold: an iPhone SE (1st gen.), a small Android, an iPhone 8.
+PHONES = [(320, 568), (360, 740), (375, 667)]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("width", "height"), PHONES, ids=[f"{w}x{h}" for w, h in PHONES])
+async def test_the_page_on_a_phone(tmp_path: Path, width: int, height: int) -> None:
+    """No sideways scrolling, a header of at most two lines with "Hà Nội" kept together, and
+    the text box's placeholder on one line (at 320 px it wrapped, its second line cut)."""
+    async with served(tmp_path) as (url, _), async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = await browser.new_context(
+            viewport={"width": width, "height": height},
+            is_mobile=True,
+            has_touch=True,
+            locale="vi-VN",
+        )
+        page = await context.new_page()
+        await page.goto(url + "/")
+        await page.fill("#text", "Đèn đường ngõ 5 Tràng Tiền bị hỏng")
+        await page.press("#text", "Enter")
+        await page.locator("#messages .msg.bot .bubble").first.wait_for()
+        await page.fill("#text", "")
+        await shot(page, tmp_path, f"webchat-phone-{width}")
+        layout = await page.evaluate(_LAYOUT)
+        await browser.close()
+    assert layout["scrollWidth"] <= width, layout
+    assert layout["headerHeight"] <= 64, layout
+    assert layout["h1Lines"] <= 2 and "Hà Nội" in layout["h1LastLine"], layout
+    assert layout["placeholderWidth"] <= layout["textboxInnerWidth"], layout
+
+
+_LAYOUT = """() => {
+  const h1 = document.querySelector('.bar h1');
+  const range = document.createRange();
+  range.selectNodeContents(h1);
+  const lines = [...new Set([...range.getClientRects()].map(r => Math.round(r.top)))];
+  const last = Math.max(...lines);
+  const words = h1.textContent.split(/ /);
+  const lastLine = [];  // the words whose box starts on the last line
+  let offset = 0;
+  for (const word of words) {
+    const r = document.createRange();
+    r.setStart(h1.firstChild, offset);
+    r.setEnd(h1.firstChild, offset + word.length);
+    if (Math.round(r.getClientRects()[0].top) === last) lastLine.push(word);
+    offset += word.length + 1;
+  }
+  const box = document.querySelector('#text');
+  const style = getComputedStyle(box);
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  return {
+    scrollWidth: document.documentElement.scrollWidth,
+    headerHeight: document.querySelector('.bar').getBoundingClientRect().height,
+    h1Lines: lines.length,
+    h1LastLine: lastLine.join(' ').replace(/\\u00a0/g, ' '),
+    placeholderWidth: ctx.measureText(box.placeholder).width,
+    textboxInnerWidth: box.clientWidth - parseFloat(style.paddingLeft)
+      - parseFloat(style.paddingRight),
+  };
+}"""
