@@ -182,6 +182,23 @@ def _replay(engine: Engine, cookie: str, base_url: str = "http://testserver") ->
         return other.get("/dashboard").status_code
 
 
+def _assert_removed_and_signed_out(
+    client: TestClient, engine: Engine, stolen: str, who: Official
+) -> None:
+    """`who` inactive and unlinked, their session ended (the browser's and a copied cookie
+    alike), and the removal in the directory's history."""
+    assert client.get("/dashboard").status_code == 303
+    assert _replay(engine, stolen) == 303
+    with Session(engine) as session:
+        official = session.get(Official, who.id)
+        assert official is not None and not official.active and official.chat_id is None
+        assert session.exec(select(DashboardSession.ended_at)).one() is not None
+        change = session.exec(
+            select(DirectoryChange).where(DirectoryChange.change == "removed")
+        ).one()
+        assert change.entity_id == str(who.id)
+
+
 def test_a_cookie_replayed_after_sign_out_is_refused(
     client: TestClient, engine: Engine, people: dict[str, Official]
 ) -> None:
@@ -210,16 +227,7 @@ def test_removing_an_official_ends_their_sessions(
     stolen = _cookie(client)
     monkeypatch.setattr(settings, "database_url", database_url)
     assert cli_main(["official", "remove", "--official", str(people["a"].id)]) == 0
-    assert client.get("/dashboard").status_code == 303
-    assert _replay(engine, stolen) == 303
-    with Session(engine) as session:
-        official = session.get(Official, people["a"].id)
-        assert official is not None and not official.active and official.chat_id is None
-        assert session.exec(select(DashboardSession.ended_at)).one() is not None
-        change = session.exec(
-            select(DirectoryChange).where(DirectoryChange.change == "removed")
-        ).one()
-        assert change.entity_id == str(people["a"].id)
+    _assert_removed_and_signed_out(client, engine, stolen, people["a"])
     assert cli_main(["official", "remove", "--official", "424242"]) == 1
     capsys.readouterr()
     assert cli_main(["official", "list"]) == 0
@@ -244,6 +252,35 @@ def test_removing_an_official_ends_their_sessions(
         assert back is not None and back.id == people["a"].id and back.active
     sign_in(client, engine, back)
     assert client.get("/dashboard").status_code == 200
+
+
+def test_an_official_moved_to_another_unit_loses_the_old_units_sessions(
+    client: TestClient, engine: Engine, people: dict[str, Official]
+) -> None:
+    """Moved to another unit, an official links their chat account to the new post's
+    invite: the old post's dashboard session (on the old unit's tickets) must end with it,
+    and the old post is no longer an active official."""
+    sign_in(client, engine, people["a"])
+    stolen = _cookie(client)
+    with Session(engine) as session:
+        moved, code = invite_official(
+            session=session,
+            unit_id="ward-b",
+            name=people["a"].name,
+            role=OfficialRole.handler,
+            now=utcnow(),
+        )
+        assert moved.id != people["a"].id
+        linked = link_official(
+            session=session,
+            code=code,
+            channel=Channel.telegram,
+            external_user_id="chat-a",
+            chat_id="chat-a",
+            now=utcnow(),
+        )
+        assert linked is not None and linked.unit_id == "ward-b"
+    _assert_removed_and_signed_out(client, engine, stolen, people["a"])
 
 
 def _forged(payload: dict[str, object]) -> str:

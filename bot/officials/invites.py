@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -86,28 +87,40 @@ def remove_official(*, session: Session, official_id: int, actor: str, now: date
     if official is None:
         session.rollback()
         raise ValueError(f"No official #{official_id}.")
+    _deactivate(session, official, actor=actor, now=now)
+    session.commit()
+    session.refresh(official)
+    return official
+
+
+def _deactivate(
+    session: Session, official: Official, *, actor: str, now: datetime, why: str | None = None
+) -> None:
+    """`remove_official`'s changes, in the caller's transaction."""
+    assert official.id is not None
     old = {"active": official.active, "channel": official.channel, "chat_id": official.chat_id}
     official.active = False
     official.channel = official.external_user_id = official.chat_id = None
     official.invite_code_hash = official.invite_expires_at = None
     session.add(official)
+    session.flush()
     ended = signin.end_official_sessions(
-        session=session, official_id=official_id, now=now, commit=False
+        session=session, official_id=official.id, now=now, commit=False
     )
+    new_value: dict[str, Any] = {"active": False, "sessions_ended": ended}
+    if why:
+        new_value["why"] = why
     session.add(
         DirectoryChange(
             at=now,
             actor=actor,
             entity="official",
-            entity_id=str(official_id),
+            entity_id=str(official.id),
             change="removed",
             old_value=old,
-            new_value={"active": False, "sessions_ended": ended},
+            new_value=new_value,
         )
     )
-    session.commit()
-    session.refresh(official)
-    return official
 
 
 def link_official(
@@ -121,7 +134,8 @@ def link_official(
 ) -> Official | None:
     """Link the account that sent a valid, unexpired code; None when the code is not valid.
 
-    An account can belong to one official: linking moves it from any earlier official.
+    An account can belong to one official: linking moves it from any earlier official, who
+    is removed as `remove_official` removes (a moved official keeps no old-unit session).
     """
     begin_write(session)
     official = session.exec(
@@ -136,9 +150,11 @@ def link_official(
         )
     ).first()
     if previous is not None and previous.id != official.id:
-        previous.channel = previous.external_user_id = previous.chat_id = None
-        session.add(previous)
-        session.flush()
+        # The person behind the account left that post (moved to another unit or role):
+        # the post's dashboard sessions must not keep its unit's tickets open to them.
+        actor = f"{channel.value}:{external_user_id}"
+        why = f"account linked to official #{official.id}"
+        _deactivate(session, previous, actor=actor, now=now, why=why)
     official.channel = channel
     official.external_user_id = external_user_id
     official.chat_id = chat_id
