@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.config import settings
@@ -93,6 +94,18 @@ def waste_ticket(
         ),
         now=now,
     )
+
+
+def kim_lien_with_a_handler(engine: Engine, now: datetime) -> str:
+    """The bundled directory, a handler of UBND Phường Kim Liên linked as chat "handler", and
+    a waste ticket of that ward led by it; the ticket's code."""
+    from bot.directory.store import ensure_directory
+
+    with Session(engine) as session:
+        ensure_directory(session=session)
+        linked_official(session, "ubnd-00229", "handler", OfficialRole.handler, now=now)
+        ward = ("00229", "Phường Kim Liên")
+        return waste_ticket(session, "ubnd-00229", now=now, ward=ward).code
 
 
 def outbox_to(session: Session, recipient: str) -> list[str]:

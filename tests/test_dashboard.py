@@ -60,6 +60,8 @@ from storage.models import (
     Ticket,
     TicketEvent,
     TicketStatus,
+    Unit,
+    UnitKind,
     utcnow,
 )
 
@@ -552,6 +554,26 @@ def test_dashboard_actions_are_the_chat_actions(
         assert final.lead_unit_id == "ward-b"
         # No longer the unit's: the official is sent back to the queue and cannot see it.
         assert client.get(f"/dashboard/tickets/{web}").status_code == 404
+
+
+def test_a_transfer_to_a_unit_nobody_is_linked_in_says_so(
+    client: TestClient, engine: Engine, people: dict[str, Official]
+) -> None:
+    """Found trying the product (docs/usability-review.md, session 4): nobody at the
+    receiving unit was told, and the official who transferred was not told that either."""
+    with Session(engine) as session:
+        ward_c = Unit(id="ward-c", name="UBND Phường C", kind=UnitKind.ward, ward_code="00003")
+        session.add(ward_c)
+        session.commit()
+        code = add_ticket(session, "ward-a").code
+    sign_in(client, engine, people["a"])
+    token = csrf_of(client, f"/dashboard/tickets/{code}")
+    form = {"csrf": token, "unit": "ward-c", "reason": "Địa điểm thuộc Phường C."}
+    done = client.post(f"/dashboard/tickets/{code}/transfer", data=form)
+    page = client.get(done.headers["location"]).text
+    assert 'class="flash ok"' in page
+    assert html.escape(say("utter_official_unit_unreached", unit="UBND Phường C")) in page
+    assert ticket_row(engine, code).lead_unit_id == "ward-c"
 
 
 def test_refusals_are_shown_and_change_nothing(

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
+from civicbot_nlu.normalize import fold
 from civicbot_nlu.patterns import find_ticket_codes
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -72,6 +73,8 @@ QUEUE_COMMANDS = ("/hangdoi", "/queue")
 OVERDUE_COMMANDS = ("/quahan", "/overdue")
 SIGNIN_COMMANDS = ("/dangnhap", "/signin")
 MERGE_COMMANDS = ("/gop", "/merge")
+# The commands typed as words, marks or not ("hàng đợi", "qua han"): the whole message.
+WORD_COMMANDS = {"hangdoi": "/hangdoi", "quahan": "/quahan", "dangnhap": "/dangnhap"}
 MAX_LISTED = 20
 ROLE_NAMES = {"handler": "cán bộ xử lý", "supervisor": "lãnh đạo đơn vị", "leader": "lãnh đạo"}
 
@@ -344,7 +347,7 @@ class _DeskTurn:
             for a in self.message.attachments
             if a.kind == "photo"
         ]
-        command = text.split(maxsplit=1)[0].lower() if text else ""
+        command = read_command(text)
         if self.state != OFF_IDLE and (text or photos):
             self.finish_pending(text, photos)
         elif command in QUEUE_COMMANDS:
@@ -398,7 +401,7 @@ class _DeskTurn:
             what = ""
         self.state, self.data = OFF_IDLE, {}
         if what:
-            self.done(what, ticket)
+            self.done(what, ticket, workflow.unreached_warning(self.session, ticket))
 
     def merge(self, text: str) -> None:
         """ "/gop PA-A PA-B": the duplicate A merged into B (bot/duplicates/merge.py)."""
@@ -458,11 +461,14 @@ class _DeskTurn:
         self.state, self.data = state, {"ticket": ticket.code}
         self.reply(prompt, (CANCEL_BUTTON,))
 
-    def done(self, what: str, ticket: Ticket) -> None:
-        """Confirm, with what can be done next."""
+    def done(self, what: str, ticket: Ticket, note: str = "") -> None:
+        """Confirm, with what the official can still do next (nothing once the ticket is
+        another unit's)."""
+        text = say("utter_official_done", what=what, code=ticket.code)
+        acting = access.can_act(self.reader, ticket)
         self.reply(
-            say("utter_official_done", what=what, code=ticket.code),
-            official_buttons(ticket.code, ticket.status),
+            f"{text}\n{note}" if note else text,
+            official_buttons(ticket.code, ticket.status) if acting else (),
         )
 
     def citizens(self, tickets: list[Ticket]) -> list[int]:
@@ -477,12 +483,7 @@ class _DeskTurn:
     def offer_units(self, ticket: Ticket) -> None:
         """The parent unit and the city bodies; a ward is found by typing its name."""
         current = self.session.get(Unit, ticket.lead_unit_id) if ticket.lead_unit_id else None
-        units = self.session.exec(
-            select(Unit)
-            .where(col(Unit.active), Unit.kind != UnitKind.ward, Unit.id != ticket.lead_unit_id)
-            .order_by(col(Unit.name))
-        ).all()
-        choices = list(units)
+        choices = self.city_bodies(ticket)
         if ticket.ward_code:
             ward = store.ward_unit(session=self.session, ward_code=ticket.ward_code)
             if ward is not None:
@@ -509,13 +510,27 @@ class _DeskTurn:
             if (unit := store.ward_unit(session=self.session, ward_code=ward.code)) is not None
             and unit.id != ticket.lead_unit_id
             and access.may_receive(unit, ticket)
-        ]
+        ] or self.city_bodies_named(ticket, text)
         if len(units) == 1:
             self.ask_transfer_reason(ticket, units[0])
             return
         buttons = tuple(Button(u.name[:60], f"t:to:{ticket.code}:{u.id}") for u in units[:12])
         key = "utter_official_pick_unit_of" if units else "utter_official_unit_not_found"
         self.reply(say(key, code=ticket.code, place=text), (*buttons, CANCEL_BUTTON))
+
+    def city_bodies(self, ticket: Ticket) -> list[Unit]:
+        """The units other than wards that may receive the ticket, by name."""
+        bodies = self.session.exec(
+            select(Unit).where(col(Unit.active), Unit.kind != UnitKind.ward).order_by(Unit.name)
+        ).all()
+        return [u for u in bodies if access.may_receive(u, ticket)]
+
+    def city_bodies_named(self, ticket: Ticket, text: str) -> list[Unit]:
+        """The city bodies whose name holds the typed words, marks or not ("so xay dung")."""
+        wanted = " ".join(fold(text).split())
+        if len(wanted) < 3:
+            return []
+        return [u for u in self.city_bodies(ticket) if wanted in fold(u.name)]
 
     def ask_transfer_reason(self, ticket: Ticket, unit: Unit) -> None:
         self.state, self.data = OFF_TRANSFER_REASON, {"ticket": ticket.code, "unit": unit.id}
@@ -551,13 +566,25 @@ class _DeskTurn:
         listed = tickets[:MAX_LISTED]
         lines = [
             f"• {t.code} — {CATEGORY_NAMES.get(t.category or 'other', 'Khác')} — "
-            f"{OFFICIAL_STATUS_NAMES[t.status.value]} — hạn {expected(t.resolve_by)} — "
+            f"{OFFICIAL_STATUS_NAMES[t.status.value]} — {next_deadline(t)} — "
             f"{count} người dân"
             for t, count in zip(listed, self.citizens(listed), strict=True)
         ]
         name = "utter_official_overdue" if overdue else "utter_official_queue"
         buttons = tuple(Button(t.code, f"t:view:{t.code}") for t in tickets[:8])
         self.reply(say(name, unit=unit, count=len(tickets), tickets="\n".join(lines)), buttons)
+
+
+def read_command(text: str) -> str:
+    """The command a message starts with, as "/hangdoi": "/HangDoi", "/hangdoi@bot_name" (as
+    Telegram sends a command picked from a menu) and the whole message as words ("hàng
+    đợi", "qua han") read alike; "" when there is none."""
+    if not text:
+        return ""
+    first = text.split(maxsplit=1)[0]
+    if first.startswith("/"):
+        return "/" + fold(first[1:].split("@", 1)[0])
+    return WORD_COMMANDS.get("".join(fold(text).split()), "")
 
 
 def open_tickets(
@@ -577,6 +604,13 @@ def open_tickets(
     if overdue_at is not None:
         statement = statement.where(overdue_clause(overdue_at))
     return list(session.exec(statement.order_by(col(Ticket.resolve_by), col(Ticket.id))))
+
+
+def next_deadline(ticket: Ticket) -> str:
+    """The deadline the unit works to now: acceptance until accepted, then resolution."""
+    if ticket.status in queries.AWAITING_ACCEPTANCE:
+        return f"hạn tiếp nhận {expected(ticket.accept_by)}"
+    return f"hạn giải quyết {expected(ticket.resolve_by)}"
 
 
 def is_overdue(ticket: Ticket, now: datetime) -> bool:

@@ -327,6 +327,14 @@ def transfer(
     session.commit()
 
 
+def unreached_warning(session: Session, ticket: Ticket) -> str:
+    """A warning for the official who handed the ticket to a unit none of whose officials
+    is linked to a chat (nobody there is told); else ""."""
+    if ticket.lead_unit_id is None or _lead_officials(session, ticket):
+        return ""
+    return say("utter_official_unit_unreached", unit=unit_name(session, ticket.lead_unit_id))
+
+
 def _close(
     session: Session,
     ticket: Ticket,

@@ -191,5 +191,7 @@ def act(visit: Visit) -> Response:
     unit = workflow.unit_name(visit.session, ticket.lead_unit_id)
     into = queries.normalize_ticket_code(text["into"]) or text["into"]
     done = DONE[action].format(code=ticket.code, unit=unit, into=into)
+    if action == "transfer":
+        done = f"{done} {workflow.unreached_warning(visit.session, ticket)}".strip()
     # After a transfer the ticket may be another unit's: back to the queue then.
     return visit.flash_and_go("ok", done, page if viewer.may_see(ticket) else "/dashboard")
