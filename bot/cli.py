@@ -234,9 +234,33 @@ def official_invite(args: argparse.Namespace, config: Settings) -> int:
             print(f"civicbot: {error}", file=sys.stderr)
             return 1
     print(f"Official #{official.id} {official.name} ({official.role.value}, {official.unit_id})")
-    print(f"Code: {code}  (valid {INVITE_VALIDITY.days} days; send it to the bot, or open")
-    print(f"      https://t.me/<bot>?start={code.replace('-', '')} )")
+    days = INVITE_VALIDITY.days
+    print(f"Code: {code}  (valid {days} days; send it to the bot on Telegram or Zalo)")
+    username = telegram_username(config)
+    if username:
+        print(f"Telegram link: https://t.me/{username}?start={code.replace('-', '')}")
+    elif config.telegram_token:
+        print("(no Telegram link: the Bot API's getMe did not answer)", file=sys.stderr)
     return 0
+
+
+def telegram_username(config: Settings) -> str | None:
+    """The bot's username from the Bot API's getMe (CIVICBOT_TELEGRAM_TOKEN and _BASE_URL),
+    for its t.me link; None without a token or an answer."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    if not config.telegram_token:
+        return None
+    url = f"{config.telegram_base_url}{config.telegram_token}/getMe"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            me = json.load(answer)
+    except (OSError, ValueError):  # unreachable, refused, or not JSON
+        return None
+    username = (me.get("result") or {}).get("username") if isinstance(me, dict) else None
+    return username if isinstance(username, str) and username else None
 
 
 def official_list(args: argparse.Namespace, config: Settings) -> int:
