@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from civicbot_nlu.normalize import has_diacritics, normalize, words
+from civicbot_nlu.patterns import find_ticket_codes
 
 from bot.catalog.catalog import load_catalog
 from bot.conversation.dialogue import complaints, emergency, places, procedures, reading, tickets
@@ -102,9 +103,7 @@ async def _respond(ctx: Context) -> None:
     if ctx.state == ANSWER_INFO and not tickets.question_open(ctx):
         ctx.reset(IDLE)  # concluded without the answer: read as any message
     nlu = await ctx.parse()
-    if normalize(ctx.text).strip(" .!") in _CANCEL_WORDS or (
-        nlu.intent == "cancel" and nlu.confidence >= CONFIDENT
-    ):
+    if _cancels(ctx, nlu):
         cancel(ctx)
     elif ctx.state == ANSWER_INFO:
         tickets.answer_question(ctx)
@@ -114,6 +113,16 @@ async def _respond(ctx: Context) -> None:
         await on_form_text(ctx, nlu)
     else:
         await on_idle_text(ctx, nlu)
+
+
+def _cancels(ctx: Context, nlu: NluResult) -> bool:
+    """ "hủy", or the NLU's cancel — unless the step asked reads the message as its answer
+    ("không có ảnh" at the photo step is no photo, not a cancelled complaint)."""
+    if normalize(ctx.text).strip(" .!") in _CANCEL_WORDS:
+        return True
+    if nlu.intent != "cancel" or nlu.confidence < CONFIDENT:
+        return False
+    return ctx.state not in FORM_STATES or not BY_STATE[ctx.state].takes(ctx, ctx.form)
 
 
 def _answered_as_media(ctx: Context) -> bool:
@@ -286,8 +295,15 @@ def _on_menu_button(ctx: Context, data: str) -> bool:
 
 
 async def on_form_text(ctx: Context, nlu: NluResult) -> None:
-    """The step's own reading, unless the text is clearly something else."""
-    if _rates_mid_form(ctx):
+    """The step's own reader first: an answer it can use is its answer, whatever the NLU's
+    intent and category ("UBND phường Giảng Võ" at "ở đâu?" is a place). Only an answer it
+    cannot use may be something else: a rating, a status question, a new complaint stated
+    in full, a procedure question; else the step reads it as best it can."""
+    step = BY_STATE[ctx.state]
+    if step.takes(ctx, ctx.form):
+        apply(ctx, await step.read_text(ctx, ctx.form))
+        return
+    if _rates_mid_form(ctx) or _status_mid_form(ctx, nlu):
         return
     if _is_new_request(ctx, nlu):
         ctx.chat.held, ctx.chat.held_state = ctx.text, ctx.state
@@ -317,6 +333,18 @@ def _rates_mid_form(ctx: Context) -> bool:
     if stars is None or waiting is None or not tickets.resolved_since_last_message(ctx, waiting):
         return False
     tickets.rate(ctx, waiting, stars)
+    ctx.reply(ctx.say("utter_form_question_answered"))
+    BY_STATE[ctx.state].ask(ctx, ctx.form)
+    return True
+
+
+def _status_mid_form(ctx: Context, nlu: NluResult) -> bool:
+    """ "PA-2026-000012 đến đâu rồi?" typed mid-form: the status, then the step again."""
+    if not (nlu.ticket_code or find_ticket_codes(ctx.text)):
+        return False
+    if not (reading.asks_status(ctx.text) or nlu.intent == "check_status"):
+        return False
+    tickets.check_status(ctx, nlu)
     ctx.reply(ctx.say("utter_form_question_answered"))
     BY_STATE[ctx.state].ask(ctx, ctx.form)
     return True

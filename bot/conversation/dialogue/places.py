@@ -26,6 +26,7 @@ _ADDRESS_WORD = re.compile(
     r"street|st|road|rd|lane|alley|ward|district|commune|no|number|house"
 )
 _UNKNOWN = frozenset(("khong ro", "khong biet", "khong nho", "chiu", "bo qua", "dont know"))
+_UNKNOWN_WORDS = 4
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,12 @@ def is_street(text: str) -> bool:
 
 
 def is_unknown(text: str) -> bool:
-    """ "không rõ", "không biết": the citizen cannot say which ward."""
-    return normalize(text).strip(" .!?") in _UNKNOWN
+    """ "không rõ", "không biết nữa", "chịu": the citizen cannot say which ward."""
+    said = normalize(text).strip(" .!?")
+    if said in _UNKNOWN:
+        return True
+    # "không biết nữa", "không rõ lắm ạ": the phrase and a word or two of manner
+    return len(said.split()) <= _UNKNOWN_WORDS and said.startswith(tuple(_UNKNOWN))
 
 
 def pick(text: str, candidates: tuple[Ward, ...]) -> Ward | None:

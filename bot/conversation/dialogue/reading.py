@@ -146,6 +146,11 @@ def is_no(text: str) -> bool:
     return f in ("khong", "no", "thoi") or any(f.startswith(p) for p in _NO_PHRASES)
 
 
+def is_plain_no(text: str) -> bool:
+    """ "không", "ko", "no": no, and nothing that could also mean "cancel" ("thôi", "hủy")."""
+    return folded(text).strip(" .!") in ("khong", "no", "khong a", "khong nhe")
+
+
 def is_follow(text: str) -> bool:
     """ "theo dõi", "theo doi phan anh do": follow the open ticket shown."""
     f = folded(text).strip(" .!")

@@ -51,6 +51,11 @@ class Step:
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
         raise NotImplementedError
 
+    def takes(self, ctx: Context, form: Form) -> bool:
+        """The message is an answer to this step's question, by the step's own reader: read
+        by the step before the NLU's intent or category may start something else."""
+        return False
+
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         """None: not a button of this step."""
         return None
@@ -76,11 +81,18 @@ def take_place(form: Form, reading_: places.PlaceReading) -> None:
     form.candidates = [WardChoice.of(w) for w in reading_.candidates] if not reading_.ward else []
 
 
-def _is_address(text: str) -> bool:
-    """An address and nothing more ("ngõ 8 phố Hoàng Cầu, phường Ô Chợ Dừa")."""
+def _is_address(text: str, *, beside: int = MIN_DESCRIPTION_WORDS) -> bool:
+    """An address and fewer than `beside` words of anything else ("ngõ 8 phố Hoàng Cầu,
+    phường Ô Chợ Dừa"; "UBND phường Giảng Võ" in answer to "where")."""
     if not (places.is_street(text) or places.read_answer(text).found):
         return False
-    return reading.content_words(places.without_places(text)) < MIN_DESCRIPTION_WORDS
+    return reading.content_words(places.without_places(text)) < beside
+
+
+def is_place_answer(text: str) -> bool:
+    """An answer to "where": a ward, an old ward or district, a street address, or "không
+    rõ" — with no more words than a place answer has ("trước cổng UBND phường Kim Liên")."""
+    return places.is_unknown(text) or _is_address(text, beside=2 * MIN_DESCRIPTION_WORDS)
 
 
 class AskCategory(Step):
@@ -146,6 +158,9 @@ class AskContact(Step):
             return Outcome.ADVANCE
         return _invalid_phone(ctx)
 
+    def takes(self, ctx: Context, form: Form) -> bool:
+        return _is_contact(ctx.text) or reading.is_yes(ctx.text)
+
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         if data == ANONYMOUS:
             form.anonymous, form.phone = True, None
@@ -156,6 +171,12 @@ class AskContact(Step):
         else:
             return None
         return Outcome.ADVANCE
+
+
+def _is_contact(text: str) -> bool:
+    """A phone number, "ẩn danh" or a plain "không" ("thôi" may mean "cancel": not read)."""
+    folded = reading.folded(text)
+    return bool(find_phones(text)) or "an danh" in folded or reading.is_plain_no(text)
 
 
 def _read_contact(ctx: Context, form: Form) -> bool:
@@ -187,6 +208,9 @@ class AskPhone(Step):
 
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
         return Outcome.ADVANCE if _read_contact(ctx, form) else _invalid_phone(ctx)
+
+    def takes(self, ctx: Context, form: Form) -> bool:
+        return _is_contact(ctx.text)
 
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         if data == ANONYMOUS:
@@ -253,6 +277,9 @@ class AskPlace(Step):
         form.place = ctx.text
         return Outcome.ADVANCE  # asked again (needed) for the ward
 
+    def takes(self, ctx: Context, form: Form) -> bool:
+        return is_place_answer(ctx.text)
+
 
 class PickWard(Step):
     state = "pick_ward"
@@ -285,6 +312,10 @@ class PickWard(Step):
             return Outcome.ADVANCE
         self.ask(ctx, form)
         return Outcome.STAY
+
+    def takes(self, ctx: Context, form: Form) -> bool:
+        candidates = tuple(Ward(c.code, c.name) for c in form.candidates)
+        return places.pick(ctx.text, candidates) is not None or is_place_answer(ctx.text)
 
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         kind, _, value = data.partition(":")
@@ -350,6 +381,13 @@ class AskPhotos(Step):
             form.description = f"{form.description or ''}\n{ctx.text}".strip()
         return Outcome.ADVANCE
 
+    def takes(self, ctx: Context, form: Form) -> bool:
+        """A photo's caption is part of the photo ("đây ạ, ngay đầu ngõ"), never a new
+        complaint; so are "no photo" and a better address."""
+        text = ctx.text
+        photo = any(a.kind == "photo" for a in ctx.turn.message.attachments)
+        return photo or reading.is_no_photo(text) or reading.is_yes(text) or _is_address(text)
+
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         if data in (SKIP, DONE):
             form.photos_done = True
@@ -389,6 +427,10 @@ class OfferFollow(Step):
         self.ask(ctx, form)
         return Outcome.STAY
 
+    def takes(self, ctx: Context, form: Form) -> bool:
+        text = ctx.text
+        return any(r(text) for r in (reading.is_follow, reading.is_yes, reading.is_file_new))
+
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         from bot.conversation.dialogue.complaints import follow_instead
 
@@ -423,6 +465,9 @@ class Confirm(Step):
             return Outcome.CANCEL
         self.ask(ctx, form)
         return Outcome.STAY
+
+    def takes(self, ctx: Context, form: Form) -> bool:
+        return reading.is_yes(ctx.text) or reading.is_no(ctx.text)
 
     def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
         return Outcome.SUBMIT if data == SUBMIT else None
