@@ -11,6 +11,7 @@ import pytest
 
 from bot.conversation.dialogue import emergency, places, reading
 from bot.conversation.dialogue.form import ChatData
+from bot.conversation.dialogue.steps import is_place_answer
 
 OWN = Path(__file__).parent / "data" / "emergencies_own.csv"
 ROWS = list(csv.DictReader(OWN.read_text(encoding="utf-8").splitlines()))
@@ -82,6 +83,48 @@ def test_the_place_reader_keeps_old_wards_and_refuses_non_places() -> None:
     assert places.read_message("phường đòi tiền mới cho làm sổ đỏ", "phường đòi tiền") is None
     street = places.read_message("rác ở số 10 ngõ 12 Kim Mã", "số 10 ngõ 12 Kim Mã")
     assert street is not None and street.text == "số 10 ngõ 12 Kim Mã"
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("UBND phường Giảng Võ", True),  # the SVM's `other` complaint: a place here
+        ("UBND phuong Giang Vo", True),
+        ("ngo 45 phuong kim lien quan dong da", True),
+        ("trước cổng trường tiểu học phường Kim Liên", True),
+        ("không biết nữa", True),
+        ("khong ro lam a", True),
+        ("à mà vỉa hè phố Huế bị quán bia lấn chiếm hết, người đi bộ phải xuống lòng đường", False),
+        ("PA-2026-000001 đến đâu rồi", False),
+        ("5", False),
+        ("không biết phường nào ở đâu cả", False),
+    ],
+)
+def test_an_answer_to_where(text: str, place: bool) -> None:
+    assert is_place_answer(text) == place
+
+
+@pytest.mark.parametrize(
+    ("text", "anger"),
+    [
+        ("Bọn mày toàn lũ ăn hại, gửi bao nhiêu lần không ai làm gì", True),
+        ("gui may lan roi ma chang ai lam gi", True),
+        ("nhắn mấy lần rồi chẳng ai trả lời", True),
+        ("phải lên phường bao nhiêu lần", False),
+        ("nộp hồ sơ mấy lần rồi vẫn bị trả", False),
+        ("lệ phí bao nhiêu", False),
+    ],
+)
+def test_anger_at_inaction(text: str, anger: bool) -> None:
+    assert reading.is_inaction(text) == anger
+
+
+def test_the_same_place_or_another() -> None:
+    assert reading.is_same_place("vẫn ở đó") and reading.is_same_place("van o do a")
+    assert reading.is_other_place("chỗ khác") and reading.is_other_place("cho khac")
+    assert not reading.is_same_place("chỗ khác") and not reading.is_other_place("vẫn ở đó")
+    assert reading.is_plain_no("không") and reading.is_plain_no("ko")
+    assert not reading.is_plain_no("thôi")
 
 
 def test_a_form_stored_before_the_state_table_still_loads() -> None:

@@ -446,6 +446,9 @@ def _answered_before_intent(ctx: Context, nlu: NluResult, waiting: Ticket | None
     the citizen's tickets or a follow-up on a procedure; or English."""
     if waiting is not None and _answers_resolution(ctx, waiting, nlu):
         return True
+    if reading.is_inaction(ctx.text) and places.read_message(ctx.text) is None:
+        on_inaction(ctx)
+        return True
     if reading.asks_status(ctx.text) and _has_tickets(ctx):
         tickets.check_status(ctx, nlu)
         return True
@@ -472,6 +475,20 @@ def _answers_resolution(ctx: Context, ticket: Ticket, nlu: NluResult) -> bool:
         tickets.rate(ctx, ticket, stars)
         return True
     return False
+
+
+def on_inaction(ctx: Context) -> None:
+    """Anger that nothing was done: heard, politely; the citizen's open tickets and how they
+    move on, or an offer to file one."""
+    ctx.reply(ctx.say("utter_inaction_heard"))
+    waiting = tickets.open_tickets(ctx)
+    if not waiting:
+        ctx.reply(
+            ctx.say("utter_inaction_none_open"), [*menu(ctx), ctx.button("human", MENU_HUMAN)]
+        )
+        return
+    lines = "\n".join(f"• {tickets.status_text(ctx, t)}" for t in waiting)
+    ctx.reply(ctx.say("utter_inaction_open", tickets=lines), [ctx.button("human", MENU_HUMAN)])
 
 
 def _has_tickets(ctx: Context) -> bool:

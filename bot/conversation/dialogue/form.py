@@ -51,6 +51,10 @@ class Form(BaseModel):
     duplicate_checked: bool = False
     duplicate: str | None = None
     file_anyway: bool = False
+    # A complaint right after a ticket: that ticket's place was looked for (once) and, when
+    # it has one, offered ("Vẫn ở … chứ ạ?"); None once declined.
+    last_place_checked: bool = False
+    last_place: str | None = None
 
     @property
     def misconduct(self) -> bool:

@@ -106,6 +106,36 @@ _TOLD_BEFORE = (
     "phan anh luc",
 )
 
+# Anger at inaction: "gửi bao nhiêu lần không ai làm gì", "toàn lũ ăn hại".
+_INACTION = (
+    "khong ai lam gi",
+    "chang ai lam gi",
+    "cha ai lam gi",
+    "khong ai xu ly",
+    "chang ai xu ly",
+    "cha ai xu ly",
+    "khong ai giai quyet",
+    "chang ai giai quyet",
+    "khong ai quan tam",
+    "chang ai quan tam",
+    "khong ai tra loi",
+    "chang ai tra loi",
+    "gui bao nhieu lan",
+    "bao bao nhieu lan",
+    "nhan bao nhieu lan",
+    "phan anh bao nhieu lan",
+    "gui may lan",
+    "bao may lan",
+    "nhan may lan",
+    "phan anh may lan",
+    "gui mai",
+    "bao mai",
+    "nhan mai",
+    "an hai",
+    "vo tich su",
+    "lam an kieu gi",
+)
+
 # English: words that are not also common Vietnamese words without marks.
 _ENGLISH = frozenset(
     """the is are how what where when which who why does did you your my me i want need
@@ -149,6 +179,16 @@ def is_no(text: str) -> bool:
 def is_plain_no(text: str) -> bool:
     """ "không", "ko", "no": no, and nothing that could also mean "cancel" ("thôi", "hủy")."""
     return folded(text).strip(" .!") in ("khong", "no", "khong a", "khong nhe")
+
+
+def is_same_place(text: str) -> bool:
+    """ "vẫn ở đó", "chỗ cũ", "cùng chỗ": the place offered, the last ticket's."""
+    return _has(text, ("van o do", "o do", "cho cu", "cung cho", "cho do", "van cho do"))
+
+
+def is_other_place(text: str) -> bool:
+    """ "chỗ khác", "nơi khác", "không phải": another place than the one offered."""
+    return _has(text, ("cho khac", "noi khac", "khong phai", "cho khac a", "other place"))
 
 
 def is_follow(text: str) -> bool:
@@ -200,6 +240,12 @@ def rating(text: str) -> int | None:
 def asks_status(text: str) -> bool:
     """ "vụ lấn chiếm tôi báo lúc nãy có kết quả gì chưa": a status question as a story."""
     return _has(text, _STATUS_CUES) or (_has(text, _TOLD_BEFORE) and "chua" in folded(text))
+
+
+def is_inaction(text: str) -> bool:
+    """ "Bọn mày toàn lũ ăn hại, gửi bao nhiêu lần không ai làm gì": anger that nothing was
+    done, not a complaint about something new (that one names what and where)."""
+    return _has(text, _INACTION)
 
 
 def is_english(text: str) -> bool:

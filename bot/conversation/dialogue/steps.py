@@ -8,9 +8,12 @@ same steps (anonymity first, then when, where, who and what).
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, timedelta
 from enum import Enum
 from typing import Literal
 
+from civicbot_nlu.normalize import normalize
 from civicbot_nlu.patterns import find_phones
 
 from bot.conversation.dialogue import places, reading
@@ -20,14 +23,19 @@ from bot.conversation.messages import Button, GeoPoint
 from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN
 from bot.nlu.location import Ward
 from bot.nlu.result import CATEGORIES
+from storage import queries
+from storage.models import Ticket
 
 MIN_DESCRIPTION_WORDS = 3  # words of content, beyond "tôi muốn phản ánh"
 MAX_WARD_BUTTONS = 8
+# A complaint this soon after the citizen's last ticket is offered that ticket's place.
+FOLLOW_UP_WINDOW = timedelta(hours=2)
 
 # Button data: "<kind>:<value>", short enough for Telegram's 64 bytes.
 SKIP, DONE, CANCEL, SUBMIT = "form:skip", "form:done", "form:cancel", "form:submit"
 ANONYMOUS, GIVE_PHONE, USE_PHONE = "contact:anonymous", "contact:phone", "contact:use"
 WARD_UNKNOWN = "ward:unknown"
+SAME_PLACE, OTHER = "place:same", "place:other"
 FOLLOW, FILE_NEW = "dup:follow", "dup:new"
 
 
@@ -236,6 +244,23 @@ class AskMisconductDetail(Step):
         setattr(form, self.field, ctx.text)
         return Outcome.ADVANCE
 
+    def takes(self, ctx: Context, form: Form) -> bool:
+        """A time ("chiều hôm qua", "8h sáng thứ 2") or a role ("cán bộ một cửa"), or "không
+        nhớ": the answer, whatever the NLU makes of it."""
+        said = normalize(ctx.text)
+        cues = _WHEN if self.field == "when" else _WHO
+        return places.is_unknown(ctx.text) or "khong nho" in said or bool(cues.search(said))
+
+
+_WHEN = re.compile(
+    r"\b(\d+ ?(h|gio|phut)|hom (nay|qua|kia)|sang|trua|chieu|toi|dem|tuan|thang|nam \d|"
+    r"ngay|thu (hai|ba|tu|nam|sau|bay)|chu nhat|luc|vua roi|nay)\b|\d+/\d+"
+)
+_WHO = re.compile(
+    r"\b(can bo|chu tich|pho chu tich|cong an|canh sat|bo phan|nhan vien|truong|pho|"
+    r"thu ky|ke toan|dia chinh|tu phap|mot cua|van thu|to truong|bao ve|ong|ba|anh|chi)\b"
+)
+
 
 class AskPlace(Step):
     """Where: read by the one place reader; an address the map cannot place is kept and
@@ -255,10 +280,18 @@ class AskPlace(Step):
             ctx.reply(ctx.say("utter_place_unknown", place=form.place), [cancel_button(ctx)])
         elif form.misconduct:
             ctx.reply(ctx.say("utter_ask_place_misconduct"), [cancel_button(ctx)])
+        elif offered := _offered_place(ctx, form):  # right after a ticket: its place
+            same, other = ctx.button("same_place", SAME_PLACE), ctx.button("other", OTHER)
+            text = ctx.say("utter_same_place", place=_place_of(ctx, offered))
+            ctx.reply(text, [same, other, cancel_button(ctx)])
         else:
             ctx.reply(ctx.say("utter_ask_place"), [cancel_button(ctx)])
 
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
+        if form.last_place is not None and not is_place_answer(ctx.text):
+            answer = _same_or_other(ctx.text)
+            if answer is not None:
+                return self.read_button(ctx, form, answer) or Outcome.STAY
         earlier = form.place if form.place_retry else None
         if places.is_unknown(ctx.text):
             form.ward_unknown = True
@@ -278,7 +311,60 @@ class AskPlace(Step):
         return Outcome.ADVANCE  # asked again (needed) for the ward
 
     def takes(self, ctx: Context, form: Form) -> bool:
-        return is_place_answer(ctx.text)
+        offered = form.last_place is not None and _same_or_other(ctx.text) is not None
+        return offered or is_place_answer(ctx.text)
+
+    def read_button(self, ctx: Context, form: Form, data: str) -> Outcome | None:
+        """The last ticket's place offered: taken ("Đúng, ở đó"), or "ở đâu" asked afresh."""
+        if data not in (SAME_PLACE, OTHER) or form.last_place is None:
+            return None
+        if data == SAME_PLACE:
+            ticket = queries.get_ticket_by_code(session=ctx.turn.session, code=form.last_place)
+            if ticket is not None:
+                form.place = ticket.location_text or ticket.ward_name
+                form.ward_code, form.ward_name = ticket.ward_code, ticket.ward_name
+                form.lat, form.lon = ticket.latitude, ticket.longitude
+        form.last_place = None
+        return Outcome.ADVANCE
+
+
+def _offered_place(ctx: Context, form: Form) -> Ticket | None:
+    """The last ticket, when this complaint comes right after it (looked for once)."""
+    if not form.last_place_checked:
+        form.last_place_checked = True
+        recent = _recent_ticket(ctx)
+        form.last_place = recent.code if recent else None
+    if form.last_place is None:
+        return None
+    return queries.get_ticket_by_code(session=ctx.turn.session, code=form.last_place)
+
+
+def _same_or_other(text: str) -> str | None:
+    """ "có", "vẫn ở đó" take the place offered; "không", "chỗ khác" decline it."""
+    if reading.is_yes(text) or reading.is_same_place(text):
+        return SAME_PLACE
+    if reading.is_no(text) or reading.is_other_place(text):
+        return OTHER
+    return None
+
+
+def _recent_ticket(ctx: Context) -> Ticket | None:
+    """The citizen's last ticket, when it was filed within FOLLOW_UP_WINDOW and has a ward."""
+    turn = ctx.turn
+    last = queries.tickets_of_citizen(session=turn.session, citizen_id=turn.citizen_id, limit=1)
+    if not last or last[0].ward_code is None:
+        return None
+    filed = last[0].created_at
+    filed = filed if filed.tzinfo else filed.replace(tzinfo=UTC)
+    return last[0] if turn.clock() - filed <= FOLLOW_UP_WINDOW else None
+
+
+def _place_of(ctx: Context, ticket: Ticket) -> str:
+    """ "ngõ 5 (Phường Kim Liên)": the place as written, with its ward when not in it."""
+    place, ward = ticket.location_text or "", ticket.ward_name or ""
+    if not place or normalize(ward) in normalize(place):
+        return place or ward
+    return ctx.say("utter_place_wards", place=place, ward=ward)
 
 
 class PickWard(Step):

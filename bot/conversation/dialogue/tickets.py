@@ -100,6 +100,14 @@ def check_status(ctx: Context, nlu: NluResult | None) -> None:
     ctx.reply(ctx.say("utter_ticket_list", tickets=lines))
 
 
+def open_tickets(ctx: Context) -> list[Ticket]:
+    """The open tickets the citizen filed or follows, newest first (at most a few)."""
+    session, citizen_id = ctx.turn.session, ctx.turn.citizen_id
+    own = queries.tickets_of_citizen(session=session, citizen_id=citizen_id, statuses=OPEN)
+    followed = followers.followed_tickets(session=session, citizen_id=citizen_id, statuses=OPEN)
+    return [*own, *(t for t in followed if t not in own)][:MAX_LISTED_TICKETS]
+
+
 def _matching(ctx: Context, tickets: list[Ticket], nlu: NluResult | None) -> list[Ticket]:
     """The tickets a story names: by its category and its place, when it gives them."""
     category = nlu.category if nlu else None
