@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bot.config import Settings
+from bot.conversation.dialogue.flow import CONFIDENT
 from bot.nlu import server
 from bot.nlu.client import NluClient
 
@@ -57,7 +58,9 @@ async def test_same_understanding_with_and_without_diacritics(
         for accented, plain in pairs:
             a, b = await client.parse(accented), await client.parse(plain)
             assert (a.intent, a.category, a.procedure) == (b.intent, b.category, b.procedure)
-            assert a.confidence == pytest.approx(b.confidence)
+            # A message with marks is read by the model that also sees them (its confidence
+            # is its own); the dialogue acts on both alike.
+            assert min(a.confidence, b.confidence) >= CONFIDENT
 
 
 # Issue 15's kinds, in messages written for this test (not from the data or the dev sets).
@@ -89,6 +92,12 @@ NEW_KINDS = [
     ),
     ("where can I buy a bus ticket", "out_of_scope", None),
     ("xe buýt đi Nội Bài mấy giờ có chuyến cuối", "out_of_scope", None),
+    # What the tester saw misread (session 4), in their words (not in the training data).
+    ("can bo phuong doi tien moi ky giay xac nhan cho toi", "report_problem", "misconduct"),
+    ("đây ạ, ngay đầu ngõ", "report_problem", None),
+    ("ngo 45 phuong kim lien quan dong da", "report_problem", None),
+    ("12 Kim Ma street, Ba Dinh district", "report_problem", None),
+    ("Bọn mày toàn lũ ăn hại, gửi bao nhiêu lần không ai làm gì", "check_status", None),
 ]
 
 
@@ -100,6 +109,8 @@ async def test_new_kinds_of_message(
         result = await client.parse(text)
     assert result.intent == intent
     assert label in (result.category, result.procedure)
+    if intent == "report_problem":  # a bare place or a photo's caption: no category
+        assert result.category == label
 
 
 async def test_ticket_code_and_phone_are_normalised(nlu_server: server.RunningServer) -> None:

@@ -9,15 +9,21 @@ Stdlib only (the crossval script and the tests use it without Rasa).
   ("Chào admin, xin lỗi làm phiền, em là người dân ở …") before the point. The clauses up
   to the point are dropped and the rest is read again on its own, so the point weighs more.
 
-A message becomes one document string, `<folded words>\t<negation-marked words>\t<head>`,
-which the vectorizers of `civicbot_nlu.labels` split again by field.
+- Unfolded words: folding makes "bán" and "bạn", "đã" and "đá" one word. A message typed
+  with diacritics is also read as typed (lowercased, marks kept), so that what the marks
+  tell apart stays apart; a message without any mark leaves this part empty.
+
+A message becomes one document string,
+`<folded words>\t<negation-marked words>\t<head>\t<unfolded words>`, which the vectorizers
+of `civicbot_nlu.labels` split again by field.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-from civicbot_nlu.normalize import normalize
+from civicbot_nlu.normalize import has_diacritics, normalize
 
 # Folded negators. "dung" (đừng/đúng/dừng) is left out: folded, it is mostly "đúng".
 NEGATORS = frozenset(("khong", "chua", "chang", "cha", "deo", "hem", "chac"))
@@ -84,18 +90,32 @@ def head_clause(text: str) -> str:
     return ""
 
 
-def document(text: str, *, negation: bool = True, head: bool = True) -> str:
-    """The string the vectorizers read: folded words, negation-marked words, head clause.
+_LETTERS = re.compile(r"[^\W_]+")
+
+
+def unfolded_words(text: str) -> str:
+    """The words as typed, lowercased with their marks kept (NFC)."""
+    return " ".join(_LETTERS.findall(unicodedata.normalize("NFC", text).lower()))
+
+
+def document(text: str, *, negation: bool = True, head: bool = True, unfolded: bool = True) -> str:
+    """The string the vectorizers read: folded words, negation-marked words, head clause,
+    unfolded words.
 
     A part that is not asked for stays empty: the head clause costs a second normalisation.
     """
-    return document_of(normalize(text).split(), text, negation=negation, head=head)
+    return document_of(
+        normalize(text).split(), text, negation=negation, head=head, unfolded=unfolded
+    )
 
 
-def document_of(folded: list[str], text: str, *, negation: bool, head: bool) -> str:
+def document_of(
+    folded: list[str], text: str, *, negation: bool, head: bool, unfolded: bool = False
+) -> str:
     """`document` from words already folded (the tokenizer's), so they are folded once."""
     negated = " ".join(negation_marked(folded)) if negation else ""
-    return "\t".join((" ".join(folded), negated, head_clause(text) if head else ""))
+    typed = unfolded_words(text) if unfolded else ""
+    return "\t".join((" ".join(folded), negated, head_clause(text) if head else "", typed))
 
 
 def words_field(doc: str) -> str:
@@ -113,3 +133,11 @@ def head_field(doc: str) -> str:
     """The head clause (empty when the message has no preamble)."""
     parts = doc.split("\t")
     return parts[2] if len(parts) > 2 else ""
+
+
+def marked_field(doc: str) -> str:
+    """The words as typed when the message carries diacritics; empty otherwise (folded
+    text is already read by the other fields, and "ban" typed bare is no "bạn")."""
+    parts = doc.split("\t")
+    typed = parts[3] if len(parts) > 3 else ""
+    return typed if has_diacritics(typed) else ""

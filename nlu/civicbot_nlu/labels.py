@@ -1,10 +1,12 @@
 """Light text classifiers for the Rasa pipeline: intents, and finer labels of one intent.
 
 `TfidfFeaturizer` computes TF-IDF n-grams of the folded text (words and characters) once
-per message; each classifier is a logistic regression on them, or a sigmoid-calibrated linear
-SVM (`classifier: svm`; it won on the category by cross-validation, but is off: see
-config.yml). On this data they match DIET's accuracy and train in seconds on two cores
-(docs/nlu-report.md).
+per message, and of the text as typed, marks kept, for a message typed with diacritics;
+each classifier is a logistic regression on them, a sigmoid-calibrated linear SVM
+(`classifier: svm`) or a linear SVM with a softmax of its margins (`svm_softmax`). With
+`typed: true` a classifier holds two models: one of the folded text, which reads messages
+without diacritics, and one that also reads the marks, for the others. On this data they
+beat DIET's accuracy and train in seconds on two cores (docs/nlu-report.md).
 
 The finer label comes from intent-level metadata in the training data, so one intent is
 written in several blocks without splitting it into many intents:
@@ -36,13 +38,20 @@ from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.nlu.constants import INTENT, METADATA, METADATA_INTENT, TEXT, TEXT_TOKENS
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from civicbot_nlu.features import document_of, head_field, negation_field, words_field
+from civicbot_nlu.features import (
+    document_of,
+    head_field,
+    marked_field,
+    negation_field,
+    words_field,
+)
 from civicbot_nlu.ranking import reject
 
 logger = logging.getLogger(__name__)
@@ -52,6 +61,9 @@ _MODEL_FILE = "text_classifier.pkl"
 
 
 FEATURES = "civicbot_tfidf"  # message key of the shared features; never in the output
+# The typed parts (`typed_parts`), a message key of their own: a classifier with `typed: true`
+# reads messages with diacritics with them and the rest with a model of the folded parts only.
+TYPED_FEATURES = "civicbot_tfidf_typed"
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,8 @@ class FeatureOptions:
     word_ngrams: int = 2  # word n-grams 1..n of the folded text
     negation: bool = False  # `neg_<word>` for words in a negation's scope
     head: bool = False  # word n-grams of the head clause of a long message again
+    unfolded_words: int = 0  # word n-grams 1..n of the text as typed, marks kept (0: off)
+    unfolded_chars: bool = False  # character 2–5-grams of the text as typed, marks kept
 
     @classmethod
     def from_config(cls, config: Dict[Text, Any]) -> FeatureOptions:
@@ -71,7 +85,12 @@ class FeatureOptions:
 
 def tfidf_features(options: FeatureOptions = FeatureOptions()) -> FeatureUnion:
     """TF-IDF of folded word n-grams and character 2–5-grams of `features.document`s,
-    with the negation-scope and head-clause parts when `options` ask for them."""
+    with the negation-scope, head-clause and typed parts when `options` ask for them."""
+    return FeatureUnion(folded_parts(options) + typed_parts(options))
+
+
+def folded_parts(options: FeatureOptions) -> list[tuple[str, TfidfVectorizer]]:
+    """The vectorizers of the folded text (every message has these features)."""
     parts = [
         (
             "words",
@@ -94,7 +113,23 @@ def tfidf_features(options: FeatureOptions = FeatureOptions()) -> FeatureUnion:
     if options.head:
         head = TfidfVectorizer(preprocessor=head_field, ngram_range=(1, 2), sublinear_tf=True)
         parts.append(("head", head))
-    return FeatureUnion(parts)
+    return parts
+
+
+def typed_parts(options: FeatureOptions) -> list[tuple[str, TfidfVectorizer]]:
+    """The vectorizers of the text as typed, marks kept (empty for a message without any)."""
+    parts = []
+    if options.unfolded_words:
+        words = TfidfVectorizer(
+            preprocessor=marked_field, ngram_range=(1, options.unfolded_words), sublinear_tf=True
+        )
+        parts.append(("typed_words", words))
+    if options.unfolded_chars:
+        chars = TfidfVectorizer(
+            preprocessor=marked_field, analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True
+        )
+        parts.append(("typed_chars", chars))
+    return parts
 
 
 def classifier(c: float) -> LogisticRegression:
@@ -103,15 +138,66 @@ def classifier(c: float) -> LogisticRegression:
 
 
 def classifier_of(kind: str, c: float) -> Any:
-    """The classifier named in config.yml (`logistic` or `svm`), classes weighted by their
-    rarity. The linear SVM gets probabilities from a sigmoid per class fitted on 5 internal
-    folds (one SVM on all the data, so a message costs one linear model)."""
+    """The classifier named in config.yml, classes weighted by their rarity: `logistic`;
+    `svm`, a linear SVM with probabilities from a sigmoid per class fitted on 5 internal
+    folds (one SVM on all the data, so a message costs one linear model); `svm_softmax`, a
+    linear SVM with probabilities from a softmax of its margins."""
     if kind == "logistic":
         return classifier(c)
     if kind == "svm":
         svm = LinearSVC(C=c, class_weight="balanced")
         return CalibratedClassifierCV(svm, cv=5, method="sigmoid", ensemble=False)
-    raise ValueError(f"unknown classifier {kind!r}: logistic or svm")
+    if kind == "svm_softmax":
+        return SoftmaxLinearSVC(C=c, scale=SOFTMAX_SCALE)
+    raise ValueError(f"unknown classifier {kind!r}: logistic, svm or svm_softmax")
+
+
+# The SVM's margins times 3 leave as many intents under the dialogue's 0.5 as the logistic
+# regression's probabilities, and those over it are right as often (scripts/crossval.py
+# softmax).
+SOFTMAX_SCALE = 3.0
+
+
+class SoftmaxLinearSVC(ClassifierMixin, BaseEstimator):
+    """A linear SVM whose probabilities are a softmax of its margins times `scale`.
+
+    One linear model a message, like the logistic regression; no calibration folds. The
+    ranking is the SVM's; `scale` only sets how sure the best label looks.
+    """
+
+    def __init__(self, C: float = 1.0, scale: float = 1.0) -> None:
+        self.C = C
+        self.scale = scale
+
+    def fit(self, features: Any, labels: Any) -> SoftmaxLinearSVC:
+        """Fits the SVM, classes weighted by their rarity."""
+        svm = LinearSVC(C=self.C, class_weight="balanced").fit(features, labels)
+        self.classes_ = svm.classes_
+        self.coef_ = svm.coef_
+        self.intercept_ = svm.intercept_
+        return self
+
+    def decision_function(self, features: Any) -> np.ndarray:
+        """The margins, one column per class."""
+        margins: np.ndarray = np.asarray(features @ self.coef_.T) + self.intercept_
+        return margins
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        """A softmax of the scaled margins."""
+        return softmax(self.decision_function(features) * self.scale)
+
+    def predict(self, features: Any) -> np.ndarray:
+        """The best label."""
+        best: np.ndarray = self.classes_[self.decision_function(features).argmax(axis=1)]
+        return best
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax."""
+    scores = scores - scores.max(axis=1, keepdims=True)
+    exponentials = np.exp(scores)
+    probabilities: np.ndarray = exponentials / exponentials.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def text_pipeline(c: float, options: FeatureOptions = FeatureOptions()) -> Pipeline:
@@ -124,7 +210,10 @@ def message_document(message: Message, options: FeatureOptions) -> str:
     tokenizer's folded words."""
     folded = [token.text for token in message.get(TEXT_TOKENS) or []]
     text = message.get(TEXT) or ""
-    return document_of(folded, text, negation=options.negation, head=options.head)
+    unfolded = bool(options.unfolded_words or options.unfolded_chars)
+    return document_of(
+        folded, text, negation=options.negation, head=options.head, unfolded=unfolded
+    )
 
 
 def fast_transform(features: FeatureUnion, texts: List[str]) -> scipy.sparse.csr_matrix:
@@ -150,12 +239,15 @@ def _persist(model_storage: ModelStorage, resource: Resource, model: Any) -> Non
         (directory / _MODEL_FILE).write_bytes(pickle.dumps(model))
 
 
-def _restore(model_storage: ModelStorage, resource: Resource) -> Any:
+def _restore(model_storage: ModelStorage, resource: Resource) -> tuple[Any, Any]:
+    """The pair persisted (the folded and the typed part); a model trained before the
+    typed part had one object."""
     try:
         with model_storage.read_from(resource) as directory:
-            return pickle.loads((directory / _MODEL_FILE).read_bytes())
+            restored = pickle.loads((directory / _MODEL_FILE).read_bytes())
     except (ValueError, FileNotFoundError):
-        return None
+        return None, None
+    return restored if isinstance(restored, tuple) else (restored, None)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
@@ -178,12 +270,14 @@ class TfidfFeaturizer(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         features: Optional[FeatureUnion] = None,
+        typed: Optional[FeatureUnion] = None,
     ) -> None:
         """Creates the featurizer around optional fitted vectorizers."""
         self._options = FeatureOptions.from_config(config)
         self._model_storage = model_storage
         self._resource = resource
         self._features = features
+        self._typed = typed
 
     @classmethod
     def create(
@@ -206,15 +300,16 @@ class TfidfFeaturizer(GraphComponent):
         **kwargs: Any,
     ) -> TfidfFeaturizer:
         """Loads the fitted vectorizers."""
-        return cls(config, model_storage, resource, _restore(model_storage, resource))
+        features, typed = _restore(model_storage, resource)
+        return cls(config, model_storage, resource, features, typed)
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the vocabulary and IDF weights on every training text."""
-        self._features = tfidf_features(self._options)
-        self._features.fit(
-            [message_document(m, self._options) for m in training_data.training_examples]
-        )
-        _persist(self._model_storage, self._resource, self._features)
+        documents = [message_document(m, self._options) for m in training_data.training_examples]
+        self._features = FeatureUnion(folded_parts(self._options)).fit(documents)
+        typed = typed_parts(self._options)
+        self._typed = FeatureUnion(typed).fit(documents) if typed else None
+        _persist(self._model_storage, self._resource, (self._features, self._typed))
         return self._resource
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
@@ -226,12 +321,36 @@ class TfidfFeaturizer(GraphComponent):
         """Adds the features to each message, in one batch."""
         if self._features is None or not messages:
             return messages
-        rows = fast_transform(
-            self._features, [message_document(m, self._options) for m in messages]
-        )
+        documents = [message_document(m, self._options) for m in messages]
+        rows = fast_transform(self._features, documents)
+        typed = fast_transform(self._typed, documents) if self._typed is not None else None
         for i, message in enumerate(messages):
             message.set(FEATURES, rows[i])
+            if typed is not None:
+                message.set(TYPED_FEATURES, typed[i])
         return messages
+
+
+def _folded(messages: List[Message]) -> scipy.sparse.csr_matrix:
+    return scipy.sparse.vstack([m.get(FEATURES) for m in messages], format="csr")
+
+
+def _with_typed(messages: List[Message]) -> scipy.sparse.csr_matrix:
+    rows = [scipy.sparse.hstack([m.get(FEATURES), m.get(TYPED_FEATURES)]) for m in messages]
+    return scipy.sparse.vstack(rows, format="csr")
+
+
+def _is_marked(message: Message) -> bool:
+    """Whether the message was typed with diacritics (its typed features are not empty)."""
+    typed = message.get(TYPED_FEATURES)
+    return typed is not None and typed.nnz > 0
+
+
+def _probabilities(model: Any, features: scipy.sparse.csr_matrix) -> np.ndarray:
+    if isinstance(model, LogisticRegression):
+        return fast_probabilities(model, features)
+    probabilities: np.ndarray = model.predict_proba(features)
+    return probabilities
 
 
 class _TextClassifier(GraphComponent):
@@ -239,8 +358,10 @@ class _TextClassifier(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """`C` is the inverse regularisation strength; `classifier` is `logistic` or `svm`."""
-        return {"C": 10.0, "classifier": "logistic"}
+        """`C` is the inverse regularisation strength; `classifier` is `logistic` or `svm`;
+        `typed`: messages with diacritics are read by a second model that also sees the
+        featurizer's typed parts."""
+        return {"C": 10.0, "classifier": "logistic", "typed": False}
 
     @staticmethod
     def required_components() -> List[type]:
@@ -253,12 +374,14 @@ class _TextClassifier(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         model: Any = None,
+        typed_model: Any = None,
     ) -> None:
-        """Creates the component around an optional trained classifier."""
+        """Creates the component around optional trained classifiers."""
         self._config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
         self._model = model
+        self._typed_model = typed_model
 
     @classmethod
     def create(
@@ -280,29 +403,36 @@ class _TextClassifier(GraphComponent):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> _TextClassifier:
-        """Loads the trained classifier, if training produced one."""
-        model = _restore(model_storage, resource)
+        """Loads the trained classifiers, if training produced them."""
+        model, typed_model = _restore(model_storage, resource)
         if model is None:
             logger.warning("%s has no trained model.", cls.__name__)
-        return cls(config, model_storage, resource, model)
+        return cls(config, model_storage, resource, model, typed_model)
 
     def _fit(self, messages: List[Message], labels: List[str]) -> Resource:
-        self._model = classifier_of(self._config["classifier"], self._config["C"])
         # An array: CalibratedClassifierCV counts each class with `y == class_`, which a
         # list of strings answers with one False (and then "fewer than 5 examples").
-        features = scipy.sparse.vstack([m.get(FEATURES) for m in messages])
-        self._model.fit(features, np.asarray(labels))
-        _persist(self._model_storage, self._resource, self._model)
+        targets = np.asarray(labels)
+        self._model = self._new_model().fit(_folded(messages), targets)
+        if self._config["typed"]:
+            if any(m.get(TYPED_FEATURES) is None for m in messages):
+                raise ValueError("`typed: true` needs the featurizer's unfolded parts.")
+            self._typed_model = self._new_model().fit(_with_typed(messages), targets)
+        _persist(self._model_storage, self._resource, (self._model, self._typed_model))
         return self._resource
+
+    def _new_model(self) -> Any:
+        return classifier_of(self._config["classifier"], self._config["C"])
 
     def _rankings(self, messages: List[Message]) -> List[List[Dict[str, Any]]]:
         """For each message, every label with its probability, best first."""
         assert self._model is not None
-        features = scipy.sparse.vstack([m.get(FEATURES) for m in messages])
-        if isinstance(self._model, LogisticRegression):
-            probabilities = fast_probabilities(self._model, features)
-        else:
-            probabilities = self._model.predict_proba(features)
+        probabilities = _probabilities(self._model, _folded(messages))
+        if self._typed_model is not None:
+            marked = [i for i, m in enumerate(messages) if _is_marked(m)]
+            if marked:
+                typed = _with_typed([messages[i] for i in marked])
+                probabilities[marked] = _probabilities(self._typed_model, typed)
         classes = [None if c == NO_LABEL else str(c) for c in self._model.classes_]
         return [
             sorted(
@@ -333,7 +463,7 @@ class TfidfIntentClassifier(_TextClassifier):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """`reject_below`: a best intent less probable than this becomes `out_of_scope`."""
-        return {"C": 10.0, "classifier": "logistic", "reject_below": 0.0}
+        return {**_TextClassifier.get_default_config(), "reject_below": 0.0}
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent` and `intent_ranking` like Rasa's own classifiers."""
@@ -352,7 +482,7 @@ class MetadataLabelClassifier(_TextClassifier):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """`label` is the metadata key; `intent` the intent whose examples carry it."""
-        return {"label": None, "intent": None, "C": 10.0, "classifier": "logistic"}
+        return {**_TextClassifier.get_default_config(), "label": None, "intent": None}
 
     def __init__(
         self,
@@ -360,9 +490,10 @@ class MetadataLabelClassifier(_TextClassifier):
         model_storage: ModelStorage,
         resource: Resource,
         model: Any = None,
+        typed_model: Any = None,
     ) -> None:
         """Creates the component; `label` and `intent` must be configured."""
-        super().__init__(config, model_storage, resource, model)
+        super().__init__(config, model_storage, resource, model, typed_model)
         if not self._config["label"] or not self._config["intent"]:
             raise ValueError("MetadataLabelClassifier needs `label` and `intent` set.")
         self._label: str = self._config["label"]
