@@ -6,7 +6,8 @@ with PART among `c` (regularisation), `features` (word order, negation, head cla
 `errors` (the held-out errors of the chosen pipeline, to write data against),
 `calibrated` (the SVM with sigmoid probabilities), `diacritics` (the text as typed, with
 its marks, beside the folded text; accuracy split by messages with and without
-diacritics) and `softmax` (the uncalibrated SVM with a softmax of its margins for intent);
+diacritics), `softmax` (the uncalibrated SVM with a softmax of its margins for intent)
+and `routed` (the chosen typed parts with each task's candidate classifiers);
 all of them when none is named; `PART:TASK` (e.g. `diacritics:category`) runs a part on
 one task. `added:FILE` (e.g. `added:categories`) asks whether the
 examples of one data file help: the other files' examples are held out fold by fold and
@@ -66,8 +67,9 @@ class Routed(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         )
 
     def fit(self, texts: list[str], labels: list[str]) -> Routed:
-        self.plain_ = self._pipeline(CHOSEN).fit(texts, labels)
-        self.typed_ = self._pipeline(TYPED).fit(texts, labels)
+        targets = np.asarray(labels)  # CalibratedClassifierCV counts classes with `y == c`
+        self.plain_ = self._pipeline(CHOSEN).fit(texts, targets)
+        self.typed_ = self._pipeline(TYPED).fit(texts, targets)
         self.classes_ = self.plain_.classes_
         return self
 
@@ -386,6 +388,30 @@ def softmax_svm(data: dict[str, tuple[list[str], list[str]]]) -> None:
 SOFTMAX_FEATURES = FeatureOptions(unfolded_words=2)
 
 
+def routed(data: dict[str, tuple[list[str], list[str]]]) -> None:
+    """The chosen typed parts, routed, with each task's candidate classifiers (on the data
+    as it is now), against the logistic regression of the folded text."""
+    candidates = {
+        "intent": ("logistic", "svm_softmax"),
+        "category": ("logistic", "svm"),
+        "procedure": ("logistic",),
+    }
+    for name, (texts, labels) in data.items():
+        classes = np.array(sorted(set(labels)))
+        gold = np.array(labels)
+        plain = cross_val_predict(text_pipeline(10.0, CHOSEN), texts, labels, cv=FOLDS)
+        base = np.array(plain) == gold
+        report(name, "LR, folded text only", texts, base, None)
+        for kind in candidates[name]:
+            started = time.perf_counter()
+            probabilities = cross_val_predict(
+                Routed(kind), texts, gold, cv=FOLDS, method="predict_proba"
+            )
+            right = classes[probabilities.argmax(axis=1)] == gold
+            report(name, f"{kind}, routed typed parts", texts, right, base)
+            confidence(name, f"({time.perf_counter() - started:.0f} s)", probabilities, right)
+
+
 PARTS = {
     "c": regularisation,
     "features": features,
@@ -395,6 +421,7 @@ PARTS = {
     "calibrated": calibrated,
     "diacritics": diacritics,
     "softmax": softmax_svm,
+    "routed": routed,
 }
 
 
