@@ -252,6 +252,11 @@ class AskMisconductDetail(Step):
         return places.is_unknown(ctx.text) or "khong nho" in said or bool(cues.search(said))
 
 
+# "không, ", "chỗ khác: " before the other place typed in answer to the place offered.
+_REFUSAL = re.compile(
+    r"^\s*(không phải|khong phai|không|khong|ko|chỗ khác|cho khac|nơi khác|noi khac)\b[\s,.:;-]*",
+    re.IGNORECASE,
+)
 _WHEN = re.compile(
     r"\b(\d+ ?(h|gio|phut)|hom (nay|qua|kia)|sang|trua|chieu|toi|dem|tuan|thang|nam \d|"
     r"ngay|thu (hai|ba|tu|nam|sau|bay)|chu nhat|luc|vua roi|nay)\b|\d+/\d+"
@@ -288,26 +293,28 @@ class AskPlace(Step):
             ctx.reply(ctx.say("utter_ask_place"), [cancel_button(ctx)])
 
     async def read_text(self, ctx: Context, form: Form) -> Outcome:
-        if form.last_place is not None and not is_place_answer(ctx.text):
-            answer = _same_or_other(ctx.text)
+        text = ctx.text
+        if form.last_place is not None:  # the last ticket's place was offered
+            answer = None if is_place_answer(text) else _same_or_other(text)
             if answer is not None:
                 return self.read_button(ctx, form, answer) or Outcome.STAY
+            text, form.last_place = _REFUSAL.sub("", text) or text, None  # "không, ở phố Huế"
         earlier = form.place if form.place_retry else None
-        if places.is_unknown(ctx.text):
+        if places.is_unknown(text):
             form.ward_unknown = True
-            form.place = form.place or ctx.text
+            form.place = form.place or text
             return Outcome.ADVANCE
-        found = places.read_answer(ctx.text)
+        found = places.read_answer(text)
         if found.found:
             take_place(form, found)
             if earlier and earlier != found.text:
                 form.place = f"{earlier}, {found.text}"  # the street first given, kept
             return Outcome.ADVANCE
         if earlier is not None:
-            form.place = f"{earlier}, {ctx.text}"
+            form.place = f"{earlier}, {text}"
             form.ward_unknown = True
             return Outcome.ADVANCE
-        form.place = ctx.text
+        form.place = text
         return Outcome.ADVANCE  # asked again (needed) for the ward
 
     def takes(self, ctx: Context, form: Form) -> bool:
