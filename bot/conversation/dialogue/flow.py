@@ -20,6 +20,7 @@ from bot.conversation.dialogue.steps import (
     Outcome,
     cancel_button,
     next_step,
+    recent_ticket,
 )
 from bot.conversation.messages import Button
 from bot.conversation.texts import CATEGORY_NAMES, CATEGORY_NAMES_EN
@@ -446,8 +447,7 @@ def _answered_before_intent(ctx: Context, nlu: NluResult, waiting: Ticket | None
     the citizen's tickets or a follow-up on a procedure; or English."""
     if waiting is not None and _answers_resolution(ctx, waiting, nlu):
         return True
-    if reading.is_inaction(ctx.text) and places.read_message(ctx.text) is None:
-        on_inaction(ctx)
+    if _answered_as_more_of_the_same(ctx, nlu):
         return True
     if reading.asks_status(ctx.text) and _has_tickets(ctx):
         tickets.check_status(ctx, nlu)
@@ -475,6 +475,27 @@ def _answers_resolution(ctx: Context, ticket: Ticket, nlu: NluResult) -> bool:
         tickets.rate(ctx, ticket, stars)
         return True
     return False
+
+
+def _answered_as_more_of_the_same(ctx: Context, nlu: NluResult) -> bool:
+    """One more complaint right after a ticket, or anger that nothing was done: True when
+    the message was either and is answered."""
+    if _follow_up_report(ctx, nlu):
+        ctx.chat.topic = None
+        complaints.start_report(ctx, nlu)
+        return True
+    if reading.is_inaction(ctx.text) and places.read_message(ctx.text) is None:
+        on_inaction(ctx)
+        return True
+    return False
+
+
+def _follow_up_report(ctx: Context, nlu: NluResult) -> bool:
+    """ "còn nữa, cái cột điện cũng sắp đổ" right after a ticket: one more complaint, even when
+    the NLU's best guess, a complaint, is below CONFIDENT."""
+    if nlu.intent != "report_problem" or not reading.is_follow_up(ctx.text):
+        return False
+    return recent_ticket(ctx) is not None
 
 
 def on_inaction(ctx: Context) -> None:

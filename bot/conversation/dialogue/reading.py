@@ -242,6 +242,15 @@ def asks_status(text: str) -> bool:
     return _has(text, _STATUS_CUES) or (_has(text, _TOLD_BEFORE) and "chua" in folded(text))
 
 
+def is_follow_up(text: str) -> bool:
+    """ "còn nữa, …", "ngoài ra …", "… cũng …": one more thing, after the last one."""
+    f = f" {folded(text)} "
+    return f.lstrip().startswith(_FOLLOW_UP) or " cung " in f
+
+
+_FOLLOW_UP = ("con nua", "them nua", "ngoai ra", "con vu", "con chuyen", "con viec", "them mot")
+
+
 def is_inaction(text: str) -> bool:
     """ "Bọn mày toàn lũ ăn hại, gửi bao nhiêu lần không ai làm gì": anger that nothing was
     done, not a complaint about something new (that one names what and where)."""

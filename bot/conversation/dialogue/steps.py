@@ -339,7 +339,7 @@ def _offered_place(ctx: Context, form: Form) -> Ticket | None:
     """The last ticket, when this complaint comes right after it (looked for once)."""
     if not form.last_place_checked:
         form.last_place_checked = True
-        recent = _recent_ticket(ctx)
+        recent = recent_ticket(ctx)
         form.last_place = recent.code if recent else None
     if form.last_place is None:
         return None
@@ -355,7 +355,7 @@ def _same_or_other(text: str) -> str | None:
     return None
 
 
-def _recent_ticket(ctx: Context) -> Ticket | None:
+def recent_ticket(ctx: Context) -> Ticket | None:
     """The citizen's last ticket, when it was filed within FOLLOW_UP_WINDOW and has a ward."""
     turn = ctx.turn
     last = queries.tickets_of_citizen(session=turn.session, citizen_id=turn.citizen_id, limit=1)
