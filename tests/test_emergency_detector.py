@@ -22,6 +22,10 @@ from bot.conversation.dialogue.emergency import detect
         ("có người bị đâm bằng dao", {"113", "115"}),
         ("cứu em với", {"114", "113", "115"}),
         ("sos", {"114", "113", "115"}),
+        # a lasting danger that began yesterday and goes on (it was taken for the past)
+        ("hôm qua đã thấy mùi gas ở hành lang chung cư, giờ vẫn còn", {"114"}),
+        ("tu hom qua da ngui thay mui gas o cau thang, gio van con", {"114"}),
+        ("my neighbour's kid fell into the lake, he's not coming up", {"114", "115"}),
     ],
 )
 def test_emergencies_found_by_the_new_rules(text: str, numbers: set[str]) -> None:
@@ -42,6 +46,8 @@ def test_emergencies_found_by_the_new_rules(text: str, numbers: set[str]) -> Non
         "số cấp cứu 115 có gọi miễn phí không",  # a question about a hotline
         "sắp đến lượt tôi chưa",  # "sắp" with marks is no "sập"
         "chảy máu cam thì khám ở đâu",
+        # past, and what is still there is no danger
+        "tuần trước có vụ tai nạn ở ngã tư Kim Liên, đến giờ vẫn còn chưa sửa dải phân cách",
     ],
 )
 def test_near_misses_stay_quiet(text: str) -> None:

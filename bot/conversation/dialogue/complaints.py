@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from civicbot_nlu.normalize import normalize
+from civicbot_nlu.normalize import normalize, raw_words
 
+from bot.categories import CATEGORIES
 from bot.conversation.dialogue import places, reading, tickets
 from bot.conversation.dialogue.context import Context
 from bot.conversation.dialogue.form import Form
@@ -16,6 +17,7 @@ from bot.directory.routing import route
 from bot.directory.store import ensure_directory
 from bot.duplicates import follow
 from bot.duplicates.matcher import Report
+from bot.nlu import fallback
 from bot.nlu.result import NluResult
 from bot.tickets import workflow
 from bot.tickets.intake import DailyCapReached, expected, file_ticket
@@ -135,7 +137,67 @@ def submit(ctx: Context) -> None:
         ),
         menu(ctx),
     )
+    _offer_second_problem(ctx, form)
     tickets.pending_question(ctx)
+
+
+# Words that bring in another problem in the same message: "quán karaoke hát đến 1h sáng,
+# ngoài ra đầu ngõ còn có bãi rác tự phát".
+_ANOTHER = (
+    ("ngoai", "ra"),
+    ("them", "nua"),
+    ("ben", "canh", "do"),
+    ("con", "nua"),
+    ("mat", "khac"),
+    ("also",),
+    ("besides",),
+)
+MIN_SECOND_PROBLEM_WORDS = 4
+
+
+def second_problem(form: Form) -> tuple[str, str] | None:
+    """A second problem told after "ngoài ra" in the form's description, of another
+    category than the form's (read by keywords): its words and its category."""
+    text = form.description or ""
+    found = raw_words(text)
+    folded = [w.text for w in found]
+    for i in range(len(found)):
+        for cue in _ANOTHER:
+            if tuple(folded[i : i + len(cue)]) != cue or i + len(cue) >= len(found):
+                continue
+            rest = text[found[i + len(cue)].start :].strip()
+            category = fallback.classify(rest).category
+            if (
+                category not in (None, form.category, "other")
+                and len(found) - i - len(cue) >= MIN_SECOND_PROBLEM_WORDS
+                and _cues(rest, category) > _cues(rest, form.category)
+            ):
+                return rest, category
+    return None
+
+
+def _cues(text: str, category: str | None) -> int:
+    """How many of the category's own words `text` names: "ngoài ra rác còn bị vứt ra lòng
+    đường" tells of waste as much as of the road, so it is more of a waste report."""
+    cues = next((c.cues for c in CATEGORIES if c.code == category), ())
+    folded = f" {normalize(text)} "
+    return sum(f" {cue} " in folded for cue in cues)
+
+
+def _offer_second_problem(ctx: Context, form: Form) -> None:
+    """The ticket holds the whole message; a second problem of another kind may need its own
+    unit: offered as a report of its own, with one press."""
+    from bot.conversation.dialogue.flow import REPORT_HELD
+
+    found = second_problem(form)
+    if found is None:
+        return
+    rest, category = found
+    ctx.chat.held = rest
+    ctx.reply(
+        ctx.say("utter_second_problem", category=category_name(category, ctx.lang)),
+        [ctx.button("report_this", REPORT_HELD)],
+    )
 
 
 # --- One problem, one ticket: an open ticket that covers this one ------------------------

@@ -47,6 +47,10 @@ _PHRASES: dict[str, str] = {
         "roi xuong gieng|nga xuong song|nga xuong ho|drowning|drowned"
         "|lao xuong ho|lao xuong song|bi nuoc cuon|nga xuong ao|nga xuong gieng|roi xuong be"
         "|khong thay len|chim xuong"
+        "|fell into the lake|fell into the river|fell into the pond|fell into the well"
+        "|fell in the lake|fell in the river|fell in the pond|fell in the water"
+        "|into the water|not coming up|not come up|went under|gone under|can t swim|cant swim"
+        "|swept away"
     ),
     "electric": "dien giat|giat dien|bi dien|electrocuted|electric shock",
     "injury": (
@@ -115,6 +119,20 @@ _PEOPLE_HURT = (
     "mac ket",
     "pedestrian",
 )
+# Time words (of `_NOT_NOW`) that a danger still going on overrides: "ngửi thấy mùi gas từ
+# hôm qua, giờ vẫn còn" is a leak now.
+_PAST = (
+    "hom qua",
+    "tuan truoc",
+    "thang truoc",
+    "nam ngoai",
+    "hom truoc",
+    "lan truoc",
+    "yesterday",
+    "last week",
+    "last year",
+    "last month",
+)
 _NOT_NOW = (
     "nguy co",
     "co the",
@@ -132,23 +150,13 @@ _NOT_NOW = (
     "lam lai",
     "boi thuong",
     "bao hiem",
-    "hom qua",
-    "tuan truoc",
-    "thang truoc",
-    "nam ngoai",
-    "hom truoc",
-    "lan truoc",
     "da dap tat",
     "da tat",
     "da duoc dap",
     "risk",
     "hazard",
-    "last week",
-    "yesterday",
     "insurance",
     "nam 20",
-    "last year",
-    "last month",
     "da mat",
     "chung tu",
     "khai tu",
@@ -166,7 +174,12 @@ _NOT_NOW = (
     "kham o dau",
     "di kham",
     "mau cam",
+    *_PAST,
 )
+_STILL = ("van con", "van dang", "van chua het", "van nong nac", "still", "since")
+# Dangers that go on by themselves (a leak, a fire, a live wire, a building giving way); an
+# accident or a crime "last week" is past whatever is still unrepaired.
+_LASTING = ("gas", "fire", "electric", "collapse")
 _WATER_FLOWS = re.compile(r"\bnuoc(?:\s+\w+){0,2}\s+chay\b")
 # Things that burn without a fire: rice, a bulb, a fuse, a motor.
 _BURNT_THING = re.compile(
@@ -291,13 +304,22 @@ def detect(text: str) -> Emergency | None:
         found.remove("accident")  # a crash with nobody hurt is a traffic matter
     if not found:
         return Emergency("help", _NUMBERS["help"]) if _cry_for_help(folded) else None
-    if any(_contains(folded, n) for n in _NOT_NOW) and not urgent:
+    if _not_now(folded, lasting=any(k in _LASTING for k in found)) and not urgent:
         return None
     kind = found[0]
     numbers = list(_NUMBERS[kind])
     for other in found[1:]:
         numbers += [n for n in _NUMBERS[other] if n not in numbers]
     return Emergency(kind, tuple(numbers))
+
+
+def _not_now(folded: str, *, lasting: bool) -> bool:
+    """A hazard, something past or a question about a service, unless a lasting danger
+    that began in the past is said to go on still ("từ hôm qua, giờ vẫn còn")."""
+    held = [n for n in _NOT_NOW if _contains(folded, n)]
+    if lasting and held and all(n in _PAST for n in held):
+        return not any(_contains(folded, s) for s in _STILL)
+    return bool(held)
 
 
 def _cry_for_help(folded: str) -> bool:

@@ -179,9 +179,6 @@ def _typed_button(ctx: Context) -> str | None:
 
 def on_emergency(ctx: Context, danger: emergency.Emergency) -> None:
     """The number to call, before anything else; a form being filled in is kept."""
-    if ctx.lang == "en":
-        ctx.reply(ctx.say("utter_emergency_en"))
-        return
     ctx.reply(ctx.say(f"utter_emergency_{danger.kind}"))
     if ctx.state in DIALOGUE_STATES:
         ctx.reply(ctx.say("utter_emergency_form_kept"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from civicbot_nlu.normalize import words
+from civicbot_nlu.normalize import normalize, words
 from civicbot_nlu.patterns import find_aspects
 
 from bot.catalog.catalog import answer_aspects, details, load_catalog, suggest
@@ -46,6 +46,17 @@ _EN_ASPECTS: tuple[tuple[str, str], ...] = (
     (r"\bdocuments?\b|\bpapers?\b|\bwhat do i need|\bbring\b", "documents"),
 )
 
+# "Làm sao", "how do I": the steps, that is the papers and where to hand them in, before
+# whatever else the message asks ("làm sao, mất bao nhiêu tiền" got the fee alone). "Thế
+# nào" alone asks how too ("đăng ký kết hôn thế nào"), but after an aspect it is "what
+# about" ("lệ phí thế nào"). Asked online, the online answer is the how.
+_HOW = re.compile(
+    r"\b(?:lam sao|lm sao|lam the nao|lam nhu nao|lam ntn|cach lam|phai lam gi|can lam gi"
+    r"|lam gi|how (?:do|can|to|should|does))\b"
+)
+_HOW_ALONE = re.compile(r"\b(?:the nao|nhu nao|ntn|ra sao)\b")
+HOW_ASPECTS = ("documents", "place")
+
 
 def english_procedure(text: str) -> str | None:
     lowered = text.lower()
@@ -59,6 +70,15 @@ def aspects_of(ctx: Context, nlu: NluResult | None) -> list[str]:
         return [a for _, a in sorted(found)]
     asked = [m.value for m in sorted(find_aspects(ctx.text), key=lambda m: m.start)]
     return asked or ([nlu.aspect] if nlu and nlu.aspect else [])
+
+
+def _with_how(ctx: Context, asked: list[str]) -> list[str]:
+    """The aspects a question about a procedure gets: "how" adds the papers and the place."""
+    folded = ctx.text.lower() if ctx.lang == "en" else normalize(ctx.text)
+    how = _HOW.search(folded) or (not asked and _HOW_ALONE.search(folded))
+    if not how or "online" in asked:
+        return asked
+    return list(dict.fromkeys([*HOW_ASPECTS, *asked]))
 
 
 def named_procedure(ctx: Context, nlu: NluResult | None) -> str | None:
@@ -95,7 +115,7 @@ def answer_question(ctx: Context, nlu: NluResult | None) -> None:
         buttons = [Button(o.label[:60], f"proc:{o.procedure_id}") for o in suggestion.options]
         ctx.reply(suggestion.text, buttons)
         return
-    aspects = aspects_of(ctx, nlu)
+    aspects = _with_how(ctx, aspects_of(ctx, nlu))
     ctx.chat.topic = Topic(procedure=procedure.id, aspects=aspects)
     reply_procedure(ctx, procedure.id, aspects)
 

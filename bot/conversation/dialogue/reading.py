@@ -142,8 +142,12 @@ _ENGLISH = frozenset(
     there this that it with for from please hello hello, thanks thank help report get
     take long much cost register registration certificate passport document documents
     baby child apply application garbage trash rubbish noise fire street road near next
-    building would could should have has been about please can't don't i'm it's of in""".split()
-)
+    building would could should have has been about please can't don't i'm it's of in
+    any and news status complaint complaints update progress fixed yet still since today
+    yesterday morning night someone anyone broken light lights water smell smoke lake river
+    fell alley lane ward district police ambulance neighbour neighbor house apartment
+    we our they their she his her was were will just""".split()
+)  # not "an", "to", "do", "no", "on", "be", "he", "can", "gas": Vietnamese typed bare
 _VIETNAMESE = frozenset(
     "toi khong duoc cua nhung gi dau nao bao nhieu lam phuong quan pho ngo xin chao oi a".split()
 )

@@ -194,6 +194,10 @@ def rated_already(ctx: Context) -> None:
     if closed and closed[0].rating is not None:
         ticket = closed[0]
         ctx.reply(ctx.say("utter_rating_recorded_before", code=ticket.code, rating=ticket.rating))
+    elif ctx.text.strip(" .!").isdigit():  # a choice from an old list, not a rating
+        from bot.conversation.dialogue.flow import menu
+
+        ctx.reply(ctx.say("utter_number_unclear", number=ctx.text.strip(" .!")), menu(ctx))
     else:
         ctx.reply(ctx.say("utter_rate_thanks"))
 
