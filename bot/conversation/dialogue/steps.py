@@ -467,13 +467,11 @@ class AskPhotos(Step):
                 kept = None if found.found else form.place  # a street: beside the place
                 form.place = ", ".join(filter(None, (kept, ctx.text)))
             return Outcome.ADVANCE
-        if any(a.kind == "photo" for a in ctx.turn.message.attachments):
-            # a photo's caption: its detail is kept and more photos may follow (the step is
-            # asked again: "received, send more or Done"); it closed the step unacknowledged
-            if reading.content_words(ctx.text) >= MIN_DESCRIPTION_WORDS:
-                form.description = f"{form.description or ''}\n{ctx.text}".strip()
-            return Outcome.ADVANCE
         form.photos_done = True
+        if any(a.kind == "photo" for a in ctx.turn.message.attachments):
+            # a photo with its caption: said received (the form went on without a word, and
+            # the citizen did not know it had come); a later photo is still kept
+            ctx.reply(ctx.say("utter_photo_kept", count=len(form.photos)))
         if reading.is_no_photo(ctx.text) or reading.is_yes(ctx.text):
             return Outcome.ADVANCE
         if reading.content_words(ctx.text) >= MIN_DESCRIPTION_WORDS:  # more detail: kept
