@@ -25,6 +25,8 @@ _ADDRESS_WORD = re.compile(
     r"[\d/,.-]+|so|nha|ngo|ngach|hem|pho|duong|phuong|quan|huyen|xa|thi|tran|p|q|tt|"
     r"street|st|road|rd|lane|alley|ward|district|commune|no|number|house"
 )
+# English order: "Van Mieu ward", "Ba Dinh district" (letters only before the word).
+_EN_PLACE = re.compile(r"((?:[^\W\d_]+\s+){1,4})(ward|commune|district)\b", re.IGNORECASE)
 _UNKNOWN = frozenset(("khong ro", "khong biet", "khong nho", "chiu", "bo qua", "dont know"))
 _UNKNOWN_WORDS = 4
 
@@ -71,8 +73,26 @@ def read_message(text: str, tagged: str | None = None) -> PlaceReading | None:
     if found:
         start, end, location = found[0]
         return _reading(tagged or text[start:end], location)
+    english = _english_place(text)
+    if english is not None:
+        return english
     if tagged and is_street(tagged):
         return PlaceReading(tagged.strip())
+    return None
+
+
+def _english_place(text: str) -> PlaceReading | None:
+    """ "… in alley 3, Van Mieu ward, …": the words before "ward", "commune" or "district"
+    (two to four of them, then one), read as a whole answer is; the scan above knows the
+    Vietnamese order ("phường Văn Miếu") only."""
+    for match in _EN_PLACE.finditer(text):
+        names = match.group(1).split()
+        for size in (2, 3, 4, 1):
+            if size > len(names):
+                continue
+            reading = read_answer(f"{' '.join(names[-size:])} {match.group(2)}")
+            if reading.found:
+                return reading
     return None
 
 

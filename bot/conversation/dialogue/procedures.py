@@ -17,9 +17,13 @@ from bot.nlu.result import NluResult
 MAX_FOLLOW_UP_WORDS = 10
 # English words that name a procedure or an aspect (what is matched, not what is shown).
 _EN_PROCEDURES: tuple[tuple[str, str], ...] = (
-    (r"\bbirth", "khai_sinh"),
-    (r"\bmarr(y|iage)", "ket_hon"),
-    (r"\bdeath", "khai_tu"),
+    (r"\bbirth|\bhad a baby|\bnew ?born|\bbaby (was|is) born|\bgave birth", "khai_sinh"),
+    (r"\bmarr(y|iage|ied)|\bwedding", "ket_hon"),
+    (
+        r"\bdeath|\bpassed away|\b(father|mother|dad|mum|mom|husband|wife|grand\w+|son"
+        r"|daughter|brother|sister|uncle|aunt) (has |just |recently )?died",
+        "khai_tu",
+    ),
     (r"\bsingle status|marital status", "xac_nhan_hon_nhan"),
     (r"\bpassport", "ho_chieu"),
     (r"\bid card|identity card|citizen id", "can_cuoc"),
