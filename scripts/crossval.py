@@ -49,7 +49,7 @@ CHOSEN = FeatureOptions()  # the features part found no gain over v1 (docs/nlu-r
 # Session 4: the text as typed beside it, read by a second model for messages with marks.
 TYPED = FeatureOptions(unfolded_words=2, unfolded_chars=True)
 # Each task's classifier as nlu/config.yml sets it (`diacritics` part).
-CLASSIFIERS = {"intent": "svm_softmax", "category": "logistic", "procedure": "logistic"}
+CLASSIFIERS = {"intent": "svm_softmax", "category": "svm", "procedure": "logistic"}
 
 
 class Routed(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
