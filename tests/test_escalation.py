@@ -582,3 +582,32 @@ def test_runs_at_once_remind_each_question_once(session: Session, engine: Engine
         )
     ).all()
     assert len(notes) == len(set(notes)) == len(codes)
+
+
+@pytest.mark.usefixtures("directory")
+def test_a_parent_with_only_leaders_linked_passes_to_the_next_who_can_be_told(
+    session: Session,
+) -> None:
+    """Found trying the product (docs/usability-review.md, session 4): the bundled directory's
+    wards sit under UBND Thành phố, whose linked officials are leaders; level 2 went to its
+    supervisors and handlers, none, and the note said "0 cán bộ nhận tin"."""
+    for chat in ("hn-chief", "hn-handler"):
+        linked = session.exec(select(Official).where(Official.chat_id == chat)).one()
+        linked.chat_id = linked.channel = linked.external_user_id = None
+        session.add(linked)
+    session.commit()
+    ticket = file_ticket(session, unit="hoan_kiem")
+    steps = run(session, local(2026, 11, 23, 14))
+    assert [(s.level, s.unit_id, s.notified) for s in steps] == [(2, "intake", 2)]
+    assert recipients(outbox(session)) == ["in-chief", "in-handler"]
+    (event,) = escalation_events(session, ticket)
+    assert "đầu mối tiếp nhận Trung tâm tiếp nhận" in (event.note or "")
+    # Nobody at the intake desk either: the city's leaders.
+    for o in session.exec(select(Official).where(Official.unit_id == "intake")).all():
+        o.chat_id = o.channel = o.external_user_id = None
+        session.add(o)
+    session.commit()
+    second = file_ticket(session, unit="hoan_kiem", filed=local(2026, 11, 25, 9))
+    assert [(s.unit_id, s.notified) for s in run(session, local(2026, 11, 26, 11))] == [(None, 1)]
+    assert [m.recipient for m in outbox(session)][-1] == "hn-leader"
+    assert escalation_events(session, second)

@@ -6,7 +6,9 @@ Each deadline (accept, resolve) climbs at most two levels, each once:
   goes straight to level 2 (one event, whose note says so);
 - level 2, `escalation_step_hours` working hours after the deadline: the supervisors and
   handlers of the parent unit; for a unit without one (a city body), the city intake unit;
-  for the intake unit itself, the city's leaders (role `leader`).
+  for the intake unit itself, the city's leaders (role `leader`). When the first of these
+  has no linked official, the next that has one is told (never nobody while someone could
+  be).
 
 A step is one transaction per ticket: the ticket's level (an `escalation` event, actor
 "system") and the notifications are committed together, so a crash leaves both or neither,
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -116,17 +118,24 @@ def _unit_name(unit: Unit | None, unit_id: str | None) -> str:
 
 
 def _upper_target(session: Session, lead: Unit | None) -> _Target:
-    """Level 2: the parent unit, else the city intake unit, else the city's leaders."""
+    """Level 2: the parent unit, else the city intake unit, else the city's leaders; the
+    first of them with a linked official (a parent whose only linked officials are leaders,
+    as UBND Thành phố is, told nobody), or the first of them when none has one."""
+    targets = list(_upper_targets(session, lead))
+    return next((t for t in targets if t.officials), targets[0])
+
+
+def _upper_targets(session: Session, lead: Unit | None) -> Iterator[_Target]:
     roles = [OfficialRole.supervisor, OfficialRole.handler]
     parent = session.get(Unit, lead.parent_id) if lead and lead.parent_id else None
     if parent is not None and parent.active:
         officials = queries.officials_of_unit(session=session, unit_id=parent.id, roles=roles)
-        return _Target(parent, f"đơn vị cấp trên {parent.name}", officials)
+        yield _Target(parent, f"đơn vị cấp trên {parent.name}", officials)
     intake = queries.city_intake_unit(session=session)
     if intake is not None and (lead is None or intake.id != lead.id):
         officials = queries.officials_of_unit(session=session, unit_id=intake.id, roles=roles)
-        return _Target(intake, f"đầu mối tiếp nhận {intake.name}", officials)
-    return _Target(None, "lãnh đạo Thành phố", queries.city_leaders(session=session))
+        yield _Target(intake, f"đầu mối tiếp nhận {intake.name}", officials)
+    yield _Target(None, "lãnh đạo Thành phố", queries.city_leaders(session=session))
 
 
 def _hours_text(hours: float) -> str:
