@@ -15,11 +15,15 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from bot.conversation.messages import Reply
+from bot.conversation.texts import say
 from bot.officials import signin
+from bot.tickets.notices import notify_chat
 from storage.db import begin_write
-from storage.models import Channel, DirectoryChange, Official, OfficialRole, Unit
+from storage.models import Channel, Conversation, DirectoryChange, Official, OfficialRole, Unit
 
 INVITE_VALIDITY = timedelta(days=7)
+OFFICIAL_STATES = "official"  # the desk's steps in Conversation.state (bot/officials/desk.py)
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read over the phone
 # The whole message, as generated ("CB-7KQ2-M9XD") or as the deep link sends it
 # ("/start CB7KQ2M9XD"); letters in either case, since codes are read out. Anything else is
@@ -87,10 +91,33 @@ def remove_official(*, session: Session, official_id: int, actor: str, now: date
     if official is None:
         session.rollback()
         raise ValueError(f"No official #{official_id}.")
+    channel, chat_id = official.channel, official.chat_id
     _deactivate(session, official, actor=actor, now=now)
+    if channel is not None and chat_id is not None:
+        _tell_removed(session, official, channel, chat_id, now)
     session.commit()
     session.refresh(official)
     return official
+
+
+def _tell_removed(
+    session: Session, official: Official, channel: Channel, chat_id: str, now: datetime
+) -> None:
+    """The chat that was the official's: its pending desk step dropped (a reason typed
+    after the removal began a citizen's complaint form), and a message saying why."""
+    conversation = session.exec(
+        select(Conversation).where(Conversation.channel == channel, Conversation.chat_id == chat_id)
+    ).first()
+    if conversation is not None and conversation.state.startswith(OFFICIAL_STATES):
+        conversation.state, conversation.data = "idle", {}
+        session.add(conversation)
+    notify_chat(
+        session=session,
+        channel=channel,
+        chat_id=chat_id,
+        reply=Reply(say("utter_official_removed", name=official.name)),
+        key=f"official-removed:{official.id}:{now.isoformat()}",
+    )
 
 
 def _deactivate(
