@@ -611,3 +611,20 @@ def test_a_parent_with_only_leaders_linked_passes_to_the_next_who_can_be_told(
     assert [(s.unit_id, s.notified) for s in run(session, local(2026, 11, 26, 11))] == [(None, 1)]
     assert [m.recipient for m in outbox(session)][-1] == "hn-leader"
     assert escalation_events(session, second)
+
+
+@pytest.mark.usefixtures("directory")
+def test_a_step_taken_with_no_working_hour_late_does_not_say_zero_hours(
+    session: Session,
+) -> None:
+    """Found trying the product (docs/usability-review.md, session 4): a deadline missed on
+    Friday 17:00 and escalated on Saturday read "Đã trễ: 0 giờ làm việc"."""
+    ticket = file_ticket(session, filed=local(2026, 11, 19, 17))  # accept by Friday 17:00
+    assert [s.level for s in run(session, local(2026, 11, 21, 10))] == [1]  # Saturday
+    (event,) = escalation_events(session, ticket)
+    assert "vừa quá hạn" in (event.note or "") and "0 giờ" not in (event.note or "")
+    texts = [m.payload["text"] for m in outbox(session)]
+    assert texts and all("Vừa quá hạn" in t and "0 giờ" not in t for t in texts)
+    # Past working hours are still counted as before.
+    assert [s.level for s in run(session, local(2026, 11, 25, 10))] == [2]  # 24/11 is off
+    assert "trễ 10 giờ làm việc" in (escalation_events(session, ticket)[-1].note or "")

@@ -57,6 +57,9 @@ Stage = Literal["accept", "resolve"]
 STAGES: tuple[Stage, ...] = ("accept", "resolve")
 
 _STAGE_WORDS: dict[Stage, str] = {"accept": "tiếp nhận", "resolve": "giải quyết"}
+# Past the deadline by no working hour yet (a step taken at once, or over a weekend): "trễ 0
+# giờ làm việc" read as if nothing were late.
+JUST_LATE = "vừa quá hạn, chưa qua giờ làm việc nào"
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def _notice(
             f"Lĩnh vực: {category}",
             f"Đơn vị chủ trì: {lead_name}",
             f"Hạn {_STAGE_WORDS[stage]}: {deadline_text}",
-            f"Đã trễ: {late} giờ làm việc",
+            f"Đã {late}" if late != JUST_LATE else late.capitalize(),
             ask,
         )
     )
@@ -224,12 +227,11 @@ def _take_step(
     deadline_text = format_expected(deadline, tz)
     late_hours = calendar.working_hours_between(deadline, now)
     late = _hours_text(late_hours)
+    late_words = f"trễ {late} giờ làm việc" if late != "0" else JUST_LATE
     reached = f"đã báo {target.label} (cấp {level}, {len(target.officials)} cán bộ nhận tin)"
     if skipped:
         reached = f"đơn vị {lead_name} chưa có lãnh đạo nào liên kết nên {reached}"
-    note = (
-        f"Quá hạn {_STAGE_WORDS[stage]} (hạn {deadline_text}, trễ {late} giờ làm việc): {reached}."
-    )
+    note = f"Quá hạn {_STAGE_WORDS[stage]} (hạn {deadline_text}, {late_words}): {reached}."
     field = "accept_escalation" if stage == "accept" else "resolve_escalation"
     queries.update_ticket(
         session=session,
@@ -240,7 +242,7 @@ def _take_step(
         at=now,
         commit=False,
     )
-    reply = _notice(ticket, stage, level, lead_name, deadline_text, late, skipped)
+    reply = _notice(ticket, stage, level, lead_name, deadline_text, late_words, skipped)
     notified = notify_officials(
         session=session,
         officials=target.officials,
