@@ -95,18 +95,21 @@ class Settings(BaseSettings):
         env_prefix="CIVICBOT_", env_file=ROOT / ".env", extra="ignore"
     )
 
-    database_url: str = DEFAULT_DATABASE_URL
+    # Secrets (and a URL that may hold a password) stay out of repr() and tracebacks' locals.
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
     nlu_url: str | None = None
-    nlu_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+    nlu_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    telegram_token: str | None = None
+    telegram_token: str | None = Field(default=None, repr=False)
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_webhook_url: str | None = None
-    telegram_webhook_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
-    zalo_bot_token: str | None = None
+    telegram_webhook_secret: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(24), repr=False
+    )
+    zalo_bot_token: str | None = Field(default=None, repr=False)
     zalo_bot_base_url: str = "https://bot-api.zaloplatforms.com"
-    zalo_webhook_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+    zalo_webhook_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     units_file: Path | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
 
@@ -199,7 +202,7 @@ class Settings(BaseSettings):
     # --- Officials' dashboard (bot/web/dashboard/) -------------------------------------------
     # Signs the dashboard's session cookies; generated when unset (a restart then signs
     # everyone out). Set it when several processes serve the dashboard.
-    dashboard_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    dashboard_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     # The dashboard's public address, for the sign-in links sent to officials' chats
     # (default: http://CIVICBOT_HTTP_HOST:CIVICBOT_HTTP_PORT).
     dashboard_url: str | None = None
@@ -224,7 +227,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # `/metrics` (Prometheus) answers requests from loopback, or any request carrying
     # `Authorization: Bearer <this token>`; without a token only loopback may read it.
-    metrics_token: str | None = None
+    metrics_token: str | None = Field(default=None, repr=False)
 
     # --- Personal data (bot/retention.py, `civicbot purge`; docs/security.md) ---------------
     # Days message texts and phone numbers are kept; `civicbot purge` blanks older ones.

@@ -209,3 +209,22 @@ def _wait_for_leader(url: str, among: set[int]) -> int:
 
     leader: int = wait_until(one, 180, "one leader")
     return leader
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    secrets = {
+        "database_url": "postgresql://civicbot:db-password@db/civicbot",
+        "nlu_token": "nlu-token-value",
+        "telegram_token": "123:telegram-token-value",
+        "telegram_webhook_secret": "telegram-hook-value",
+        "zalo_bot_token": "zalo-token-value",
+        "zalo_webhook_secret": "zalo-hook-value",
+        "dashboard_secret": "dashboard-secret-value",
+        "metrics_token": "metrics-token-value",
+    }
+    settings = Settings(_env_file=None, **secrets)  # type: ignore[call-arg]
+    shown = repr(settings) + str(settings)
+    for value in ("db-password", *list(secrets.values())[1:]):
+        assert value not in shown
+    assert "http_port=8000" in shown  # the rest is still shown
+    assert settings.dashboard_secret == "dashboard-secret-value"  # and still readable
