@@ -314,9 +314,8 @@ async def on_form_text(ctx: Context, nlu: NluResult) -> None:
         and ctx.state not in _FREE_TEXT_STEPS
         and procedures.named_procedure(ctx, nlu)
     ):
-        procedures.answer_question(ctx, nlu)  # answered; the form waits where it was
-        ctx.reply(ctx.say("utter_form_question_answered"))
-        BY_STATE[ctx.state].ask(ctx, ctx.form)
+        procedures.answer_question(ctx, nlu)
+        _back_to_the_step(ctx)
         return
     apply(ctx, await BY_STATE[ctx.state].read_text(ctx, ctx.form))
 
@@ -331,8 +330,7 @@ def _rates_mid_form(ctx: Context) -> bool:
     if stars is None or waiting is None or not tickets.resolved_since_last_message(ctx, waiting):
         return False
     tickets.rate(ctx, waiting, stars)
-    ctx.reply(ctx.say("utter_form_question_answered"))
-    BY_STATE[ctx.state].ask(ctx, ctx.form)
+    _back_to_the_step(ctx)
     return True
 
 
@@ -343,9 +341,14 @@ def _status_mid_form(ctx: Context, nlu: NluResult) -> bool:
     if not (reading.asks_status(ctx.text) or nlu.intent == "check_status"):
         return False
     tickets.check_status(ctx, nlu)
+    _back_to_the_step(ctx)
+    return True
+
+
+def _back_to_the_step(ctx: Context) -> None:
+    """Something else was answered mid-form: the form waits where it was, its step asked again."""
     ctx.reply(ctx.say("utter_form_question_answered"))
     BY_STATE[ctx.state].ask(ctx, ctx.form)
-    return True
 
 
 def _is_new_request(ctx: Context, nlu: NluResult) -> bool:
