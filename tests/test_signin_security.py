@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 from itsdangerous import TimestampSigner
-from seed import two_wards_and_city
+from seed import linked_official, two_wards_and_city
 from sqlalchemy import Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
@@ -27,7 +27,6 @@ from bot.config import settings
 from bot.conversation.messages import CollectingOutput, IncomingMessage
 from bot.officials import signin
 from bot.officials.desk import Desk
-from bot.officials.invites import invite_official, link_official
 from bot.outbox.worker import OutboxWorker
 from bot.web.app import create_app
 from bot.web.dashboard import SESSION_COOKIE
@@ -234,20 +233,8 @@ def test_removing_an_official_ends_their_sessions(
     assert f"{people['a'].id}\tward-a\thandler\tremoved" in capsys.readouterr().out
     # Invited again, the official is back: linked, then signed in anew.
     with Session(engine) as session:
-        _, code = invite_official(
-            session=session,
-            unit_id="ward-a",
-            name=people["a"].name,
-            role=OfficialRole.handler,
-            now=utcnow(),
-        )
-        back = link_official(
-            session=session,
-            code=code,
-            channel=Channel.telegram,
-            external_user_id="chat-a2",
-            chat_id="chat-a2",
-            now=utcnow(),
+        back = linked_official(
+            session, "ward-a", "chat-a2", OfficialRole.handler, now=utcnow(), name=people["a"].name
         )
         assert back is not None and back.id == people["a"].id and back.active
     sign_in(client, engine, back)
@@ -263,22 +250,10 @@ def test_an_official_moved_to_another_unit_loses_the_old_units_sessions(
     sign_in(client, engine, people["a"])
     stolen = _cookie(client)
     with Session(engine) as session:
-        moved, code = invite_official(
-            session=session,
-            unit_id="ward-b",
-            name=people["a"].name,
-            role=OfficialRole.handler,
-            now=utcnow(),
+        linked = linked_official(
+            session, "ward-b", "chat-a", OfficialRole.handler, now=utcnow(), name=people["a"].name
         )
-        assert moved.id != people["a"].id
-        linked = link_official(
-            session=session,
-            code=code,
-            channel=Channel.telegram,
-            external_user_id="chat-a",
-            chat_id="chat-a",
-            now=utcnow(),
-        )
+        assert linked.id != people["a"].id  # a new post: the invite's, linked
         assert linked is not None and linked.unit_id == "ward-b"
     _assert_removed_and_signed_out(client, engine, stolen, people["a"])
 
